@@ -1,0 +1,273 @@
+/* The public API and glibc's semantics: sizes, errno, alignment, realloc, usable size.
+ *
+ * Everything here is built from the fast paths (fast.h) and the slow paths below; override.c
+ * only renames these entry points. */
+#include <errno.h>
+#include <string.h>
+
+#include "fast.h"
+#include "hakmem.h"
+
+/* Bucket (m + 15) / 16 of a request m <= 1024 -> tiny class (class sizes are multiples of 16,
+ * so every request in a bucket has the same class). */
+const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 16 + 1] = {
+    [0] = 0,          [1] = 0,          [2] = 1,          [3] = 2,          [4] = 3,
+    [5] = 4,          [6] = 5,          [7] = 6,          [8] = 7,          [9 ... 10] = 8,
+    [11 ... 12] = 9,  [13 ... 14] = 10, [15 ... 16] = 11, [17 ... 20] = 12, [21 ... 24] = 13,
+    [25 ... 28] = 14, [29 ... 32] = 15, [33 ... 40] = 16, [41 ... 48] = 17, [49 ... 56] = 18,
+    [57 ... 64] = 19,
+};
+
+size_t hak_class_size(int cls) { return hak_class_raw_size((unsigned)cls) + HAK_HDR_SIZE; }
+
+/* ---- slow paths -------------------------------------------------------------------------- */
+
+static void *slab_alloc(size_t n) {
+  unsigned c = hak_size_class(n);
+  hak_tcache_t *tc = hak_tc_acquire();
+  void *b = hak_sll_pop(&tc->sll[c]);
+  if (b == NULL) b = hak_refill_slow(tc, (int)c);
+  void *p = NULL;
+  if (b != NULL) {
+    hak_stat_inc(tc->stat[c].allocs);
+    p = hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
+  }
+  hak_tc_release(tc);
+  return p;
+}
+
+hak_noinline void *hak_malloc_slow(size_t n) {
+  void *p;
+  if (hak_unlikely(n > (size_t)PTRDIFF_MAX)) {
+    p = NULL;
+  } else if (n <= HAK_SLAB_REQ_MAX) {
+    p = slab_alloc(n);
+  } else {
+    p = hak_large_alloc(n, 16, false);
+  }
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+/* Resolves p to its run and block even when it is not a block's user pointer: sets *base to
+ * the block p lies in. Returns NULL when p is not inside a bound run of a live SuperSlab. */
+static hak_slab_t *slab_of_interior(uintptr_t u, uint8_t **base) {
+  hak_superslab_t *ss = hak_registry_ss(u);
+  if (ss == NULL) return NULL;
+  hak_slab_t *m = &ss->slabs[(u >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
+  m = &ss->slabs[m->head];
+  if (m->class_idx >= HAK_NUM_CLASSES) return NULL;
+  uint64_t off = (uint64_t)(u - (uintptr_t)m->data);
+  if (off >= (uint64_t)m->capacity * m->stride) return NULL;
+  *base = m->data + ((off * m->recip) >> HAK_RECIP_SHIFT) * m->stride;
+  return m;
+}
+
+/* An aligned allocation inside a slab block: two words below the user pointer. */
+typedef struct aligned_mark_s {
+  uint64_t magic; /* HAK_ALIGN_MAGIC ^ user pointer */
+  uint8_t *inner; /* the block's own user pointer */
+} aligned_mark_t;
+
+static aligned_mark_t *aligned_mark_of(const void *p, uint8_t *base) {
+  uint8_t *inner = base + HAK_HDR_SIZE;
+  if ((const uint8_t *)p < inner + sizeof(aligned_mark_t)) return NULL;
+  aligned_mark_t *mk = (aligned_mark_t *)((uint8_t *)p - sizeof(aligned_mark_t));
+  if (mk->magic != (HAK_ALIGN_MAGIC ^ (uintptr_t)p) || mk->inner != inner) return NULL;
+  return mk;
+}
+
+static const char *bad_free_reason(uintptr_t u) {
+  if (hak_registry_kind(u) == HAK_REGION_NONE) return "invalid free (not a hakmem pointer)";
+  return "invalid free (not the start of a block)";
+}
+
+hak_noinline void hak_free_slow(void *p, hak_tcache_t *tc) {
+  uintptr_t u = (uintptr_t)p;
+  unsigned kind = hak_registry_kind(u);
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
+    hak_large_free(p, hak_large_lookup(p, (int)kind));
+    return;
+  }
+  uint8_t *base;
+  hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
+  if (m == NULL) hak_fail(bad_free_reason(u), p, kind ? hak_ss_of(p) : NULL, -1);
+  if (base + HAK_HDR_SIZE == (uint8_t *)p) {
+    /* A block's own pointer that the fast path refused: its header is not "in use". */
+#if !HAKMEM_TINY_HEADERLESS
+    uint64_t h = *(uint64_t *)base;
+    if (h == HAK_HDR_FREE(m->class_idx))
+      hak_fail("double free", p, hak_ss_of(p), m->class_idx);
+#endif
+    hak_fail("invalid free (corrupt block header)", p, hak_ss_of(p), m->class_idx);
+  }
+  aligned_mark_t *mk = aligned_mark_of(p, base);
+  if (mk == NULL) hak_fail("invalid free (interior pointer)", p, hak_ss_of(p), m->class_idx);
+  mk->magic = 0; /* a second free of the aligned pointer is now invalid */
+  (void)tc;
+  hak_free_fast(base + HAK_HDR_SIZE);
+}
+
+/* ---- aligned allocation ------------------------------------------------------------------ */
+
+static void *alloc_aligned(size_t n, size_t align) {
+  if (align <= 16) return hak_alloc_fast(n);
+  if (n > (size_t)PTRDIFF_MAX - align) return NULL;
+  if (n + align <= HAK_SLAB_REQ_MAX && align < HAK_SLAB_SIZE) {
+    /* Over-allocate inside a slab block and mark the aligned pointer (see aligned_mark_t). */
+    uint8_t *inner = hak_alloc_fast(n + align);
+    if (inner == NULL || ((uintptr_t)inner & (align - 1)) == 0) return inner;
+    uintptr_t u = ((uintptr_t)inner + sizeof(aligned_mark_t) + align - 1) & ~(uintptr_t)(align - 1);
+    aligned_mark_t *mk = (aligned_mark_t *)(u - sizeof(aligned_mark_t));
+    mk->magic = HAK_ALIGN_MAGIC ^ u;
+    mk->inner = inner;
+    return (void *)u;
+  }
+  return hak_large_alloc(n, align, false);
+}
+
+static bool is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+/* ---- the public API ----------------------------------------------------------------------- */
+
+hak_api void *hak_malloc(size_t size) { return hak_alloc_fast(size); }
+
+hak_api void hak_free(void *ptr) { hak_free_fast(ptr); }
+
+hak_api void *hak_calloc(size_t count, size_t size) {
+  size_t n;
+  if (hak_unlikely(__builtin_mul_overflow(count, size, &n))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (n > HAK_SLAB_REQ_MAX) {
+    if (n > (size_t)PTRDIFF_MAX) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    void *p = hak_large_alloc(n, 16, true);
+    if (p == NULL) errno = ENOMEM;
+    return p;
+  }
+  void *p = hak_alloc_fast(n);
+  if (p != NULL) memset(p, 0, n);
+  return p;
+}
+
+hak_api size_t hak_usable_size(const void *ptr) {
+  if (ptr == NULL) return 0;
+  uintptr_t u = (uintptr_t)ptr;
+  unsigned kind = hak_registry_kind(u);
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR)
+    return hak_large_lookup(ptr, (int)kind)->usable;
+  uint8_t *base;
+  hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
+  if (m == NULL) hak_fail("usable size of a pointer hakmem does not own", ptr, NULL, -1);
+  if (base + HAK_HDR_SIZE != (uint8_t *)ptr && aligned_mark_of(ptr, base) == NULL)
+    hak_fail("usable size of an interior pointer", ptr, hak_ss_of(ptr), m->class_idx);
+  return (size_t)(base + m->stride - (const uint8_t *)ptr);
+}
+
+hak_api void *hak_realloc(void *ptr, size_t size) {
+  if (ptr == NULL) return hak_malloc(size);
+  if (size == 0) {
+    hak_free(ptr);
+    return NULL;
+  }
+  size_t old = hak_usable_size(ptr);
+  if (size <= old && size >= old / 2) return ptr; /* fits, and not too wasteful to keep */
+  void *q = hak_malloc(size);
+  if (q == NULL) return NULL; /* errno set; the old block is untouched */
+  memcpy(q, ptr, size < old ? size : old);
+  hak_free(ptr);
+  return q;
+}
+
+hak_api void *hak_reallocarray(void *ptr, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return hak_realloc(ptr, n);
+}
+
+hak_api void *hak_memalign(size_t alignment, size_t size) {
+  if (!is_pow2(alignment)) {
+    /* glibc rounds a non-power-of-two alignment up to the next power of two. */
+    if (alignment > ((size_t)1 << 62)) {
+      errno = EINVAL;
+      return NULL;
+    }
+    size_t a = 1;
+    while (a < alignment) a <<= 1;
+    alignment = a;
+  }
+  void *p = alloc_aligned(size, alignment);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+hak_api void *hak_aligned_alloc(size_t alignment, size_t size) {
+  if (!is_pow2(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return hak_memalign(alignment, size);
+}
+
+hak_api int hak_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (!is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+  void *p = alloc_aligned(size, alignment);
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+hak_api void *hak_valloc(size_t size) { return hak_memalign(HAK_PAGE_SIZE, size); }
+
+hak_api void *hak_pvalloc(size_t size) {
+  size_t n = (size + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1);
+  if (n < size) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return hak_memalign(HAK_PAGE_SIZE, n ? n : HAK_PAGE_SIZE);
+}
+
+hak_api int hak_trim(void) {
+  size_t released = hak_superslab_trim(true) + hak_large_trim(true);
+  return released > 0;
+}
+
+hak_api int hak_version(void) { return HAKMEM_VERSION; }
+
+hak_api int hak_owns(const void *ptr) {
+  uintptr_t u = (uintptr_t)ptr;
+  unsigned kind = hak_registry_kind(u);
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR)
+    return hak_large_peek(ptr, (int)kind) != NULL;
+  uint8_t *base;
+  hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
+  if (m == NULL) return 0;
+  if (base + HAK_HDR_SIZE != (const uint8_t *)ptr) return aligned_mark_of(ptr, base) != NULL;
+#if !HAKMEM_TINY_HEADERLESS
+  return *(uint64_t *)base == HAK_HDR_ALLOC(m->class_idx);
+#else
+  return (uint64_t)(base - m->data) / m->stride < m->carved;
+#endif
+}
+
+hak_api void hak_config_get(hak_config_t *out) {
+  out->headerless = HAKMEM_TINY_HEADERLESS;
+  out->tls_hint = HAK_HINT_COMPILED;
+  out->override = HAKMEM_OVERRIDE;
+  out->asan = HAKMEM_ASAN;
+  out->tiny_max = HAK_TINY_MAX;
+  out->mid_max = HAK_MID_MAX;
+}
+
+hak_api long hak_option_get(const char *name) {
+  hak_process_init();
+  return hak_options_lookup(name);
+}

@@ -1,0 +1,63 @@
+/* Configuration levels of hakmem, all in one place.
+ *
+ * Compile time (CMake cache variable = macro, always defined to 0 or 1 by the build):
+ *
+ *   CMake option              macro                      meaning
+ *   HAKMEM_TINY_HEADERLESS    HAKMEM_TINY_HEADERLESS     0: 8-byte header before each block
+ *                                                        1: no header, class from the slab
+ *   HAKMEM_TINY_SS_TLS_HINT   HAKMEM_TINY_SS_TLS_HINT    compile the hint box (headerless only)
+ *   HAKMEM_DEBUG_HDRLESS      HAKMEM_DEBUG_HDRLESS       one-shot diagnostic logs
+ *   HAKMEM_DEBUG              HAKMEM_DEBUG               hak_assert() checks on
+ *   HAKMEM_OVERRIDE           HAKMEM_OVERRIDE            export malloc, free, operator new ...
+ *   HAKMEM_SANITIZER=asan     HAKMEM_ASAN                poison free blocks for ASan
+ *   HAKMEM_SANITIZER=tsan     HAKMEM_TSAN                built for ThreadSanitizer
+ *
+ * Run time (environment, read once at process start by options.c; the table of names and
+ * defaults lives there and in the README):
+ *
+ *   HAKMEM_TINY_SS_TLS_HINT=1   0: the hint box is never filled, every free uses the registry
+ *   HAKMEM_TINY_SS_ADOPT=1      0: orphaned slabs are released by their last free, not adopted
+ *   HAKMEM_TINY_RF_FORCE_NOTIFY=0  1: every remote free notifies, not only the first
+ *   HAKMEM_TINY_MUST_ADOPT=0    1: every refill tries adoption before its own slabs
+ *   HAKMEM_ACE_ENABLED=1        0: TLS SLL capacities stay at their initial value
+ *   HAKMEM_STATS=0              1: print the counters at exit
+ *   HAKMEM_VERBOSE=0            1: print version, build configuration and options at start
+ *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
+ *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse
+ */
+#ifndef HAKMEM_CONFIG_H
+#define HAKMEM_CONFIG_H
+
+#ifndef HAKMEM_TINY_HEADERLESS
+#define HAKMEM_TINY_HEADERLESS 0
+#endif
+#ifndef HAKMEM_TINY_SS_TLS_HINT
+#define HAKMEM_TINY_SS_TLS_HINT 1
+#endif
+#ifndef HAKMEM_DEBUG_HDRLESS
+#define HAKMEM_DEBUG_HDRLESS 0
+#endif
+#ifndef HAKMEM_DEBUG
+#define HAKMEM_DEBUG 0
+#endif
+#ifndef HAKMEM_OVERRIDE
+#define HAKMEM_OVERRIDE 1
+#endif
+#ifndef HAKMEM_ASAN
+#define HAKMEM_ASAN 0
+#endif
+#ifndef HAKMEM_TSAN
+#define HAKMEM_TSAN 0
+#endif
+
+/* The hint box exists only where free has to find the SuperSlab without a header. */
+#define HAK_HINT_COMPILED (HAKMEM_TINY_HEADERLESS && HAKMEM_TINY_SS_TLS_HINT)
+
+/* Geometry. Derived sizes are static-asserted in types.h. */
+#define HAK_SS_SHIFT 21 /* SuperSlab: 2 MiB, aligned to its size */
+#define HAK_SLAB_SHIFT 16 /* slab: 64 KiB */
+#define HAK_TINY_MAX 1024 /* largest tiny request */
+#define HAK_MID_MAX (256 * 1024) /* largest request served by slab runs */
+#define HAK_ADDR_BITS 47 /* user address space on x86-64 */
+
+#endif /* HAKMEM_CONFIG_H */

@@ -1,0 +1,192 @@
+/* Process and thread life cycle: start-up without recursion, thread caches, thread exit, fork.
+ *
+ * - Every thread starts on hak_tc_empty (all SLLs empty, capacity 0): its first malloc misses
+ *   and lands in hak_thread_init_slow(), so the fast path never tests for initialisation.
+ * - A pthread key destructor flushes the cache and orphans the thread's slabs. After it, the
+ *   thread is on hak_tc_dead: its frees go to the remote queues, its allocations (from later
+ *   key destructors) to one global cache under a lock. Nothing is re-registered or leaked.
+ * - fork(): every global lock is taken before and released after, in parent and child.
+ * - Caches are never unmapped, only recycled: a late remote notify to an exited thread's cache
+ *   writes to valid memory (adopt.c closes the notify stack of an exiting cache).
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tiny/tls_sll.h"
+
+__thread hak_tcache_t *hak_tc __attribute__((tls_model("initial-exec"))) = &hak_tc_empty;
+
+hak_tcache_t hak_tc_empty = {.state = HAK_TC_EMPTY};
+hak_tcache_t hak_tc_dead = {.state = HAK_TC_DEAD};
+static hak_tcache_t tc_global = {.state = HAK_TC_GLOBAL};
+static hak_lock_t tc_global_lock;
+
+static hak_lock_t tc_list_lock;          /* all_list and free_list */
+static hak_tcache_t *tc_all_list;        /* every cache ever made */
+static hak_tcache_t *tc_free_list;       /* caches of exited threads, for reuse */
+static uint8_t *tc_chunk, *tc_chunk_end; /* carving area for new caches */
+
+static pthread_key_t thread_key;
+static _Atomic(int) process_state; /* 0 not started, 1 running init, 2 done */
+
+/* ---- locks -------------------------------------------------------------------------------- */
+
+void hak_lock(hak_lock_t *l) {
+  for (int spins = 0;; spins++) {
+    if (!atomic_load_explicit(&l->held, hak_relaxed) &&
+        !atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+      return;
+    if (spins > 64) sched_yield();
+  }
+}
+
+void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->held, 0, memory_order_release); }
+
+/* ---- thread caches ------------------------------------------------------------------------ */
+
+/* Initial TLS SLL capacity of a class: about 16 KiB of blocks, 2 .. 64. ACE may grow it. */
+static uint32_t initial_cap(int cls) {
+  size_t stride = hak_class_size(cls);
+  size_t cap = (16 * 1024) / stride;
+  return (uint32_t)(cap < 2 ? 2 : cap > 64 ? 64 : cap);
+}
+
+static void tc_reset(hak_tcache_t *tc, int state) {
+  hak_tcache_t *all_next = tc->all_next;
+  memset(tc, 0, sizeof(*tc));
+  tc->all_next = all_next;
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) tc->sll[c].cap = initial_cap(c);
+  tc->state = state;
+  tc->thread = (uint64_t)pthread_self();
+}
+
+static hak_tcache_t *tc_new(void) {
+  hak_lock(&tc_list_lock);
+  hak_tcache_t *tc = tc_free_list;
+  if (tc != NULL) {
+    tc_free_list = tc->free_next;
+  } else {
+    size_t sz = (sizeof(hak_tcache_t) + HAK_CACHE_LINE - 1) & ~(size_t)(HAK_CACHE_LINE - 1);
+    if (tc_chunk == NULL || tc_chunk + sz > tc_chunk_end) {
+      size_t chunk = 64 * sz;
+      tc_chunk = hak_os_map(chunk);
+      tc_chunk_end = tc_chunk ? tc_chunk + chunk : NULL;
+    }
+    if (tc_chunk != NULL) {
+      tc = (hak_tcache_t *)tc_chunk;
+      tc_chunk += sz;
+      tc->all_next = tc_all_list;
+      tc_all_list = tc;
+    }
+  }
+  hak_unlock(&tc_list_lock);
+  return tc;
+}
+
+static void tc_recycle(hak_tcache_t *tc) {
+  hak_lock(&tc_list_lock);
+  tc->free_next = tc_free_list;
+  tc_free_list = tc;
+  hak_unlock(&tc_list_lock);
+}
+
+void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg) {
+  hak_lock(&tc_list_lock);
+  for (hak_tcache_t *tc = tc_all_list; tc != NULL; tc = tc->all_next) fn(tc, arg);
+  fn(&tc_global, arg);
+  hak_unlock(&tc_list_lock);
+}
+
+/* ---- thread exit --------------------------------------------------------------------------- */
+
+void hak_thread_done(hak_tcache_t *tc) {
+  hak_sll_flush_all(tc);
+  hak_orphan_slabs(tc);
+  hak_stats_retire(tc);
+  hak_gstat_add(HAK_G_THREADS_EXITED, 1);
+}
+
+static void thread_exit(void *arg) {
+  hak_tcache_t *tc = arg;
+  if (tc == NULL || tc->state != HAK_TC_LIVE) return;
+  hak_tc = &hak_tc_dead;
+  hak_thread_done(tc);
+  tc->state = HAK_TC_DEAD;
+  tc_recycle(tc);
+}
+
+hak_noinline hak_tcache_t *hak_thread_init_slow(void) {
+  hak_process_init();
+  if (hak_tc != &hak_tc_empty) return hak_tc;
+  hak_tcache_t *tc = tc_new();
+  if (tc == NULL) return NULL;
+  tc_reset(tc, HAK_TC_LIVE);
+  hak_tc = tc;
+  hak_gstat_add(HAK_G_THREADS_STARTED, 1);
+  /* May allocate (keys past the first block): the cache is already in place. */
+  pthread_setspecific(thread_key, tc);
+  return tc;
+}
+
+hak_tcache_t *hak_tc_acquire(void) {
+  hak_tcache_t *tc = hak_tc;
+  if (hak_likely(tc->state == HAK_TC_LIVE)) return tc;
+  if (tc == &hak_tc_empty) {
+    tc = hak_thread_init_slow();
+    if (tc != NULL) return tc;
+  }
+  hak_lock(&tc_global_lock);
+  return &tc_global;
+}
+
+void hak_tc_release(hak_tcache_t *tc) {
+  if (tc == &tc_global) hak_unlock(&tc_global_lock);
+}
+
+/* ---- fork ----------------------------------------------------------------------------------- */
+
+static void fork_prepare(void) {
+  hak_lock(&tc_global_lock);
+  hak_lock(&tc_list_lock);
+  hak_adopt_lock_all();
+  hak_superslab_lock_all();
+  hak_large_lock_all();
+}
+
+static void fork_release(void) {
+  hak_large_unlock_all();
+  hak_superslab_unlock_all();
+  hak_adopt_unlock_all();
+  hak_unlock(&tc_list_lock);
+  hak_unlock(&tc_global_lock);
+}
+
+/* The child keeps only the forking thread; caches of the others stay owned by them and are
+ * never touched again (blocks they held leak in the child, bounded by what they held). */
+static void fork_child(void) {
+  fork_release();
+}
+
+/* ---- process start ----------------------------------------------------------------------- */
+
+void hak_process_init(void) {
+  if (hak_likely(atomic_load_explicit(&process_state, memory_order_acquire) == 2)) return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&process_state, &expected, 1)) {
+    /* Another thread is initialising, or this one recursed from a libc call below: the
+     * allocator is usable already (static state), so go on with defaults. */
+    return;
+  }
+  hak_options_init();
+  tc_reset(&tc_global, HAK_TC_GLOBAL);
+  pthread_key_create(&thread_key, thread_exit);
+  pthread_atfork(fork_prepare, fork_release, fork_child);
+  atomic_store_explicit(&process_state, 2, memory_order_release);
+  if (hak_opt.verbose) hak_options_print();
+}
+
+__attribute__((constructor)) static void hak_constructor(void) { hak_process_init(); }
+
+__attribute__((destructor)) static void hak_destructor(void) { hak_stats_at_exit(); }

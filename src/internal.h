@@ -1,0 +1,207 @@
+/* Internal prototypes, grouped by the file that defines them. Arrows point down: api ->
+ * fast paths -> boxes -> os. */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+#define hak_likely(x) __builtin_expect(!!(x), 1)
+#define hak_unlikely(x) __builtin_expect(!!(x), 0)
+#define hak_noinline __attribute__((noinline))
+#define hak_cold __attribute__((noinline, cold))
+#define hak_api __attribute__((visibility("default")))
+#define hak_relaxed memory_order_relaxed
+
+/* Counters written by one thread and read by others: a relaxed load and store, never an
+ * atomic read-modify-write (no lock prefix on the fast path). */
+#define hak_stat_add(field, n) \
+  atomic_store_explicit(&(field), atomic_load_explicit(&(field), hak_relaxed) + (n), hak_relaxed)
+#define hak_stat_inc(field) hak_stat_add(field, 1)
+
+/* ---- debug.c: fail-fast, asserts, debug ring, formatting without libc ------------------- */
+
+/* Prints `hakmem: <what>: ptr=0x... ss=0x... class=N`, dumps the debug ring, aborts. */
+__attribute__((noreturn, cold)) void hak_fail(const char *what, const void *ptr,
+                                               const void *ss, int cls);
+__attribute__((noreturn, cold)) void hak_fail_assert(const char *expr, const char *file,
+                                                      int line);
+void hak_ring_event(const char *what, const void *a, uintptr_t b);
+void hak_ring_dump(void);
+/* One-shot log (HAKMEM_DEBUG_HDRLESS builds): prints once per site, counts the rest. */
+void hak_log_once(_Atomic(int) *site, const char *tag, const void *ptr, const void *ss,
+                  uint64_t a, uint64_t b);
+/* Minimal formatted output into a stack buffer, then write(2). No allocation, no stdio. */
+typedef struct hak_buf_s {
+  char *p, *end;
+} hak_buf_t;
+void hak_buf_str(hak_buf_t *b, const char *s);
+void hak_buf_u64(hak_buf_t *b, uint64_t v);
+void hak_buf_hex(hak_buf_t *b, uint64_t v);
+void hak_buf_pad(hak_buf_t *b, const char *start, size_t width);
+void hak_write_err(const char *s, size_t n);
+
+/* Always on: cheap checks of DESIGN §5. */
+#define hak_check(cond, what, ptr, ss, cls) \
+  do {                                      \
+    if (hak_unlikely(!(cond))) hak_fail((what), (ptr), (ss), (cls)); \
+  } while (0)
+#if HAKMEM_DEBUG
+#define hak_assert(cond) \
+  do {                   \
+    if (hak_unlikely(!(cond))) hak_fail_assert(#cond, __FILE__, __LINE__); \
+  } while (0)
+#else
+#define hak_assert(cond) ((void)0)
+#endif
+
+#if HAKMEM_DEBUG_HDRLESS
+#define hak_log_once_at(tag, ptr, ss, a, b)            \
+  do {                                                 \
+    static _Atomic(int) site_;                         \
+    hak_log_once(&site_, (tag), (ptr), (ss), (a), (b)); \
+  } while (0)
+#else
+#define hak_log_once_at(tag, ptr, ss, a, b) ((void)0)
+#endif
+
+/* ---- lock.c (in init.c): slow-path locks ------------------------------------------------ */
+
+void hak_lock(hak_lock_t *l);
+void hak_unlock(hak_lock_t *l);
+
+/* ---- os.c: the only file that makes system calls ------------------------------------- */
+
+void *hak_os_map(size_t size);                  /* zeroed, read-write, or NULL */
+void *hak_os_map_aligned(size_t size, size_t align); /* size and align: page multiples */
+void hak_os_unmap(void *p, size_t size);
+void hak_os_purge(void *p, size_t size);        /* give pages back, keep the mapping */
+uint64_t hak_os_now_ms(void);
+void hak_os_write(int fd, const void *buf, size_t n);
+uint64_t hak_os_peak_rss_kb(void);
+
+/* ---- options.c ----------------------------------------------------------------------- */
+
+typedef struct hak_options_s {
+  long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
+  long stats, verbose, decay_ms, large_cache_mb;
+} hak_options_t;
+extern hak_options_t hak_opt;
+void hak_options_init(void); /* parses the environment; warns on malformed values */
+long hak_options_lookup(const char *name);
+void hak_options_print(void);
+
+/* ---- init.c: process and thread life cycle, fork ------------------------------------- */
+
+extern __thread hak_tcache_t *hak_tc;
+extern hak_tcache_t hak_tc_empty; /* every thread starts here: all SLLs empty */
+extern hak_tcache_t hak_tc_dead;  /* after thread exit: frees go remote, allocs global */
+hak_tcache_t *hak_thread_init_slow(void); /* returns a live cache for this thread */
+void hak_process_init(void);
+void hak_thread_done(hak_tcache_t *tc); /* flush and orphan; tc must not be in use */
+/* The cache a slow path must use: the thread's own, or the locked global one. */
+hak_tcache_t *hak_tc_acquire(void);
+void hak_tc_release(hak_tcache_t *tc);
+void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg);
+
+/* ---- stats.c ---------------------------------------------------------------------------- */
+
+void hak_stats_retire(hak_tcache_t *tc); /* fold an exiting thread's counters in */
+typedef enum hak_gstat_e {
+  HAK_G_ORPHANED, HAK_G_LAST_FREE_RELEASES, HAK_G_SLABS_BOUND, HAK_G_SS_MAPPED,
+  HAK_G_SS_UNMAPPED, HAK_G_SS_REUSED, HAK_G_LARGE_ALLOCS, HAK_G_LARGE_CACHE_HITS,
+  HAK_G_LARGE_FREES, HAK_G_BYTES_MAPPED, HAK_G_BYTES_PURGED, HAK_G_THREADS_STARTED,
+  HAK_G_THREADS_EXITED, HAK_G_REMOTE_FREES_NO_TC, HAK_G_NOTIFIES_NO_TC, HAK_G_COUNT
+} hak_gstat_t;
+void hak_gstat_add(hak_gstat_t which, int64_t n);
+void hak_stats_at_exit(void);
+
+/* ---- classes (fast.h) and api.c ------------------------------------------------------ */
+
+size_t hak_class_size(int cls); /* usable bytes */
+void *hak_malloc_slow(size_t size);
+void hak_free_slow(void *p, hak_tcache_t *tc);
+
+/* ---- tiny/registry.c --------------------------------------------------------------------- */
+
+extern _Atomic(uint8_t) hak_registry_map[];
+void hak_registry_set(uintptr_t region, enum hak_region_kind kind);
+void hak_registry_clear(uintptr_t region);
+
+/* ---- tiny/superslab.c ---------------------------------------------------------------------- */
+
+extern _Atomic(uint64_t) hak_ss_release_epoch;
+/* Takes an unbound run for class cls, bound to it (geometry set, no owner yet). */
+hak_slab_t *hak_superslab_take_run(int cls);
+/* Returns an unbound, owner-less, fully free run to its SuperSlab. */
+void hak_superslab_release_run(hak_slab_t *head);
+size_t hak_superslab_trim(bool force);
+void hak_superslab_lock_all(void);
+void hak_superslab_unlock_all(void);
+static inline hak_superslab_t *hak_ss_of(const void *p) {
+  return (hak_superslab_t *)((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK);
+}
+int hak_run_slabs_for(int cls);
+uint32_t hak_stride_of(int cls);
+
+/* ---- tiny/magazine.c: refill / spill ----------------------------------------------------- */
+
+void *hak_refill_slow(hak_tcache_t *tc, int cls); /* refills the SLL, returns one block */
+void hak_spill_slow(hak_tcache_t *tc, int cls);   /* spills the SLL down to half its cap */
+void hak_sll_flush_all(hak_tcache_t *tc);         /* empties every SLL back to slabs */
+void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base); /* owner frees one */
+void hak_owned_push(hak_tcache_t *tc, hak_slab_t *m, uint8_t list);
+void hak_owned_remove(hak_tcache_t *tc, hak_slab_t *m);
+void hak_owned_release_run(hak_tcache_t *tc, hak_slab_t *m);
+
+/* ---- tiny/remote_queue.c: Box 2 ------------------------------------------------------- */
+
+/* Returns true when the queue was empty before (the caller notifies); *count_after is the
+ * queue's count including this block. */
+bool hak_remote_push_mt(hak_slab_t *m, void *base, uint32_t *count_after);
+uint32_t hak_remote_drain(hak_slab_t *m);              /* owner only; blocks drained */
+
+/* ---- tiny/owner.c: Box 3 ------------------------------------------------------------------ */
+
+bool hak_owner_acquire(hak_slab_t *m, hak_tcache_t *tc); /* CAS NULL -> tc */
+void hak_owner_release(hak_slab_t *m, hak_tcache_t *tc); /* CAS tc -> NULL, must hold */
+bool hak_owner_transfer(hak_slab_t *m, hak_tcache_t *from, hak_tcache_t *to);
+static inline hak_tcache_t *hak_owner_of(const hak_slab_t *m) {
+  return atomic_load_explicit((_Atomic(hak_tcache_t *) *)&m->owner, memory_order_acquire);
+}
+
+/* ---- tiny/adopt.c: Box 4 ----------------------------------------------------------------- */
+
+void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc);
+void hak_notify_mt(hak_slab_t *m);
+hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls);
+hak_slab_t *hak_fresh_run(hak_tcache_t *tc, int cls);
+void hak_publish(hak_slab_t *m);
+void hak_orphan_slabs(hak_tcache_t *tc);
+void hak_notify_collect(hak_tcache_t *tc);
+void hak_adopt_lock_all(void);
+void hak_adopt_unlock_all(void);
+
+/* ---- tiny/hint.c -------------------------------------------------------------------------- */
+
+void hak_hint_insert(hak_tcache_t *tc, uintptr_t ss);
+
+/* ---- large.c ------------------------------------------------------------------------------ */
+
+void *hak_large_alloc(size_t size, size_t align, bool zero);
+void hak_large_free(void *p, hak_large_t *h);
+hak_large_t *hak_large_peek(const void *p, int kind);   /* live header of p, or NULL */
+hak_large_t *hak_large_lookup(const void *p, int kind); /* live header of p, or fail */
+size_t hak_large_trim(bool force);
+void hak_large_lock_all(void);
+void hak_large_unlock_all(void);
+
+/* ---- tcache list lock (init.c) ---------------------------------------------------------- */
+
+void hak_tcache_lock_all(void);
+void hak_tcache_unlock_all(void);
+
+#endif /* HAKMEM_INTERNAL_H */

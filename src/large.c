@@ -1,0 +1,162 @@
+/* Large blocks (above HAK_MID_MAX): each in its own mapping, aligned to a registry region, with
+ * a cache of freed mappings for reuse and a decay before they go back to the OS.
+ *
+ * Layout: the mapping starts on a region boundary with the header (hak_large_t); the user
+ * pointer follows at max(HAK_LARGE_HDR, alignment). For alignments of a region or more the
+ * user pointer starts a region of its own and the header sits just below it (LARGE_FAR).
+ * Exactly one region per mapping is registered: the one holding the user pointer.
+ *
+ * Invariants: a cached mapping stays registered with user == NULL, so a second free of it is a
+ * diagnosed double free; it is unregistered before it is unmapped; the cache holds at most
+ * HAKMEM_LARGE_CACHE_MB; entries older than the decay are unmapped on the next large call.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "tiny/registry.h"
+
+#define HAK_LARGE_HDR ((size_t)128)
+
+static hak_lock_t large_lock;
+static hak_large_t *cache;  /* most recently freed first */
+static size_t cache_bytes;
+
+static size_t page_up(size_t n) { return (n + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1); }
+
+static hak_large_t *header_at(uintptr_t region, int kind) {
+  return (hak_large_t *)(kind == HAK_REGION_LARGE ? region : region - HAK_LARGE_HDR);
+}
+
+hak_large_t *hak_large_peek(const void *p, int kind) {
+  hak_large_t *h = header_at((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK, kind);
+  if (h->magic != (HAK_LARGE_MAGIC ^ (uintptr_t)h) || h->user != p) return NULL;
+  return h;
+}
+
+hak_large_t *hak_large_lookup(const void *p, int kind) {
+  hak_large_t *h = header_at((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK, kind);
+  if (h->magic != (HAK_LARGE_MAGIC ^ (uintptr_t)h))
+    hak_fail("invalid free (corrupt large header)", p, h, -1);
+  if (h->user == NULL) hak_fail("double free", p, h, -1);
+  if (h->user != p) hak_fail("invalid free (interior pointer)", p, h, -1);
+  return h;
+}
+
+static void unmap_entry(hak_large_t *h) {
+  uintptr_t region = h->far ? (uintptr_t)h + HAK_LARGE_HDR : (uintptr_t)h;
+  hak_registry_clear(region);
+  h->magic = 0;
+  hak_os_unmap(h->map, h->map_size);
+}
+
+static void cache_unlink(hak_large_t **link) {
+  hak_large_t *h = *link;
+  *link = h->next;
+  cache_bytes -= h->map_size;
+  unmap_entry(h);
+}
+
+/* Unmaps cached entries older than the decay (all of them when forced), then the oldest ones
+ * while the cache is over budget. Called with large_lock held. */
+static size_t decay_locked(uint64_t now, bool force, size_t budget) {
+  size_t released = 0;
+  for (hak_large_t **link = &cache; *link != NULL;) {
+    if (force || now - (*link)->freed_ms >= (uint64_t)hak_opt.decay_ms) {
+      cache_unlink(link);
+      released++;
+    } else {
+      link = &(*link)->next;
+    }
+  }
+  while (cache_bytes > budget) {
+    hak_large_t **oldest = &cache;
+    for (hak_large_t **link = &cache; *link != NULL; link = &(*link)->next)
+      if ((*link)->freed_ms <= (*oldest)->freed_ms) oldest = link;
+    cache_unlink(oldest);
+    released++;
+  }
+  return released;
+}
+
+static hak_large_t *cache_take(size_t map_size) {
+  hak_large_t *best = NULL, **best_link = NULL;
+  for (hak_large_t **link = &cache; *link != NULL; link = &(*link)->next) {
+    hak_large_t *h = *link;
+    /* Reuse a mapping at most 1/8 (plus a page) larger than needed. */
+    if (h->map_size >= map_size && h->map_size <= map_size + map_size / 8 + HAK_PAGE_SIZE &&
+        (best == NULL || h->map_size < best->map_size)) {
+      best = h;
+      best_link = link;
+    }
+  }
+  if (best != NULL) {
+    *best_link = best->next;
+    cache_bytes -= best->map_size;
+  }
+  return best;
+}
+
+static hak_large_t *map_new(size_t map_size, size_t align) {
+  bool far = align >= HAK_SS_SIZE;
+  uint8_t *map = far ? hak_os_map_aligned(map_size, align) : hak_os_map_aligned(map_size, HAK_SS_SIZE);
+  if (map == NULL) return NULL;
+  hak_large_t *h = far ? (hak_large_t *)(map + align - HAK_LARGE_HDR) : (hak_large_t *)map;
+  h->magic = HAK_LARGE_MAGIC ^ (uintptr_t)h;
+  h->map = map;
+  h->map_size = map_size;
+  h->far = far;
+  h->fresh = 1;
+  hak_registry_set(far ? (uintptr_t)(map + align) : (uintptr_t)map,
+                   far ? HAK_REGION_LARGE_FAR : HAK_REGION_LARGE);
+  return h;
+}
+
+void *hak_large_alloc(size_t size, size_t align, bool zero) {
+  bool far = align >= HAK_SS_SIZE;
+  size_t off = far ? align : (align > HAK_LARGE_HDR ? align : HAK_LARGE_HDR);
+  if (size > (size_t)PTRDIFF_MAX - off - HAK_PAGE_SIZE) return NULL;
+  size_t map_size = page_up(off + size);
+  hak_large_t *h = NULL;
+  hak_lock(&large_lock);
+  if (!far) h = cache_take(map_size);
+  hak_unlock(&large_lock);
+  bool hit = h != NULL;
+  if (h == NULL && (h = map_new(map_size, align)) == NULL) return NULL;
+  h->user = far ? (uint8_t *)h + HAK_LARGE_HDR : h->map + off;
+  h->usable = (size_t)(h->map + h->map_size - h->user);
+  if (zero && !h->fresh) memset(h->user, 0, size);
+  h->fresh = 0;
+  hak_gstat_add(HAK_G_LARGE_ALLOCS, 1);
+  if (hit) hak_gstat_add(HAK_G_LARGE_CACHE_HITS, 1);
+  return h->user;
+}
+
+void hak_large_free(void *p, hak_large_t *h) {
+  (void)p;
+  hak_gstat_add(HAK_G_LARGE_FREES, 1);
+  h->user = NULL;
+  uint64_t now = hak_os_now_ms();
+  size_t budget = (size_t)hak_opt.large_cache_mb << 20;
+  hak_lock(&large_lock);
+  if (h->far || h->map_size > budget) {
+    hak_unlock(&large_lock);
+    unmap_entry(h);
+    return;
+  }
+  h->freed_ms = now;
+  h->next = cache;
+  cache = h;
+  cache_bytes += h->map_size;
+  decay_locked(now, false, budget);
+  hak_unlock(&large_lock);
+}
+
+size_t hak_large_trim(bool force) {
+  hak_lock(&large_lock);
+  size_t n = decay_locked(hak_os_now_ms(), force, (size_t)hak_opt.large_cache_mb << 20);
+  hak_unlock(&large_lock);
+  return n;
+}
+
+void hak_large_lock_all(void) { hak_lock(&large_lock); }
+void hak_large_unlock_all(void) { hak_unlock(&large_lock); }

@@ -1,0 +1,78 @@
+/* The OS layer: the only file that makes system calls (mmap, munmap, madvise, write).
+ *
+ * Every mapping hakmem makes passes through here, so bytes_mapped and bytes_purged count them
+ * all. No function here allocates or takes a lock. */
+#include <errno.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void *hak_os_map(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  hak_gstat_add(HAK_G_BYTES_MAPPED, (int64_t)size);
+  return p;
+}
+
+/* Maps size bytes aligned to align by over-mapping and trimming both ends. */
+void *hak_os_map_aligned(size_t size, size_t align) {
+  if (size + align < size) return NULL;
+  size_t over = size + align - HAK_PAGE_SIZE;
+  uint8_t *raw = mmap(NULL, over, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  uint8_t *p = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  size_t head = (size_t)(p - raw);
+  size_t tail = over - head - size;
+  if (head) munmap(raw, head);
+  if (tail) munmap(p + size, tail);
+  hak_gstat_add(HAK_G_BYTES_MAPPED, (int64_t)size);
+  return p;
+}
+
+void hak_os_unmap(void *p, size_t size) {
+  int saved = errno;
+  munmap(p, size);
+  errno = saved;
+  hak_gstat_add(HAK_G_BYTES_MAPPED, -(int64_t)size);
+  hak_gstat_add(HAK_G_BYTES_PURGED, (int64_t)size);
+}
+
+void hak_os_purge(void *p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+  hak_gstat_add(HAK_G_BYTES_PURGED, (int64_t)size);
+}
+
+uint64_t hak_os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void hak_os_write(int fd, const void *buf, size_t n) {
+  int saved = errno;
+  const char *s = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      break;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+  errno = saved;
+}
+
+#include <sys/resource.h>
+
+uint64_t hak_os_peak_rss_kb(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (uint64_t)ru.ru_maxrss;
+}

@@ -1,0 +1,213 @@
+/* Box 4, publish / adopt: who learns about remote frees, and how a run changes hands.
+ *
+ * Boundary:
+ *   - hak_free_remote_mt(): a free into a run this thread does not own -> Box 2 push, then a
+ *     notify when the queue went from empty to non-empty (every push with
+ *     HAKMEM_TINY_RF_FORCE_NOTIFY=1);
+ *   - a notify puts an owned run on its owner's notify stack (the owner moves it back to its
+ *     partial list at the next refill), or publishes an ownerless run;
+ *   - hak_orphan_slabs(): thread exit gives up every run; each is published for adoption, or
+ *     with HAKMEM_TINY_SS_ADOPT=0 left to be released by the free of its last block;
+ *   - bind_acquire() is the one place a thread gains a run, adopted or fresh:
+ *     claim -> drain -> bind -> owner acquire.
+ *
+ * Invariants:
+ *   - a published run has no owner and is on the published list of its class at most once;
+ *     it is popped under that list's lock, so it is adopted at most once;
+ *   - the notify stack of an exiting cache is closed (HAK_NOTIFY_CLOSED) before its runs are
+ *     orphaned, so no run is left on a stack nobody reads;
+ *   - with adoption off an orphan is owned by orphan_token; the free that brings its remote
+ *     count to its used count claims it by an owner CAS, so exactly one thread releases it.
+ */
+#include "../internal.h"
+#include "tls_sll.h"
+
+#define HAK_NOTIFY_CLOSED ((hak_slab_t *)1)
+
+static hak_lock_t published_lock[HAK_NUM_CLASSES];
+static hak_slab_t *published[HAK_NUM_CLASSES];
+
+/* Owner tokens, never a thread's cache (so no free path ever matches them): an orphan waiting
+ * for its last free (adoption off), and a thread in the middle of releasing such an orphan. A
+ * notify to either finds a closed stack. */
+static hak_tcache_t orphan_token = {.state = HAK_TC_DEAD, .notify = HAK_NOTIFY_CLOSED};
+static hak_tcache_t releasing_token = {.state = HAK_TC_DEAD, .notify = HAK_NOTIFY_CLOSED};
+
+/* ---- publish ------------------------------------------------------------------------------ */
+
+void hak_publish(hak_slab_t *m) {
+  int c = m->class_idx;
+  if (c >= HAK_NUM_CLASSES) return;
+  hak_lock(&published_lock[c]);
+  if (hak_owner_of(m) == NULL && m->list != HAK_LIST_PUBLISHED && m->state == HAK_SLAB_HEAD) {
+    m->list = HAK_LIST_PUBLISHED;
+    m->prev = NULL;
+    m->next = published[c];
+    published[c] = m;
+    hak_ring_event("publish", m, (uintptr_t)c);
+  }
+  hak_unlock(&published_lock[c]);
+}
+
+/* ---- the bind boundary -------------------------------------------------------------------- */
+
+/* The thread has claimed m (popped it from the published list, or took it fresh from the
+ * SuperSlab): drain what was freed while it had no owner, check the class binding, acquire. */
+static hak_slab_t *bind_acquire(hak_tcache_t *tc, hak_slab_t *m, int cls, bool claimed_owner) {
+  if (atomic_load_explicit(&m->remote_head, memory_order_acquire)) {
+    uint32_t n = hak_remote_drain(m);
+    hak_stat_inc(tc->ev.remote_drains);
+    hak_stat_add(tc->ev.drained_blocks, n);
+  }
+  hak_check(m->class_idx == cls && m->state == HAK_SLAB_HEAD, "class drift at bind", m->data,
+            hak_ss_of(m), m->class_idx);
+  if (!claimed_owner)
+    hak_check(hak_owner_acquire(m, tc), "bind of a run that already has an owner", m->data,
+              hak_ss_of(m), cls);
+  hak_owned_push(tc, m, HAK_LIST_PARTIAL);
+  return m;
+}
+
+hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls) {
+  hak_stat_inc(tc->ev.adopt_tries);
+  if (published[cls] == NULL) return NULL; /* racy peek; the lock below decides */
+  hak_lock(&published_lock[cls]);
+  hak_slab_t *m = published[cls];
+  if (m != NULL) {
+    published[cls] = m->next;
+    m->next = NULL;
+    m->list = HAK_LIST_NONE;
+    /* The owner CAS happens under the list lock, so a concurrent publish (which requires no
+     * owner) cannot put the run back while it is being adopted. */
+    hak_check(hak_owner_acquire(m, tc), "published run already owned", m->data, hak_ss_of(m),
+              cls);
+  }
+  hak_unlock(&published_lock[cls]);
+  if (m == NULL) return NULL;
+  hak_stat_inc(tc->ev.adoptions);
+  hak_ring_event("adopt", m, (uintptr_t)cls);
+  return bind_acquire(tc, m, cls, true);
+}
+
+hak_slab_t *hak_fresh_run(hak_tcache_t *tc, int cls) {
+  hak_slab_t *m = hak_superslab_take_run(cls);
+  return m ? bind_acquire(tc, m, cls, false) : NULL;
+}
+
+/* ---- notify -------------------------------------------------------------------------------- */
+
+void hak_notify_mt(hak_slab_t *m) {
+  hak_tcache_t *owner = hak_owner_of(m);
+  if (owner == NULL) {
+    if (hak_opt.ss_adopt) hak_publish(m);
+    return;
+  }
+  if (atomic_exchange_explicit(&m->notified, 1, memory_order_acq_rel)) return;
+  hak_slab_t *head = atomic_load_explicit(&owner->notify, hak_relaxed);
+  do {
+    if (head == HAK_NOTIFY_CLOSED) {
+      /* The owner is exiting: it will publish or release the run itself. */
+      atomic_store_explicit(&m->notified, 0, memory_order_release);
+      return;
+    }
+    m->notify_next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&owner->notify, &head, m,
+                                                  memory_order_release, hak_relaxed));
+}
+
+void hak_notify_collect(hak_tcache_t *tc) {
+  /* Only the owner closes its stack, so a closed stack stays closed under us. */
+  if (atomic_load_explicit(&tc->notify, hak_relaxed) == HAK_NOTIFY_CLOSED) return;
+  hak_slab_t *m = atomic_exchange_explicit(&tc->notify, NULL, memory_order_acquire);
+  while (m != NULL) {
+    hak_slab_t *next = m->notify_next;
+    atomic_store_explicit(&m->notified, 0, memory_order_release);
+    if (hak_owner_of(m) == tc) {
+      if (m->list == HAK_LIST_FULL) {
+        hak_owned_remove(tc, m);
+        hak_owned_push(tc, m, HAK_LIST_PARTIAL);
+      }
+    } else if (hak_opt.ss_adopt && hak_owner_of(m) == NULL) {
+      hak_publish(m); /* left on a recycled cache's stack by a late notify */
+    }
+    m = next;
+  }
+}
+
+/* ---- remote free --------------------------------------------------------------------------- */
+
+/* An orphan whose blocks have all come back (adoption off): the claimant drains and frees it. */
+static void release_orphan(hak_slab_t *m) {
+  if (!hak_owner_transfer(m, &orphan_token, &releasing_token)) return;
+  hak_remote_drain(m);
+  hak_check(m->used == 0, "orphan released with blocks still out", m->data, hak_ss_of(m),
+            m->class_idx);
+  hak_owner_release(m, &releasing_token);
+  hak_gstat_add(HAK_G_LAST_FREE_RELEASES, 1);
+  hak_ring_event("orphan_release", m, 0);
+  hak_superslab_release_run(m);
+}
+
+static void maybe_release_orphan(hak_slab_t *m, uint32_t remote_count) {
+  if (hak_owner_of(m) == &orphan_token && remote_count == m->used) release_orphan(m);
+}
+
+hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {
+  uint32_t count;
+  bool first = hak_remote_push_mt(m, base, &count);
+  bool live = tc->state == HAK_TC_LIVE;
+  if (live) {
+    hak_stat_inc(tc->stat[m->class_idx].frees);
+    hak_stat_inc(tc->stat[m->class_idx].remote_frees);
+  } else {
+    hak_gstat_add(HAK_G_REMOTE_FREES_NO_TC, 1);
+  }
+  if (first || hak_opt.rf_force_notify) {
+    if (live) hak_stat_inc(tc->ev.notifies); else hak_gstat_add(HAK_G_NOTIFIES_NO_TC, 1);
+    hak_notify_mt(m);
+  }
+  maybe_release_orphan(m, count);
+}
+
+/* ---- thread exit ---------------------------------------------------------------------------- */
+
+static void orphan_one(hak_tcache_t *tc, hak_slab_t *m) {
+  if (atomic_load_explicit(&m->remote_head, memory_order_acquire)) hak_remote_drain(m);
+  if (m->used == 0) {
+    hak_owned_release_run(tc, m);
+    return;
+  }
+  hak_owned_remove(tc, m);
+  hak_gstat_add(HAK_G_ORPHANED, 1);
+  hak_ring_event("orphan", m, m->used);
+  if (hak_opt.ss_adopt) {
+    hak_owner_release(m, tc);
+    hak_publish(m);
+  } else {
+    hak_check(hak_owner_transfer(m, tc, &orphan_token), "orphan of a run not owned", m->data,
+              hak_ss_of(m), m->class_idx);
+    maybe_release_orphan(m, atomic_load_explicit(&m->remote_count, memory_order_acquire));
+  }
+}
+
+void hak_orphan_slabs(hak_tcache_t *tc) {
+  /* Close the notify stack first: a late notify now finds it closed and leaves the run to us. */
+  hak_slab_t *m = atomic_exchange_explicit(&tc->notify, HAK_NOTIFY_CLOSED, memory_order_acq_rel);
+  while (m != NULL && m != HAK_NOTIFY_CLOSED) {
+    hak_slab_t *next = m->notify_next;
+    atomic_store_explicit(&m->notified, 0, memory_order_release);
+    m = next;
+  }
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+    while (tc->partial[c] != NULL) orphan_one(tc, tc->partial[c]);
+    while (tc->full[c] != NULL) orphan_one(tc, tc->full[c]);
+  }
+}
+
+void hak_adopt_lock_all(void) {
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_lock(&published_lock[c]);
+}
+
+void hak_adopt_unlock_all(void) {
+  for (int c = HAK_NUM_CLASSES - 1; c >= 0; c--) hak_unlock(&published_lock[c]);
+}

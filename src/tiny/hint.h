@@ -1,0 +1,29 @@
+/* Hint box (inline half of hint.c): per-thread cache of recent SuperSlabs for headerless free.
+ *
+ * A hit must match the region, the SuperSlab's current generation and the global release
+ * epoch (bumped before any SuperSlab is unmapped), so a hint never resolves a pointer into a
+ * recycled or unmapped region. HAKMEM_TINY_SS_TLS_HINT=0 keeps the hint empty: every lookup
+ * misses and free goes to the registry. */
+#ifndef HAKMEM_HINT_H
+#define HAKMEM_HINT_H
+
+#include "../internal.h"
+
+static inline bool hak_hint_hit(const hak_tcache_t *tc, uintptr_t ss) {
+#if HAK_HINT_COMPILED
+  uint64_t epoch = atomic_load_explicit(&hak_ss_release_epoch, hak_relaxed);
+  for (int i = 0; i < HAK_HINT_WAYS; i++) {
+    const hak_hint_t *h = &tc->hint[i];
+    if (h->ss == ss && h->epoch == epoch &&
+        h->gen == atomic_load_explicit(&((hak_superslab_t *)ss)->generation, hak_relaxed)) {
+      hak_log_once_at("[HINT_LOOKUP]", (void *)ss, (void *)ss, h->gen, epoch);
+      return true;
+    }
+  }
+#endif
+  (void)tc;
+  (void)ss;
+  return false;
+}
+
+#endif /* HAKMEM_HINT_H */

@@ -1,0 +1,173 @@
+/* Refill / magazine: batch moves between a thread's TLS SLLs and the slab runs it owns, and the
+ * owner's lists of those runs (partial: may have free blocks; full: none left).
+ *
+ * Boundary: hak_refill_slow() when a TLS SLL is empty, hak_spill_slow() when one is above its
+ * capacity, hak_sll_flush_all() at thread exit. Only the owning thread calls them.
+ *
+ * Invariants:
+ *   - no block is both in a TLS SLL and a slab freelist: a block moves by one pop and one push;
+ *   - used counts blocks out of a run (in use or in a TLS SLL) and balances after every move:
+ *     refill adds what it moves, spill and drain subtract what they return;
+ *   - every list holds base pointers (asserted at each push and pop in debug builds);
+ *   - a run is on exactly one of its owner's lists; an empty run other than the refill head is
+ *     released, after leaving the owner's notify stack.
+ * ACE (HAKMEM_ACE_ENABLED): a class that refills four times without a spill doubles its TLS
+ * capacity, up to about 256 KiB of blocks.
+ */
+#include "../internal.h"
+#include "tls_sll.h"
+
+/* ---- the owner's run lists ----------------------------------------------------------------- */
+
+static hak_slab_t **owned_list(hak_tcache_t *tc, hak_slab_t *m) {
+  return m->list == HAK_LIST_FULL ? &tc->full[m->class_idx] : &tc->partial[m->class_idx];
+}
+
+void hak_owned_push(hak_tcache_t *tc, hak_slab_t *m, uint8_t list) {
+  m->list = list;
+  hak_slab_t **head = owned_list(tc, m);
+  m->prev = NULL;
+  m->next = *head;
+  if (*head) (*head)->prev = m;
+  *head = m;
+}
+
+void hak_owned_remove(hak_tcache_t *tc, hak_slab_t *m) {
+  hak_assert(m->list == HAK_LIST_PARTIAL || m->list == HAK_LIST_FULL);
+  hak_slab_t **head = owned_list(tc, m);
+  if (m->prev) m->prev->next = m->next; else *head = m->next;
+  if (m->next) m->next->prev = m->prev;
+  m->next = m->prev = NULL;
+  m->list = HAK_LIST_NONE;
+}
+
+static hak_slab_t *run_of_base(const void *base) {
+  hak_superslab_t *ss = hak_ss_of(base);
+  hak_slab_t *m = &ss->slabs[((uintptr_t)base >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
+  return &ss->slabs[m->head];
+}
+
+/* Releases an empty run this thread owns back to its SuperSlab. */
+void hak_owned_release_run(hak_tcache_t *tc, hak_slab_t *m) {
+  hak_assert(m->used == 0);
+  if (atomic_load_explicit(&m->notified, memory_order_acquire)) hak_notify_collect(tc);
+  hak_owned_remove(tc, m);
+  hak_owner_release(m, tc);
+  hak_superslab_release_run(m);
+}
+
+/* ---- refill -------------------------------------------------------------------------------- */
+
+static uint32_t ace_max_cap(int cls) {
+  uint32_t cap = (uint32_t)((256 * 1024) / hak_stride_of(cls));
+  return cap < 2 ? 2 : cap > 1024 ? 1024 : cap;
+}
+
+static void ace_on_refill(hak_tcache_t *tc, int cls) {
+  if (!hak_opt.ace_enabled) return;
+  hak_sll_t *s = &tc->sll[cls];
+  if (++tc->refill_streak[cls] >= 4 && s->cap < ace_max_cap(cls)) {
+    s->cap *= 2;
+    tc->refill_streak[cls] = 0;
+    hak_stat_inc(tc->ev.ace_grows);
+  }
+}
+
+/* Moves up to want blocks of run m (remote frees first, then its freelist, then uncarved
+ * space) onto the SLL. */
+static uint32_t take_blocks(hak_tcache_t *tc, hak_slab_t *m, hak_sll_t *s, uint32_t want) {
+  if (atomic_load_explicit(&m->remote_head, hak_relaxed)) {
+    uint32_t n = hak_remote_drain(m);
+    hak_stat_inc(tc->ev.remote_drains);
+    hak_stat_add(tc->ev.drained_blocks, n);
+  }
+  uint32_t n = 0;
+  while (n < want && m->freelist != NULL) {
+    void *b = m->freelist;
+    m->freelist = hak_link_get(b);
+    hak_sll_push(s, b);
+    n++;
+  }
+  while (n < want && m->carved < m->capacity) {
+    hak_sll_push(s, m->data + (size_t)m->carved * m->stride);
+    m->carved++;
+    n++;
+  }
+  m->used += n;
+  hak_assert(m->used <= m->carved && m->carved <= m->capacity);
+  return n;
+}
+
+static bool run_exhausted(const hak_slab_t *m) {
+  return m->freelist == NULL && m->carved == m->capacity;
+}
+
+void *hak_refill_slow(hak_tcache_t *tc, int cls) {
+  if (atomic_load_explicit(&tc->notify, hak_relaxed) != NULL) hak_notify_collect(tc);
+  ace_on_refill(tc, cls);
+  hak_sll_t *s = &tc->sll[cls];
+  uint32_t want = s->cap / 2 + 1;
+  if (hak_opt.must_adopt) hak_adopt_slow(tc, cls);
+  uint32_t got = 0;
+  while (got == 0) {
+    hak_slab_t *m = tc->partial[cls];
+    if (m == NULL && hak_opt.ss_adopt) m = hak_adopt_slow(tc, cls);
+    if (m == NULL) m = hak_fresh_run(tc, cls);
+    if (m == NULL) return NULL;
+    got = take_blocks(tc, m, s, want);
+    if (run_exhausted(m)) {
+      hak_owned_remove(tc, m);
+      hak_owned_push(tc, m, HAK_LIST_FULL);
+    }
+  }
+  hak_stat_inc(tc->stat[cls].refills);
+  hak_ring_event("refill", tc, (uintptr_t)cls << 32 | got);
+  return hak_sll_pop(s);
+}
+
+/* ---- spill --------------------------------------------------------------------------------- */
+
+void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base) {
+  hak_check(hak_owner_of(m) == tc, "TLS SLL holds a block of a slab it does not own", base,
+            hak_ss_of(base), m->class_idx);
+  hak_link_set(base, m->freelist);
+  m->freelist = base;
+  m->used--;
+  if (m->list == HAK_LIST_FULL) {
+    hak_owned_remove(tc, m);
+    hak_owned_push(tc, m, HAK_LIST_PARTIAL);
+  }
+  if (m->used == 0 && tc->partial[m->class_idx] != m) hak_owned_release_run(tc, m);
+}
+
+void hak_spill_slow(hak_tcache_t *tc, int cls) {
+  hak_sll_t *s = &tc->sll[cls];
+  uint32_t target = s->cap / 2;
+  while (s->count > target) {
+    void *b = hak_sll_pop(s);
+    hak_slab_t *m = run_of_base(b);
+    hak_check(m->class_idx == cls, "TLS SLL holds a block of another class", b, hak_ss_of(b),
+              cls);
+    hak_slab_give_back(tc, m, b);
+  }
+  tc->refill_streak[cls] = 0;
+  hak_stat_inc(tc->stat[cls].spills);
+}
+
+void hak_sll_flush_all(hak_tcache_t *tc) {
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_sll_t *s = &tc->sll[c];
+    void *b;
+    while ((b = hak_sll_pop(s)) != NULL) hak_slab_give_back(tc, run_of_base(b), b);
+    hak_assert(s->count == 0);
+  }
+}
+
+bool hak_sll_validate(const hak_sll_t *s) {
+  uint32_t n = 0;
+  for (void *b = s->head; b != NULL; b = hak_link_get(b)) {
+    if (((uintptr_t)b & 15) != (16 - HAK_HDR_SIZE) % 16) return false;
+    if (++n > s->count) return false; /* longer than its count, or a cycle */
+  }
+  return n == s->count && n <= s->cap;
+}

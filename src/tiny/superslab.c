@@ -1,0 +1,263 @@
+/* SuperSlab / slab: 2 MiB regions cut into 64 KiB slabs; runs of slabs bound to a class.
+ *
+ * Boundary: hak_superslab_take_run() binds a free run to a class (geometry only, no owner);
+ * hak_superslab_release_run() takes back a fully free, owner-less run; hak_superslab_trim()
+ * returns memory to the OS after the decay (or at once, for malloc_trim).
+ *
+ * Invariants (asserted in debug builds):
+ *   - magic == HAK_SS_MAGIC ^ address while the region is registered;
+ *   - a bound run has class_idx < HAK_NUM_CLASSES, used <= carved <= capacity;
+ *   - generation bumps every time an empty SuperSlab is reused;
+ *   - a SuperSlab is unregistered (and the release epoch bumped) before it is unmapped, and only
+ *     when every slab is free: no block of it is live or cached anywhere;
+ *   - slab states, free_mask, dirty_mask and the lists change only under ss_lock.
+ */
+#include <string.h>
+
+#include "../internal.h"
+#include "registry.h"
+
+#define SS_ALL_FREE 0xFFFFFFFFu
+#define SS_RESERVE_COUNT 4  /* SuperSlabs mapped at once, to keep system calls rare */
+#define SS_KEEP_EMPTY 4     /* empty SuperSlabs kept mapped (purged) after the decay */
+/* An empty SuperSlab stays mapped at least this long (it may be purged sooner), so a thread
+ * that lost a race on one of its runs' owner word never touches unmapped memory. */
+#define SS_UNMAP_GRACE_MS 1000
+
+_Atomic(uint64_t) hak_ss_release_epoch = 1;
+
+static hak_lock_t ss_lock;
+static hak_superslab_t *ss_avail;    /* has a free slab */
+static hak_superslab_t *ss_empty;    /* every slab free */
+static size_t ss_empty_count;
+static uint8_t *ss_reserve, *ss_reserve_end; /* mapped, not yet used as SuperSlabs */
+static uint64_t ss_last_decay_ms;
+
+/* ---- geometry -------------------------------------------------------------------------------- */
+
+uint32_t hak_stride_of(int cls) { return (uint32_t)(hak_class_size(cls) - HAK_HDR_SIZE + HAK_STRIDE_EXTRA); }
+
+/* Slabs per run: enough for about eight blocks, at most half a SuperSlab. */
+int hak_run_slabs_for(int cls) {
+  size_t k = (8 * (size_t)hak_stride_of(cls) + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE;
+  return (int)(k < 1 ? 1 : k > HAK_SLABS_PER_SS / 2 ? HAK_SLABS_PER_SS / 2 : k);
+}
+
+/* Offset of block 0 from the run start: slab 0 holds the SuperSlab header; with a header, bases
+ * sit at 8 mod 16 so user pointers are 16-aligned. */
+static size_t data_offset(unsigned idx) {
+  size_t off = idx == 0 ? (sizeof(hak_superslab_t) + HAK_CACHE_LINE - 1) & ~(size_t)63 : 0;
+  return off + (16 - HAK_HDR_SIZE) % 16;
+}
+
+/* ---- lists (ss_lock) ------------------------------------------------------------------------ */
+
+static void ss_list_push(hak_superslab_t **list, hak_superslab_t *ss, uint8_t id) {
+  ss->prev = NULL;
+  ss->next = *list;
+  if (*list) (*list)->prev = ss;
+  *list = ss;
+  ss->list = id;
+}
+
+static void ss_list_remove(hak_superslab_t *ss) {
+  hak_superslab_t **list = ss->list == HAK_SSL_AVAIL ? &ss_avail : &ss_empty;
+  if (ss->prev) ss->prev->next = ss->next; else *list = ss->next;
+  if (ss->next) ss->next->prev = ss->prev;
+  if (ss->list == HAK_SSL_EMPTY) ss_empty_count--;
+  ss->next = ss->prev = NULL;
+  ss->list = HAK_SSL_NONE;
+}
+
+static void slab_reset(hak_superslab_t *ss, unsigned i) {
+  hak_slab_t *m = &ss->slabs[i];
+  hak_assert(atomic_load_explicit(&m->owner, hak_relaxed) == NULL);
+  hak_assert(atomic_load_explicit(&m->remote_head, hak_relaxed) == 0);
+  m->freelist = NULL;
+  m->data = NULL;
+  m->recip = 0;
+  m->stride = m->capacity = m->used = m->carved = 0;
+  m->class_idx = HAK_CLASS_NONE;
+  m->head = (uint8_t)i;
+  m->nslabs = 0;
+  m->state = HAK_SLAB_FREE;
+  m->list = HAK_LIST_NONE;
+  atomic_store_explicit(&m->remote_count, 0, hak_relaxed);
+  m->next = m->prev = NULL;
+}
+
+/* ---- mapping -------------------------------------------------------------------------------- */
+
+static hak_superslab_t *ss_new(void) {
+  if (ss_reserve == NULL || ss_reserve == ss_reserve_end) {
+    ss_reserve = hak_os_map_aligned(SS_RESERVE_COUNT * HAK_SS_SIZE, HAK_SS_SIZE);
+    if (ss_reserve == NULL) {
+      ss_reserve = hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+      if (ss_reserve == NULL) return NULL;
+      ss_reserve_end = ss_reserve + HAK_SS_SIZE;
+    } else {
+      ss_reserve_end = ss_reserve + SS_RESERVE_COUNT * HAK_SS_SIZE;
+    }
+  }
+  hak_superslab_t *ss = (hak_superslab_t *)ss_reserve;
+  ss_reserve += HAK_SS_SIZE;
+  ss->magic = HAK_SS_MAGIC ^ (uintptr_t)ss;
+  atomic_store_explicit(&ss->generation, 1, hak_relaxed);
+  ss->free_mask = SS_ALL_FREE;
+  ss->dirty_mask = 0;
+  for (unsigned i = 0; i < HAK_SLABS_PER_SS; i++) slab_reset(ss, i);
+  hak_registry_set((uintptr_t)ss, HAK_REGION_SS);
+  hak_gstat_add(HAK_G_SS_MAPPED, 1);
+  hak_ring_event("ss_map", ss, 0);
+  return ss;
+}
+
+static void ss_unmap(hak_superslab_t *ss) {
+  hak_assert(ss->free_mask == SS_ALL_FREE);
+  hak_registry_clear((uintptr_t)ss);
+  atomic_fetch_add_explicit(&hak_ss_release_epoch, 1, memory_order_acq_rel);
+  ss->magic = 0;
+  hak_ring_event("ss_unmap", ss, 0);
+  hak_os_unmap(ss, HAK_SS_SIZE);
+  hak_gstat_add(HAK_G_SS_UNMAPPED, 1);
+}
+
+/* Gives back the pages of free slabs [i, i + n), keeping the header of slab 0. */
+static void ss_purge_slabs(hak_superslab_t *ss, unsigned i, unsigned n) {
+  uint8_t *start = (uint8_t *)ss + (size_t)i * HAK_SLAB_SIZE;
+  uint8_t *end = start + (size_t)n * HAK_SLAB_SIZE;
+  if (i == 0) start = (uint8_t *)ss + ((sizeof(hak_superslab_t) + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1));
+  hak_os_purge(start, (size_t)(end - start));
+}
+
+static size_t ss_purge_dirty(hak_superslab_t *ss) {
+  size_t purged = 0;
+  uint32_t dirty = ss->dirty_mask;
+  while (dirty) {
+    unsigned i = (unsigned)__builtin_ctz(dirty);
+    unsigned n = 0;
+    while (i + n < HAK_SLABS_PER_SS && (dirty >> (i + n) & 1)) n++;
+    ss_purge_slabs(ss, i, n);
+    purged += n;
+    dirty &= ~(n == 32 ? SS_ALL_FREE : ((1u << n) - 1) << i);
+  }
+  ss->dirty_mask = 0;
+  return purged;
+}
+
+/* ---- runs ------------------------------------------------------------------------------------ */
+
+static int find_run(uint32_t free_mask, int k) {
+  uint32_t want = k == 32 ? SS_ALL_FREE : (1u << k) - 1;
+  for (int i = 0; i + k <= (int)HAK_SLABS_PER_SS; i++)
+    if (((free_mask >> i) & want) == want) return i;
+  return -1;
+}
+
+static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
+  hak_slab_t *m = &ss->slabs[idx];
+  uint32_t stride = hak_stride_of(cls);
+  size_t off = data_offset(idx);
+  m->data = (uint8_t *)ss + (size_t)idx * HAK_SLAB_SIZE + off;
+  m->stride = stride;
+  m->capacity = (uint32_t)(((size_t)k * HAK_SLAB_SIZE - off) / stride);
+  m->recip = (((uint64_t)1 << HAK_RECIP_SHIFT) + stride - 1) / stride;
+  m->used = m->carved = 0;
+  m->freelist = NULL;
+  m->nslabs = (uint8_t)k;
+  m->state = HAK_SLAB_HEAD;
+  m->head = (uint8_t)idx;
+  m->class_idx = (uint8_t)cls;
+  for (int j = 1; j < k; j++) {
+    ss->slabs[idx + j].state = HAK_SLAB_CONT;
+    ss->slabs[idx + j].head = (uint8_t)idx;
+  }
+  uint32_t bits = (k == 32 ? SS_ALL_FREE : (1u << k) - 1) << idx;
+  ss->free_mask &= ~bits;
+  ss->dirty_mask &= ~bits;
+}
+
+hak_slab_t *hak_superslab_take_run(int cls) {
+  int k = hak_run_slabs_for(cls);
+  hak_lock(&ss_lock);
+  hak_superslab_t *ss;
+  int idx = -1;
+  for (ss = ss_avail; ss != NULL; ss = ss->next)
+    if ((idx = find_run(ss->free_mask, k)) >= 0) break;
+  if (ss == NULL) {
+    ss = ss_empty;
+    if (ss != NULL) {
+      ss_list_remove(ss);
+      atomic_fetch_add_explicit(&ss->generation, 1, memory_order_release);
+      hak_gstat_add(HAK_G_SS_REUSED, 1);
+      hak_ring_event("ss_reuse", ss, atomic_load_explicit(&ss->generation, hak_relaxed));
+    } else if ((ss = ss_new()) == NULL) {
+      hak_unlock(&ss_lock);
+      return NULL;
+    }
+    ss_list_push(&ss_avail, ss, HAK_SSL_AVAIL);
+    idx = find_run(ss->free_mask, k);
+    hak_assert(idx >= 0);
+  }
+  bind_run(ss, (unsigned)idx, k, cls);
+  if (ss->free_mask == 0) ss_list_remove(ss);
+  hak_unlock(&ss_lock);
+  hak_gstat_add(HAK_G_SLABS_BOUND, 1);
+  return &ss->slabs[idx];
+}
+
+static size_t ss_decay_locked(uint64_t now, bool force) {
+  size_t released = 0;
+  uint64_t decay = (uint64_t)hak_opt.decay_ms;
+  for (hak_superslab_t *ss = ss_empty, *next; ss != NULL; ss = next) {
+    next = ss->next;
+    if (!force && now - ss->free_since_ms < decay) continue;
+    bool graced = now - ss->free_since_ms >= SS_UNMAP_GRACE_MS;
+    if (force || (graced && ss_empty_count > SS_KEEP_EMPTY)) {
+      ss_list_remove(ss);
+      ss_unmap(ss);
+      released++;
+    } else if (ss->dirty_mask) {
+      released += ss_purge_dirty(ss) > 0;
+    }
+  }
+  for (hak_superslab_t *ss = ss_avail; ss != NULL; ss = ss->next)
+    if (ss->dirty_mask && (force || now - ss->free_since_ms >= decay))
+      released += ss_purge_dirty(ss) > 0;
+  ss_last_decay_ms = now;
+  return released;
+}
+
+void hak_superslab_release_run(hak_slab_t *head) {
+  hak_superslab_t *ss = hak_ss_of(head);
+  unsigned idx = (unsigned)(head - ss->slabs);
+  int k = head->nslabs;
+  hak_assert(head->state == HAK_SLAB_HEAD && head->used == 0);
+  uint64_t now = hak_os_now_ms();
+  hak_lock(&ss_lock);
+  for (int j = 0; j < k; j++) slab_reset(ss, idx + (unsigned)j);
+  uint32_t bits = (k == 32 ? SS_ALL_FREE : (1u << k) - 1) << idx;
+  ss->free_mask |= bits;
+  ss->dirty_mask |= bits;
+  ss->free_since_ms = now;
+  if (ss->free_mask == SS_ALL_FREE) {
+    if (ss->list == HAK_SSL_AVAIL) ss_list_remove(ss);
+    ss_list_push(&ss_empty, ss, HAK_SSL_EMPTY);
+    ss_empty_count++;
+  } else if (ss->list == HAK_SSL_NONE) {
+    ss_list_push(&ss_avail, ss, HAK_SSL_AVAIL);
+  }
+  uint64_t decay = (uint64_t)hak_opt.decay_ms;
+  if (now - ss_last_decay_ms >= decay / 4) ss_decay_locked(now, false);
+  hak_unlock(&ss_lock);
+}
+
+size_t hak_superslab_trim(bool force) {
+  hak_lock(&ss_lock);
+  size_t n = ss_decay_locked(hak_os_now_ms(), force);
+  hak_unlock(&ss_lock);
+  return n;
+}
+
+void hak_superslab_lock_all(void) { hak_lock(&ss_lock); }
+void hak_superslab_unlock_all(void) { hak_unlock(&ss_lock); }

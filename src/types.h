@@ -1,0 +1,186 @@
+/* Every type of hakmem, in one header, with the invariant each field carries. */
+#ifndef HAKMEM_TYPES_H
+#define HAKMEM_TYPES_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* ---- geometry ------------------------------------------------------------------------- */
+
+#define HAK_SS_SIZE ((size_t)1 << HAK_SS_SHIFT)
+#define HAK_SS_MASK (HAK_SS_SIZE - 1)
+#define HAK_SLAB_SIZE ((size_t)1 << HAK_SLAB_SHIFT)
+#define HAK_SLABS_PER_SS (HAK_SS_SIZE / HAK_SLAB_SIZE)
+#define HAK_PAGE_SIZE ((size_t)4096)
+#define HAK_CACHE_LINE 64
+
+/* Size classes: tiny classes hold requests <= HAK_TINY_MAX in single slabs; mid classes
+ * (up to HAK_MID_MAX) use runs of contiguous slabs. Class sizes are in classes.c style
+ * arithmetic in fast.h: 16-byte steps to 128, then four steps per doubling. */
+#define TINY_NUM_CLASSES 20
+#define HAK_MID_NUM_CLASSES 32
+#define HAK_NUM_CLASSES (TINY_NUM_CLASSES + HAK_MID_NUM_CLASSES)
+#define HAK_CLASS_NONE 0xFF
+
+/* Pointer modes (DESIGN §1). In header mode a block is [8-byte header][user bytes] and
+ * strides are class size + 16, so that base == 8 (mod 16) and user == 0 (mod 16). */
+#if HAKMEM_TINY_HEADERLESS
+#define HAK_HDR_SIZE 0
+#define HAK_STRIDE_EXTRA 0
+#define HAK_LINK_OFF 0 /* free-list link: first word of the block */
+#else
+#define HAK_HDR_SIZE 8
+#define HAK_STRIDE_EXTRA 16
+#define HAK_LINK_OFF 8 /* link after the header, so the header survives while free */
+#endif
+
+/* Header words (header mode): tag and class in one compare. */
+#define HAK_HDR_TAG_ALLOC 0xA110C8ED5EA50000ull
+#define HAK_HDR_TAG_FREE 0xF4EEB10C5EA50000ull
+#define HAK_HDR_ALLOC(c) (HAK_HDR_TAG_ALLOC | (uint64_t)(c))
+#define HAK_HDR_FREE(c) (HAK_HDR_TAG_FREE | (uint64_t)(c))
+
+#define HAK_SS_MAGIC 0x5355504552534C42ull /* "SUPERSLB", xor'ed with the address */
+#define HAK_LARGE_MAGIC 0x4C41524745424C4Bull /* "LARGEBLK", xor'ed with the address */
+#define HAK_ALIGN_MAGIC 0x414C49474E4D524Bull /* aligned-block marker, xor'ed with user */
+
+/* Reciprocal division for block-boundary checks: idx = (off * recip) >> HAK_RECIP_SHIFT is
+ * exact for off < HAK_SS_SIZE and stride <= HAK_MID_MAX + HAK_STRIDE_EXTRA. */
+#define HAK_RECIP_SHIFT 40
+
+typedef struct hak_tcache_s hak_tcache_t;
+typedef struct hak_slab_s hak_slab_t;
+typedef struct hak_superslab_s hak_superslab_t;
+
+/* ---- lock ----------------------------------------------------------------------------- */
+
+/* A spin lock with yield, used only on slow paths; every global lock is taken around fork. */
+typedef struct hak_lock_s {
+  _Atomic(int) held; /* 0 free, 1 held */
+} hak_lock_t;
+
+/* ---- slab (one 64 KiB slab of a SuperSlab; a run of slabs for mid classes) ------------ */
+
+enum hak_slab_state { HAK_SLAB_FREE = 0, HAK_SLAB_HEAD = 1, HAK_SLAB_CONT = 2 };
+enum hak_slab_list { HAK_LIST_NONE = 0, HAK_LIST_PARTIAL, HAK_LIST_FULL, HAK_LIST_PUBLISHED };
+
+struct hak_slab_s {
+  /* Owner's cache line: read by every free (class, geometry, owner), written by the owner. */
+  void *freelist;             /* local free blocks (base pointers); owner only              */
+  uint8_t *data;              /* base of block 0 of the run                                 */
+  uint64_t recip;             /* ceil(2^HAK_RECIP_SHIFT / stride)                           */
+  uint32_t stride;            /* bytes per block, multiple of 16                            */
+  uint32_t capacity;          /* blocks in the run                                          */
+  uint32_t used;              /* blocks out of the slab (in use or in a TLS SLL); owner     */
+  uint32_t carved;            /* blocks carved so far, <= capacity; owner                   */
+  uint8_t class_idx;          /* < HAK_NUM_CLASSES once bound, HAK_CLASS_NONE when free     */
+  uint8_t head;               /* index of the run's head slab (own index for a head)        */
+  uint8_t nslabs;             /* slabs in the run (head only)                               */
+  uint8_t state;              /* enum hak_slab_state; SuperSlab lock                        */
+  uint8_t list;               /* enum hak_slab_list: which list next/prev link into         */
+  uint8_t pad_[3];
+  _Atomic(hak_tcache_t *) owner; /* Box 3: changes only by CAS in owner.c; NULL = orphan    */
+  /* Cross-thread line: written by remote frees. */
+  _Alignas(HAK_CACHE_LINE) _Atomic(uintptr_t) remote_head; /* Box 2 MPSC stack of bases     */
+  _Atomic(uint32_t) remote_count; /* blocks pushed since the last drain                     */
+  _Atomic(uint32_t) notified;     /* 1 while on a notify stack or the published list        */
+  hak_slab_t *notify_next;        /* link on a thread's notify stack                        */
+  hak_slab_t *next, *prev;        /* owner's partial/full list, or the published list       */
+  uint64_t orphan_gen;            /* bumped when orphaned; for diagnostics                  */
+};
+
+/* ---- SuperSlab ----------------------------------------------------------------------- */
+
+enum hak_ss_list { HAK_SSL_NONE = 0, HAK_SSL_AVAIL, HAK_SSL_EMPTY };
+
+struct hak_superslab_s {
+  uint64_t magic;               /* HAK_SS_MAGIC ^ address while registered                  */
+  _Atomic(uint64_t) generation; /* bumped every time the region is reused                   */
+  uint32_t free_mask;           /* bit i: slab i unbound; SuperSlab lock                    */
+  uint32_t dirty_mask;          /* free slabs whose pages may be resident; SuperSlab lock   */
+  uint64_t free_since_ms;       /* when the last slab was freed (decay clock)               */
+  hak_superslab_t *next, *prev; /* available or empty list; SuperSlab lock                  */
+  uint8_t list;                 /* enum hak_ss_list                                         */
+  hak_slab_t slabs[HAK_SLABS_PER_SS];
+};
+
+/* ---- thread cache --------------------------------------------------------------------- */
+
+/* TLS SLL of one class: the fast path. */
+typedef struct hak_sll_s {
+  void *head;     /* LIFO of base pointers, linked at HAK_LINK_OFF                         */
+  uint32_t count; /* == length of the list                                                 */
+  uint32_t cap;   /* spill above this; 0 in the static empty cache                         */
+} hak_sll_t;
+
+/* Per-class counters of a thread. Written by the owning thread only (relaxed stores). */
+typedef struct hak_tstat_s {
+  _Atomic(uint64_t) allocs, frees, remote_frees, refills, spills;
+} hak_tstat_t;
+
+/* Per-thread event counters (slow paths). */
+typedef struct hak_tevents_s {
+  _Atomic(uint64_t) remote_drains, drained_blocks, notifies, adopt_tries, adoptions;
+  _Atomic(uint64_t) hint_hits, hint_misses, registry_lookups, ace_grows;
+} hak_tevents_t;
+
+#define HAK_HINT_WAYS 2
+typedef struct hak_hint_s {
+  uintptr_t ss;     /* SuperSlab base, 0 = empty                                          */
+  uint64_t gen;     /* its generation when cached                                         */
+  uint64_t epoch;   /* hak_ss_release_epoch when cached                                   */
+} hak_hint_t;
+
+enum hak_tc_state { HAK_TC_EMPTY = 0, HAK_TC_LIVE = 1, HAK_TC_DEAD = 2, HAK_TC_GLOBAL = 3 };
+
+struct hak_tcache_s {
+  hak_sll_t sll[HAK_NUM_CLASSES];       /* fast path: first in the struct                  */
+  hak_hint_t hint[HAK_HINT_WAYS];       /* hint box                                         */
+  hak_tstat_t stat[HAK_NUM_CLASSES];
+  hak_tevents_t ev;
+  hak_slab_t *partial[HAK_NUM_CLASSES]; /* owned runs that may have free blocks             */
+  hak_slab_t *full[HAK_NUM_CLASSES];    /* owned runs with none (remote frees notify)       */
+  uint32_t refill_streak[HAK_NUM_CLASSES]; /* refills since the last spill (ACE)            */
+  _Atomic(hak_slab_t *) notify;         /* MPSC stack of owned slabs with new remote frees  */
+  int state;                            /* enum hak_tc_state                                */
+  uint64_t thread;                      /* pthread_self of the owner, for fork reclaim      */
+  hak_tcache_t *all_next;               /* list of every cache; tcache lock                 */
+  hak_tcache_t *free_next;              /* recycled caches; tcache lock                     */
+};
+
+/* ---- large allocations ---------------------------------------------------------------- */
+
+/* Header of a large mapping, at the start of its first region, or HAK_LARGE_FAR_HDR bytes
+ * below the user pointer for alignments of a region or more. */
+typedef struct hak_large_s {
+  uint64_t magic;       /* HAK_LARGE_MAGIC ^ address of this header                         */
+  uint8_t *map;         /* start of the mapping (region aligned)                            */
+  size_t map_size;      /* bytes mapped                                                     */
+  uint8_t *user;        /* the pointer handed out; NULL while cached                        */
+  size_t usable;        /* user .. end of mapping                                           */
+  uint8_t far;          /* header sits below user, in the region before user's              */
+  uint8_t fresh;        /* pages never handed out: known zero                               */
+  uint64_t freed_ms;    /* when it entered the cache                                        */
+  struct hak_large_s *next; /* cache list; large lock                                       */
+} hak_large_t;
+
+/* ---- registry ------------------------------------------------------------------------- */
+
+enum hak_region_kind {
+  HAK_REGION_NONE = 0,     /* not hakmem's                                                */
+  HAK_REGION_SS = 1,       /* a SuperSlab header at the region start                      */
+  HAK_REGION_LARGE = 2,    /* a large header at the region start                          */
+  HAK_REGION_LARGE_FAR = 3 /* a large header just below the region start                  */
+};
+
+/* ---- static checks: layout comes from sizeof/offsetof, never hand-written numbers ------ */
+
+_Static_assert(HAK_SLABS_PER_SS == 32, "free_mask is 32 bits");
+_Static_assert(sizeof(hak_superslab_t) < HAK_SLAB_SIZE / 4, "header fits in slab 0");
+_Static_assert(HAK_HDR_SIZE == 0 || HAK_HDR_SIZE == 8, "header is one word");
+_Static_assert(sizeof(hak_large_t) <= 128, "large header fits its reserved space");
+
+#endif /* HAKMEM_TYPES_H */
