@@ -30,6 +30,7 @@ static uint8_t *tc_chunk, *tc_chunk_end; /* carving area for new caches */
 
 static pthread_key_t thread_key;
 static _Atomic(int) process_state; /* 0 not started, 1 running init, 2 done */
+static __thread int process_init_running __attribute__((tls_model("initial-exec")));
 
 /* ---- locks -------------------------------------------------------------------------------- */
 
@@ -62,6 +63,8 @@ static void tc_reset(hak_tcache_t *tc, int state) {
   tc->thread = (uint64_t)pthread_self();
 }
 
+/* A cache for a new thread, reset under the list lock so hak_stats_get() never reads a cache
+ * half-way through its reset. */
 static hak_tcache_t *tc_new(void) {
   hak_lock(&tc_list_lock);
   hak_tcache_t *tc = tc_free_list;
@@ -81,6 +84,7 @@ static hak_tcache_t *tc_new(void) {
       tc_all_list = tc;
     }
   }
+  if (tc != NULL) tc_reset(tc, HAK_TC_LIVE);
   hak_unlock(&tc_list_lock);
   return tc;
 }
@@ -122,7 +126,6 @@ hak_noinline hak_tcache_t *hak_thread_init_slow(void) {
   if (hak_tc != &hak_tc_empty) return hak_tc;
   hak_tcache_t *tc = tc_new();
   if (tc == NULL) return NULL;
-  tc_reset(tc, HAK_TC_LIVE);
   hak_tc = tc;
   hak_gstat_add(HAK_G_THREADS_STARTED, 1);
   /* May allocate (keys past the first block): the cache is already in place. */
@@ -175,15 +178,18 @@ void hak_process_init(void) {
   if (hak_likely(atomic_load_explicit(&process_state, memory_order_acquire) == 2)) return;
   int expected = 0;
   if (!atomic_compare_exchange_strong(&process_state, &expected, 1)) {
-    /* Another thread is initialising, or this one recursed from a libc call below: the
-     * allocator is usable already (static state), so go on with defaults. */
+    /* This thread recursed from a libc call below: the allocator is usable already (its state
+     * is static), so go on. Another thread waits for the initialiser to finish. */
+    while (!process_init_running && atomic_load(&process_state) != 2) sched_yield();
     return;
   }
+  process_init_running = 1;
   hak_options_init();
   tc_reset(&tc_global, HAK_TC_GLOBAL);
   pthread_key_create(&thread_key, thread_exit);
   pthread_atfork(fork_prepare, fork_release, fork_child);
   atomic_store_explicit(&process_state, 2, memory_order_release);
+  process_init_running = 0;
   if (hak_opt.verbose) hak_options_print();
 }
 

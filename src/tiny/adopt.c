@@ -25,7 +25,8 @@
 #define HAK_NOTIFY_CLOSED ((hak_slab_t *)1)
 
 static hak_lock_t published_lock[HAK_NUM_CLASSES];
-static hak_slab_t *published[HAK_NUM_CLASSES];
+/* Written under published_lock; peeked without it (relaxed) to skip the lock when empty. */
+static _Atomic(hak_slab_t *) published[HAK_NUM_CLASSES];
 
 /* Owner tokens, never a thread's cache (so no free path ever matches them): an orphan waiting
  * for its last free (adoption off), and a thread in the middle of releasing such an orphan. A
@@ -42,8 +43,8 @@ void hak_publish(hak_slab_t *m) {
   if (hak_owner_of(m) == NULL && m->list != HAK_LIST_PUBLISHED && m->state == HAK_SLAB_HEAD) {
     m->list = HAK_LIST_PUBLISHED;
     m->prev = NULL;
-    m->next = published[c];
-    published[c] = m;
+    m->next = atomic_load_explicit(&published[c], hak_relaxed);
+    atomic_store_explicit(&published[c], m, hak_relaxed);
     hak_ring_event("publish", m, (uintptr_t)c);
   }
   hak_unlock(&published_lock[c]);
@@ -70,11 +71,11 @@ static hak_slab_t *bind_acquire(hak_tcache_t *tc, hak_slab_t *m, int cls, bool c
 
 hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls) {
   hak_stat_inc(tc->ev.adopt_tries);
-  if (published[cls] == NULL) return NULL; /* racy peek; the lock below decides */
+  if (atomic_load_explicit(&published[cls], hak_relaxed) == NULL) return NULL; /* peek */
   hak_lock(&published_lock[cls]);
-  hak_slab_t *m = published[cls];
+  hak_slab_t *m = atomic_load_explicit(&published[cls], hak_relaxed);
   if (m != NULL) {
-    published[cls] = m->next;
+    atomic_store_explicit(&published[cls], m->next, hak_relaxed);
     m->next = NULL;
     m->list = HAK_LIST_NONE;
     /* The owner CAS happens under the list lock, so a concurrent publish (which requires no
