@@ -51,8 +51,7 @@ hak_noinline void *hak_malloc_slow(size_t n) {
 
 /* Resolves p to its run and block even when it is not a block's user pointer: sets *base to
  * the block p lies in. Returns NULL when p is not inside a bound run of a live SuperSlab. */
-static hak_slab_t *slab_of_interior(uintptr_t u, uint8_t **base) {
-  hak_superslab_t *ss = hak_registry_ss(u);
+static hak_slab_t *slab_in_ss(hak_superslab_t *ss, uintptr_t u, uint8_t **base) {
   if (ss == NULL) return NULL;
   hak_slab_t *m = &ss->slabs[(u >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
   m = &ss->slabs[m->head];
@@ -61,6 +60,12 @@ static hak_slab_t *slab_of_interior(uintptr_t u, uint8_t **base) {
   if (off >= (uint64_t)m->capacity * m->stride) return NULL;
   *base = m->data + ((off * m->recip) >> HAK_RECIP_SHIFT) * m->stride;
   return m;
+}
+
+/* As slab_in_ss, for a pointer whose region is registered as a SuperSlab (fails fast on a
+ * registered region with a bad magic). */
+static hak_slab_t *slab_of_interior(uintptr_t u, uint8_t **base) {
+  return slab_in_ss(hak_registry_ss(u), u, base);
 }
 
 /* An aligned allocation inside a slab block: two words below the user pointer. */
@@ -248,7 +253,7 @@ hak_api int hak_owns(const void *ptr) {
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR)
     return hak_large_peek(ptr, (int)kind) != NULL;
   uint8_t *base;
-  hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
+  hak_slab_t *m = kind == HAK_REGION_SS ? slab_in_ss(hak_registry_ss_peek(u), u, &base) : NULL;
   if (m == NULL) return 0;
   if (base + HAK_HDR_SIZE != (const uint8_t *)ptr) return aligned_mark_of(ptr, base) != NULL;
 #if !HAKMEM_TINY_HEADERLESS

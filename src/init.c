@@ -185,6 +185,7 @@ void hak_process_init(void) {
   }
   process_init_running = 1;
   hak_options_init();
+  hak_stats_init();
   tc_reset(&tc_global, HAK_TC_GLOBAL);
   pthread_key_create(&thread_key, thread_exit);
   pthread_atfork(fork_prepare, fork_release, fork_child);

@@ -82,6 +82,7 @@ void hak_os_purge(void *p, size_t size);        /* give pages back, keep the map
 uint64_t hak_os_now_ms(void);
 void hak_os_write(int fd, const void *buf, size_t n);
 uint64_t hak_os_peak_rss_kb(void);
+int hak_os_dup_stderr(void);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
@@ -118,6 +119,7 @@ typedef enum hak_gstat_e {
 } hak_gstat_t;
 void hak_gstat_add(hak_gstat_t which, int64_t n);
 void hak_stats_at_exit(void);
+void hak_stats_init(void); /* keeps a copy of stderr when HAKMEM_STATS is on */
 
 /* ---- classes (fast.h) and api.c ------------------------------------------------------ */
 

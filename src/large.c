@@ -115,7 +115,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   bool far = align >= HAK_SS_SIZE;
   size_t off = far ? align : (align > HAK_LARGE_HDR ? align : HAK_LARGE_HDR);
   if (size > (size_t)PTRDIFF_MAX - off - HAK_PAGE_SIZE) return NULL;
-  size_t map_size = page_up(off + size);
+  size_t map_size = page_up(off + (size ? size : 1)); /* the user pointer lies inside */
   hak_large_t *h = NULL;
   hak_lock(&large_lock);
   if (!far) h = cache_take(map_size);

@@ -76,3 +76,13 @@ uint64_t hak_os_peak_rss_kb(void) {
   if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
   return (uint64_t)ru.ru_maxrss;
 }
+
+#include <fcntl.h>
+
+/* A private copy of stderr, for output at exit: some programs close fd 2 before exiting. */
+int hak_os_dup_stderr(void) {
+  int saved = errno;
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  errno = saved;
+  return fd < 0 ? 2 : fd;
+}

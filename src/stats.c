@@ -140,9 +140,15 @@ static void kv(hak_buf_t *b, const char *key, uint64_t v) {
   hak_buf_u64(b, v);
 }
 
+static int stats_fd = 2;
+
+void hak_stats_init(void) {
+  if (hak_opt.stats) stats_fd = hak_os_dup_stderr();
+}
+
 static void line_out(char *buf, hak_buf_t *b) {
   hak_buf_str(b, "\n");
-  hak_write_err(buf, (size_t)(b->p - buf));
+  hak_os_write(stats_fd, buf, (size_t)(b->p - buf));
 }
 
 hak_api void hak_stats_print(void) {

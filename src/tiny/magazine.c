@@ -66,8 +66,9 @@ static uint32_t ace_max_cap(int cls) {
 static void ace_on_refill(hak_tcache_t *tc, int cls) {
   if (!hak_opt.ace_enabled) return;
   hak_sll_t *s = &tc->sll[cls];
-  if (++tc->refill_streak[cls] >= 4 && s->cap < ace_max_cap(cls)) {
-    s->cap *= 2;
+  uint32_t max = ace_max_cap(cls);
+  if (++tc->refill_streak[cls] >= 4 && s->cap < max) {
+    s->cap = s->cap * 2 < max ? s->cap * 2 : max;
     tc->refill_streak[cls] = 0;
     hak_stat_inc(tc->ev.ace_grows);
   }

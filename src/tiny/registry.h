@@ -10,6 +10,13 @@ static inline unsigned hak_registry_kind(uintptr_t addr) {
   return atomic_load_explicit(&hak_registry_map[addr >> HAK_SS_SHIFT], hak_relaxed);
 }
 
+/* The SuperSlab containing addr if registered with an intact magic, else NULL; never fails. */
+static inline hak_superslab_t *hak_registry_ss_peek(uintptr_t addr) {
+  if (hak_registry_kind(addr) != HAK_REGION_SS) return NULL;
+  hak_superslab_t *ss = hak_ss_of((const void *)addr);
+  return ss->magic == (HAK_SS_MAGIC ^ (uintptr_t)ss) ? ss : NULL;
+}
+
 /* The SuperSlab containing addr, validated (registered and magic intact), or NULL. */
 static inline hak_superslab_t *hak_registry_ss(uintptr_t addr) {
   if (hak_registry_kind(addr) != HAK_REGION_SS) return NULL;

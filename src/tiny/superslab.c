@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include "../internal.h"
+#if HAKMEM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 #include "registry.h"
 
 #define SS_ALL_FREE 0xFFFFFFFFu
@@ -159,6 +162,10 @@ static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
   uint32_t stride = hak_stride_of(cls);
   size_t off = data_offset(idx);
   m->data = (uint8_t *)ss + (size_t)idx * HAK_SLAB_SIZE + off;
+#if HAKMEM_ASAN
+  /* Blocks of the run's previous class were poisoned when freed; the new geometry differs. */
+  ASAN_UNPOISON_MEMORY_REGION(m->data, (size_t)k * HAK_SLAB_SIZE - off);
+#endif
   m->stride = stride;
   m->capacity = (uint32_t)(((size_t)k * HAK_SLAB_SIZE - off) / stride);
   m->recip = (((uint64_t)1 << HAK_RECIP_SHIFT) + stride - 1) / stride;
