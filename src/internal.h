@@ -181,7 +181,6 @@ void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc);
 void hak_notify_mt(hak_slab_t *m);
 hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls);
 hak_slab_t *hak_fresh_run(hak_tcache_t *tc, int cls);
-void hak_publish(hak_slab_t *m);
 void hak_orphan_slabs(hak_tcache_t *tc);
 void hak_notify_collect(hak_tcache_t *tc);
 void hak_adopt_lock_all(void);

@@ -5,7 +5,7 @@
  *     notify when the queue went from empty to non-empty (every push with
  *     HAKMEM_TINY_RF_FORCE_NOTIFY=1);
  *   - a notify puts an owned run on its owner's notify stack (the owner moves it back to its
- *     partial list at the next refill), or publishes an ownerless run;
+ *     partial list at the next refill); an ownerless run was published when it was orphaned;
  *   - hak_orphan_slabs(): thread exit gives up every run; each is published for adoption, or
  *     with HAKMEM_TINY_SS_ADOPT=0 left to be released by the free of its last block;
  *   - bind_acquire() is the one place a thread gains a run, adopted or fresh:
@@ -36,18 +36,18 @@ static hak_tcache_t releasing_token = {.state = HAK_TC_DEAD, .notify = HAK_NOTIF
 
 /* ---- publish ------------------------------------------------------------------------------ */
 
-void hak_publish(hak_slab_t *m) {
+/* Called by the run's last owner right after it let go; nobody else can see the run yet. */
+static void publish(hak_slab_t *m) {
   int c = m->class_idx;
-  if (c >= HAK_NUM_CLASSES) return;
+  hak_assert(c < HAK_NUM_CLASSES && m->state == HAK_SLAB_HEAD && m->list == HAK_LIST_NONE);
   hak_lock(&published_lock[c]);
-  if (hak_owner_of(m) == NULL && m->list != HAK_LIST_PUBLISHED && m->state == HAK_SLAB_HEAD) {
-    m->list = HAK_LIST_PUBLISHED;
-    m->prev = NULL;
-    m->next = atomic_load_explicit(&published[c], hak_relaxed);
-    atomic_store_explicit(&published[c], m, hak_relaxed);
-    hak_ring_event("publish", m, (uintptr_t)c);
-  }
+  hak_assert(hak_owner_of(m) == NULL);
+  m->list = HAK_LIST_PUBLISHED;
+  m->prev = NULL;
+  m->next = atomic_load_explicit(&published[c], hak_relaxed);
+  atomic_store_explicit(&published[c], m, hak_relaxed);
   hak_unlock(&published_lock[c]);
+  hak_ring_event("publish", m, (uintptr_t)c);
 }
 
 /* ---- the bind boundary -------------------------------------------------------------------- */
@@ -99,10 +99,9 @@ hak_slab_t *hak_fresh_run(hak_tcache_t *tc, int cls) {
 
 void hak_notify_mt(hak_slab_t *m) {
   hak_tcache_t *owner = hak_owner_of(m);
-  if (owner == NULL) {
-    if (hak_opt.ss_adopt) hak_publish(m);
-    return;
-  }
+  /* No owner: the run is an orphan its exiting owner published (or is publishing) already;
+   * whoever adopts it drains the queue. */
+  if (owner == NULL) return;
   if (atomic_exchange_explicit(&m->notified, 1, memory_order_acq_rel)) return;
   hak_slab_t *head = atomic_load_explicit(&owner->notify, hak_relaxed);
   do {
@@ -123,13 +122,11 @@ void hak_notify_collect(hak_tcache_t *tc) {
   while (m != NULL) {
     hak_slab_t *next = m->notify_next;
     atomic_store_explicit(&m->notified, 0, memory_order_release);
-    if (hak_owner_of(m) == tc) {
-      if (m->list == HAK_LIST_FULL) {
-        hak_owned_remove(tc, m);
-        hak_owned_push(tc, m, HAK_LIST_PARTIAL);
-      }
-    } else if (hak_opt.ss_adopt && hak_owner_of(m) == NULL) {
-      hak_publish(m); /* left on a recycled cache's stack by a late notify */
+    /* A run no longer ours was left here by a late notify to this recycled cache; its new
+     * owner or its publisher takes care of it. */
+    if (hak_owner_of(m) == tc && m->list == HAK_LIST_FULL) {
+      hak_owned_remove(tc, m);
+      hak_owned_push(tc, m, HAK_LIST_PARTIAL);
     }
     m = next;
   }
@@ -154,12 +151,15 @@ static void maybe_release_orphan(hak_slab_t *m, uint32_t remote_count) {
 }
 
 hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {
+  /* Read the class before the push: once the block is in the queue the run may be drained,
+   * released and rebound by others. */
+  unsigned cls = m->class_idx;
   uint32_t count;
   bool first = hak_remote_push_mt(m, base, &count);
   bool live = tc->state == HAK_TC_LIVE;
   if (live) {
-    hak_stat_inc(tc->stat[m->class_idx].frees);
-    hak_stat_inc(tc->stat[m->class_idx].remote_frees);
+    hak_stat_inc(tc->stat[cls].frees);
+    hak_stat_inc(tc->stat[cls].remote_frees);
   } else {
     hak_gstat_add(HAK_G_REMOTE_FREES_NO_TC, 1);
   }
@@ -183,7 +183,7 @@ static void orphan_one(hak_tcache_t *tc, hak_slab_t *m) {
   hak_ring_event("orphan", m, m->used);
   if (hak_opt.ss_adopt) {
     hak_owner_release(m, tc);
-    hak_publish(m);
+    publish(m);
   } else {
     hak_check(hak_owner_transfer(m, tc, &orphan_token), "orphan of a run not owned", m->data,
               hak_ss_of(m), m->class_idx);
