@@ -141,6 +141,8 @@ hak_slab_t *hak_superslab_take_run(int cls);
 /* Returns an unbound, owner-less, fully free run to its SuperSlab. */
 void hak_superslab_release_run(hak_slab_t *head);
 size_t hak_superslab_trim(bool force);
+/* Returns memory whose decay has passed; called from slow paths now and then. */
+void hak_superslab_tick(void);
 void hak_superslab_lock_all(void);
 void hak_superslab_unlock_all(void);
 static inline hak_superslab_t *hak_ss_of(const void *p) {

@@ -101,7 +101,8 @@ struct hak_superslab_s {
   _Atomic(uint64_t) generation; /* bumped every time the region is reused                   */
   uint32_t free_mask;           /* bit i: slab i unbound; SuperSlab lock                    */
   uint32_t dirty_mask;          /* free slabs whose pages may be resident; SuperSlab lock   */
-  uint64_t free_since_ms;       /* when the last slab was freed (decay clock)               */
+  uint64_t free_since_ms;       /* when it became empty (decay clock of the empty list)     */
+  uint64_t dirty_since_ms;      /* when dirty_mask last went from 0 to nonzero              */
   hak_superslab_t *next, *prev; /* available or empty list; SuperSlab lock                  */
   uint8_t list;                 /* enum hak_ss_list                                         */
   hak_slab_t slabs[HAK_SLABS_PER_SS];
@@ -144,6 +145,7 @@ struct hak_tcache_s {
   hak_slab_t *partial[HAK_NUM_CLASSES]; /* owned runs that may have free blocks             */
   hak_slab_t *full[HAK_NUM_CLASSES];    /* owned runs with none (remote frees notify)       */
   uint32_t refill_streak[HAK_NUM_CLASSES]; /* refills since the last spill (ACE)            */
+  uint32_t refills_since_tick;          /* the decay clock is read every 64 refills          */
   _Atomic(hak_slab_t *) notify;         /* MPSC stack of owned slabs with new remote frees  */
   int state;                            /* enum hak_tc_state                                */
   uint64_t thread;                      /* pthread_self of the owner, for fork reclaim      */

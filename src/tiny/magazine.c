@@ -9,8 +9,8 @@
  *   - used counts blocks out of a run (in use or in a TLS SLL) and balances after every move:
  *     refill adds what it moves, spill and drain subtract what they return;
  *   - every list holds base pointers (asserted at each push and pop in debug builds);
- *   - a run is on exactly one of its owner's lists; an empty run other than the refill head is
- *     released, after leaving the owner's notify stack.
+ *   - a run is on exactly one of its owner's lists; an empty run is released (after leaving
+ *     the owner's notify stack) unless it is the only partial run of its class.
  * ACE (HAKMEM_ACE_ENABLED): a class that refills four times without a spill doubles its TLS
  * capacity, up to about 256 KiB of blocks.
  */
@@ -122,6 +122,10 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
     }
   }
   hak_stat_inc(tc->stat[cls].refills);
+  if (++tc->refills_since_tick >= 64) {
+    tc->refills_since_tick = 0;
+    hak_superslab_tick();
+  }
   hak_ring_event("refill", tc, (uintptr_t)cls << 32 | got);
   return hak_sll_pop(s);
 }
@@ -137,8 +141,11 @@ void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base) {
   if (m->list == HAK_LIST_FULL) {
     hak_owned_remove(tc, m);
     hak_owned_push(tc, m, HAK_LIST_PARTIAL);
+    /* The run it displaced from the head may be empty: one spare is enough. */
+    if (m->next != NULL && m->next->used == 0) hak_owned_release_run(tc, m->next);
   }
-  if (m->used == 0 && tc->partial[m->class_idx] != m) hak_owned_release_run(tc, m);
+  /* An empty run is kept only while it is the class's only partial run. */
+  if (m->used == 0 && (m->prev != NULL || m->next != NULL)) hak_owned_release_run(tc, m);
 }
 
 void hak_spill_slow(hak_tcache_t *tc, int cls) {

@@ -34,7 +34,7 @@ static hak_superslab_t *ss_avail;    /* has a free slab */
 static hak_superslab_t *ss_empty;    /* every slab free */
 static size_t ss_empty_count;
 static uint8_t *ss_reserve, *ss_reserve_end; /* mapped, not yet used as SuperSlabs */
-static uint64_t ss_last_decay_ms;
+static _Atomic(uint64_t) ss_last_decay_ms; /* written under ss_lock, peeked without */
 
 /* ---- geometry -------------------------------------------------------------------------------- */
 
@@ -229,10 +229,16 @@ static size_t ss_decay_locked(uint64_t now, bool force) {
     }
   }
   for (hak_superslab_t *ss = ss_avail; ss != NULL; ss = ss->next)
-    if (ss->dirty_mask && (force || now - ss->free_since_ms >= decay))
+    if (ss->dirty_mask && (force || now - ss->dirty_since_ms >= decay))
       released += ss_purge_dirty(ss) > 0;
-  ss_last_decay_ms = now;
+  atomic_store_explicit(&ss_last_decay_ms, now, hak_relaxed);
   return released;
+}
+
+/* The decay clock runs at a quarter of the decay time. */
+static bool decay_due(uint64_t now) {
+  uint64_t last = atomic_load_explicit(&ss_last_decay_ms, hak_relaxed);
+  return now - last >= (uint64_t)hak_opt.decay_ms / 4;
 }
 
 void hak_superslab_release_run(hak_slab_t *head) {
@@ -245,18 +251,27 @@ void hak_superslab_release_run(hak_slab_t *head) {
   for (int j = 0; j < k; j++) slab_reset(ss, idx + (unsigned)j);
   uint32_t bits = (k == 32 ? SS_ALL_FREE : (1u << k) - 1) << idx;
   ss->free_mask |= bits;
+  if (ss->dirty_mask == 0) ss->dirty_since_ms = now;
   ss->dirty_mask |= bits;
-  ss->free_since_ms = now;
   if (ss->free_mask == SS_ALL_FREE) {
+    ss->free_since_ms = now;
     if (ss->list == HAK_SSL_AVAIL) ss_list_remove(ss);
     ss_list_push(&ss_empty, ss, HAK_SSL_EMPTY);
     ss_empty_count++;
   } else if (ss->list == HAK_SSL_NONE) {
     ss_list_push(&ss_avail, ss, HAK_SSL_AVAIL);
   }
-  uint64_t decay = (uint64_t)hak_opt.decay_ms;
-  if (now - ss_last_decay_ms >= decay / 4) ss_decay_locked(now, false);
+  if (decay_due(now)) ss_decay_locked(now, false);
   hak_unlock(&ss_lock);
+}
+
+void hak_superslab_tick(void) {
+  uint64_t now = hak_os_now_ms();
+  if (!decay_due(now)) return;
+  hak_lock(&ss_lock);
+  ss_decay_locked(now, false);
+  hak_unlock(&ss_lock);
+  hak_large_trim(false);
 }
 
 size_t hak_superslab_trim(bool force) {
