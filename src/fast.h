@@ -83,7 +83,9 @@ static inline hak_slab_t *hak_slab_of_block(uintptr_t u, hak_tcache_t *tc, bool 
   return m;
 }
 
-static inline void hak_free_fast(void *p) {
+/* Every exit from the fast path is either a return or a tail call, so the hit path needs no
+ * stack frame. */
+static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
   if (hak_unlikely(p == NULL)) return;
   hak_tcache_t *tc = hak_tc;
   bool hit;
@@ -98,20 +100,19 @@ static inline void hak_free_fast(void *p) {
     hak_free_slow(p, tc);
     return;
   }
-  if (hak_likely(atomic_load_explicit(&m->owner, hak_relaxed) == tc)) {
-    hak_stat_inc(tc->stat[c].frees);
-#if HAK_HINT_COMPILED
-    if (hit) {
-      hak_stat_inc(tc->ev.hint_hits);
-    } else {
-      hak_stat_inc(tc->ev.hint_misses);
-      hak_hint_insert(tc, (uintptr_t)p & ~(uintptr_t)HAK_SS_MASK);
-    }
-#endif
-    if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, (int)c);
+  if (hak_unlikely(atomic_load_explicit(&m->owner, hak_relaxed) != tc)) {
+    hak_free_remote_mt(m, base, tc);
     return;
   }
-  hak_free_remote_mt(m, base, tc);
+#if HAK_HINT_COMPILED
+  if (hak_unlikely(!hit)) {
+    hak_free_local_hint_miss(tc, base, c);
+    return;
+  }
+  hak_stat_inc(tc->ev.hint_hits);
+#endif
+  hak_stat_inc(tc->stat[c].frees);
+  if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, (int)c);
 }
 
 #endif /* HAKMEM_FAST_H */

@@ -191,6 +191,8 @@ void hak_adopt_unlock_all(void);
 /* ---- tiny/hint.c -------------------------------------------------------------------------- */
 
 void hak_hint_insert(hak_tcache_t *tc, uintptr_t ss);
+/* A local free whose SuperSlab the hint did not know: count, remember, push. */
+void hak_free_local_hint_miss(hak_tcache_t *tc, void *base, unsigned cls);
 
 /* ---- large.c ------------------------------------------------------------------------------ */
 
