@@ -58,6 +58,11 @@ static inline bool hak_bridge_in(void *base, unsigned cls, uint32_t stride) {
 /* Debug check at every list push and pop: a base pointer sits at the expected offset. */
 static inline void hak_assert_base(const void *base) {
   (void)base;
+#if HAKMEM_DEBUG_HDRLESS
+  if (((uintptr_t)base & 15) != (16 - HAK_HDR_SIZE) % 16)
+    hak_log_once_at("[TLS_SLL_MISMATCH]", base, hak_ss_of(base), (uintptr_t)base & 15,
+                    (16 - HAK_HDR_SIZE) % 16);
+#endif
   hak_assert(((uintptr_t)base & 15) == (16 - HAK_HDR_SIZE) % 16);
 }
 
