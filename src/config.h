@@ -24,6 +24,7 @@
  *   HAKMEM_VERBOSE=0            1: print version, build configuration and options at start
  *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
  *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse
+ *   HAKMEM_THP=0                1: ask for transparent huge pages; 0: refuse them
  */
 #ifndef HAKMEM_CONFIG_H
 #define HAKMEM_CONFIG_H

@@ -83,12 +83,13 @@ uint64_t hak_os_now_ms(void);
 void hak_os_write(int fd, const void *buf, size_t n);
 uint64_t hak_os_peak_rss_kb(void);
 int hak_os_dup_stderr(void);
+void hak_os_thp(void *p, size_t size, bool huge);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
 typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
-  long stats, verbose, decay_ms, large_cache_mb;
+  long stats, verbose, decay_ms, large_cache_mb, thp;
 } hak_options_t;
 extern hak_options_t hak_opt;
 void hak_options_init(void); /* parses the environment; warns on malformed values */

@@ -12,7 +12,7 @@ extern char **environ;
 
 hak_options_t hak_opt = {
     .tls_hint = 1, .ss_adopt = 1, .rf_force_notify = 0, .must_adopt = 0, .ace_enabled = 1,
-    .stats = 0,    .verbose = 0,  .decay_ms = 1000,     .large_cache_mb = 64,
+    .stats = 0,    .verbose = 0,  .decay_ms = 1000,     .large_cache_mb = 64, .thp = 0,
 };
 
 typedef struct option_desc_s {
@@ -32,6 +32,7 @@ static const option_desc_t options[] = {
     {"HAKMEM_VERBOSE", &hak_opt.verbose, 0, 1, "print configuration at start"},
     {"HAKMEM_DECAY_MS", &hak_opt.decay_ms, 0, 3600000, "ms before freed memory is returned"},
     {"HAKMEM_LARGE_CACHE_MB", &hak_opt.large_cache_mb, 0, 1 << 20, "MiB of large mappings kept"},
+    {"HAKMEM_THP", &hak_opt.thp, 0, 1, "transparent huge pages for hakmem's mappings"},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
