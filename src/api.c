@@ -87,7 +87,7 @@ static const char *bad_free_reason(uintptr_t u) {
   return "invalid free (not the start of a block)";
 }
 
-hak_noinline void hak_free_slow(void *p, hak_tcache_t *tc) {
+hak_noinline void hak_free_slow(void *p) {
   uintptr_t u = (uintptr_t)p;
   unsigned kind = hak_registry_kind(u);
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
@@ -109,7 +109,6 @@ hak_noinline void hak_free_slow(void *p, hak_tcache_t *tc) {
   aligned_mark_t *mk = aligned_mark_of(p, base);
   if (mk == NULL) hak_fail("invalid free (interior pointer)", p, hak_ss_of(p), m->class_idx);
   mk->magic = 0; /* a second free of the aligned pointer is now invalid */
-  (void)tc;
   hak_free_fast(base + HAK_HDR_SIZE);
 }
 

@@ -91,13 +91,13 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
   bool hit;
   hak_slab_t *m = hak_slab_of_block((uintptr_t)p, tc, &hit);
   if (hak_unlikely(m == NULL)) {
-    hak_free_slow(p, tc);
+    hak_free_slow(p);
     return;
   }
   unsigned c = m->class_idx;
   void *base = hak_bridge_base(p);
   if (hak_unlikely(!hak_bridge_in(base, c, m->stride))) {
-    hak_free_slow(p, tc);
+    hak_free_slow(p);
     return;
   }
   if (hak_unlikely(atomic_load_explicit(&m->owner, hak_relaxed) != tc)) {

@@ -60,7 +60,6 @@ static void tc_reset(hak_tcache_t *tc, int state) {
   tc->all_next = all_next;
   for (int c = 0; c < HAK_NUM_CLASSES; c++) tc->sll[c].cap = initial_cap(c);
   tc->state = state;
-  tc->thread = (uint64_t)pthread_self();
 }
 
 /* A cache for a new thread, reset under the list lock so hak_stats_get() never reads a cache

@@ -126,7 +126,7 @@ void hak_stats_init(void); /* keeps a copy of stderr when HAKMEM_STATS is on */
 
 size_t hak_class_size(int cls); /* usable bytes */
 void *hak_malloc_slow(size_t size);
-void hak_free_slow(void *p, hak_tcache_t *tc);
+void hak_free_slow(void *p); /* large, aligned and invalid frees */
 
 /* ---- tiny/registry.c --------------------------------------------------------------------- */
 

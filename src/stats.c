@@ -89,7 +89,7 @@ hak_api void hak_stats_get(hak_stats_t *out) {
   out->hint_misses = ld(&s.ev.hint_misses);
   /* Every slab free not resolved by the hint went through the registry. */
   uint64_t slab_frees = out->frees - g(HAK_G_LARGE_FREES);
-  out->registry_lookups = ld(&s.ev.registry_lookups) + slab_frees - out->hint_hits;
+  out->registry_lookups = slab_frees - out->hint_hits;
   out->ace_grows = ld(&s.ev.ace_grows);
   out->orphaned_slabs = g(HAK_G_ORPHANED);
   out->last_free_releases = g(HAK_G_LAST_FREE_RELEASES);

@@ -89,7 +89,6 @@ struct hak_slab_s {
   _Atomic(uint32_t) notified;     /* 1 while on a notify stack or the published list        */
   hak_slab_t *notify_next;        /* link on a thread's notify stack                        */
   hak_slab_t *next, *prev;        /* owner's partial/full list, or the published list       */
-  uint64_t orphan_gen;            /* bumped when orphaned; for diagnostics                  */
 };
 
 /* ---- SuperSlab ----------------------------------------------------------------------- */
@@ -125,7 +124,7 @@ typedef struct hak_tstat_s {
 /* Per-thread event counters (slow paths). */
 typedef struct hak_tevents_s {
   _Atomic(uint64_t) remote_drains, drained_blocks, notifies, adopt_tries, adoptions;
-  _Atomic(uint64_t) hint_hits, hint_misses, registry_lookups, ace_grows;
+  _Atomic(uint64_t) hint_hits, hint_misses, ace_grows;
 } hak_tevents_t;
 
 #define HAK_HINT_WAYS 2
@@ -148,7 +147,6 @@ struct hak_tcache_s {
   uint32_t refills_since_tick;          /* the decay clock is read every 64 refills          */
   _Atomic(hak_slab_t *) notify;         /* MPSC stack of owned slabs with new remote frees  */
   int state;                            /* enum hak_tc_state                                */
-  uint64_t thread;                      /* pthread_self of the owner, for fork reclaim      */
   hak_tcache_t *all_next;               /* list of every cache; tcache lock                 */
   hak_tcache_t *free_next;              /* recycled caches; tcache lock                     */
 };
