@@ -20,28 +20,19 @@
 #include <unistd.h>
 
 #include "fast.h"
+#include "hak_test.h"
 #include "hakmem.h"
 
 /* libc's own allocations go through hakmem (the test executable exports malloc). */
 #define U_LIBC_IS_HAKMEM (HAKMEM_OVERRIDE && !HAKMEM_ASAN && !HAKMEM_TSAN)
 
-__attribute__((noreturn, format(printf, 4, 5), unused)) static void
-u_fail_at(const char *file, int line, const char *cond, const char *fmt, ...) {
-  char msg[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  const char *base = strrchr(file, '/');
-  fflush(stdout);
-  fprintf(stderr, "FAIL: %s:%d: %s: %s\n", base ? base + 1 : file, line, cond, msg);
-  _exit(1);
-}
-
-/* U_CHECK(cond, fmt, ...): fails the test unless cond holds. */
+/* U_CHECK(cond, fmt, ...): fails the test unless cond holds, naming the condition first. */
 #define U_CHECK(cond, ...)                                               \
   do {                                                                   \
-    if (!(cond)) u_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__);      \
+    if (!(cond)) {                                                       \
+      fprintf(stderr, "condition: %s\n", #cond);                         \
+      t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                        \
+    }                                                                    \
   } while (0)
 
 #define U_LOG(...) fprintf(stderr, __VA_ARGS__)
@@ -67,7 +58,7 @@ static inline long u_block_index(const hak_slab_t *m, const void *b) {
 static inline size_t u_size_of_class(int c) {
   size_t n = hak_class_size(c);
   if ((int)hak_size_class(n) != c)
-    u_fail_at(__FILE__, __LINE__, "hak_size_class(hak_class_size(c)) == c", "class %d", c);
+    t_fail("hak_size_class(hak_class_size(c)) != c for class %d", c);
   return n;
 }
 
