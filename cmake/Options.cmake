@@ -12,8 +12,14 @@
 #   HAKMEM_OVERRIDE           HAKMEM_OVERRIDE            ON       export malloc/free/..., the
 #                                                                 __libc_* aliases and the C++
 #                                                                 operators new/delete
-#   HAKMEM_SANITIZER          HAKMEM_ASAN, HAKMEM_TSAN   none     none|asan|ubsan|tsan, applied to
-#                                                                 every target
+#   HAKMEM_SANITIZER          HAKMEM_ASAN, HAKMEM_TSAN   none     none|asan|ubsan|tsan|fuzz, applied
+#                                                                 to every target (fuzz: clang,
+#                                                                 ASan + UBSan + libFuzzer
+#                                                                 coverage, harnesses in fuzz/)
+#   HAKMEM_PLANT_BUG          HAKMEM_PLANT_BUG (number)  ""       tests only: compile in one known
+#                                                                 bug (see below) to prove that the
+#                                                                 regression tests and fuzzers
+#                                                                 catch it
 #   HAKMEM_LIB_SUFFIX         -                          ""       library name suffix: _asan gives
 #                                                                 libhakmem_asan.so
 #   HAKMEM_STRESS_SECONDS     -                          2        seconds each stress test runs
@@ -30,10 +36,34 @@ option(HAKMEM_DEBUG "Debug assertions (hak_assert)" OFF)
 option(HAKMEM_OVERRIDE "Export malloc/free/... and the C++ operators" ON)
 option(HAKMEM_BUILD_TESTS "Build and register the tests under tests/" ON)
 
-set(HAKMEM_SANITIZER "none" CACHE STRING "Sanitizer: none, asan, ubsan or tsan")
-set_property(CACHE HAKMEM_SANITIZER PROPERTY STRINGS none asan ubsan tsan)
-if(NOT HAKMEM_SANITIZER MATCHES "^(none|asan|ubsan|tsan)$")
-  message(FATAL_ERROR "HAKMEM_SANITIZER must be none, asan, ubsan or tsan (got '${HAKMEM_SANITIZER}')")
+set(HAKMEM_SANITIZER "none" CACHE STRING "Sanitizer: none, asan, ubsan, tsan or fuzz")
+set_property(CACHE HAKMEM_SANITIZER PROPERTY STRINGS none asan ubsan tsan fuzz)
+if(NOT HAKMEM_SANITIZER MATCHES "^(none|asan|ubsan|tsan|fuzz)$")
+  message(FATAL_ERROR "HAKMEM_SANITIZER must be none, asan, ubsan, tsan or fuzz (got '${HAKMEM_SANITIZER}')")
+endif()
+if(HAKMEM_SANITIZER STREQUAL "fuzz" AND NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+  message(FATAL_ERROR "HAKMEM_SANITIZER=fuzz needs clang (libFuzzer); configure with "
+                      "-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++")
+endif()
+
+# Planted bugs: each name compiles in exactly one of the root causes of the debug playbook, so
+# that tests/regress and the fuzz harnesses can be shown to catch it (tests/regress/planted.sh).
+# Never for use outside that proof. The number is what src/config.h compares against.
+set(HAKMEM_PLANT_BUG_NAMES stale_hint sll_userptr registry_late_unregister class_drift
+    magazine_userptr remote_double_drain double_offset)
+set(HAKMEM_PLANT_BUG "" CACHE STRING "Tests only: compile in one planted bug (${HAKMEM_PLANT_BUG_NAMES})")
+set_property(CACHE HAKMEM_PLANT_BUG PROPERTY STRINGS "" ${HAKMEM_PLANT_BUG_NAMES})
+set(HAKMEM_PLANT_BUG_ID 0)
+if(NOT HAKMEM_PLANT_BUG STREQUAL "" AND NOT HAKMEM_PLANT_BUG STREQUAL "none")
+  list(FIND HAKMEM_PLANT_BUG_NAMES "${HAKMEM_PLANT_BUG}" _hakmem_plant_index)
+  if(_hakmem_plant_index LESS 0)
+    list(JOIN HAKMEM_PLANT_BUG_NAMES ", " _hakmem_plant_list)
+    message(FATAL_ERROR "HAKMEM_PLANT_BUG must be empty or one of ${_hakmem_plant_list} "
+                        "(got '${HAKMEM_PLANT_BUG}')")
+  endif()
+  math(EXPR HAKMEM_PLANT_BUG_ID "${_hakmem_plant_index} + 1")
+  message(WARNING "HAKMEM_PLANT_BUG=${HAKMEM_PLANT_BUG}: this build has a bug compiled in on "
+                  "purpose; use it only to prove that the tests catch it")
 endif()
 
 set(HAKMEM_LIB_SUFFIX "" CACHE STRING "Suffix of the library names (libhakmem<suffix>.so)")
@@ -75,11 +105,12 @@ foreach(_opt HAKMEM_TINY_HEADERLESS HAKMEM_TINY_SS_TLS_HINT HAKMEM_DEBUG_HDRLESS
   _hakmem_bool(_val "${${_opt}}")
   list(APPEND HAKMEM_DEFINITIONS "${_opt}=${_val}")
 endforeach()
-if(HAKMEM_SANITIZER STREQUAL "asan")
+if(HAKMEM_SANITIZER MATCHES "^(asan|fuzz)$")
   list(APPEND HAKMEM_DEFINITIONS HAKMEM_ASAN=1 HAKMEM_TSAN=0)
 elseif(HAKMEM_SANITIZER STREQUAL "tsan")
   list(APPEND HAKMEM_DEFINITIONS HAKMEM_ASAN=0 HAKMEM_TSAN=1)
 else()
   list(APPEND HAKMEM_DEFINITIONS HAKMEM_ASAN=0 HAKMEM_TSAN=0)
 endif()
+list(APPEND HAKMEM_DEFINITIONS HAKMEM_PLANT_BUG=${HAKMEM_PLANT_BUG_ID})
 unset(_val)

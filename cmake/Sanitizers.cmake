@@ -1,5 +1,5 @@
 # Sanitizer flags for every target of the build (library and tests alike), chosen by
-# HAKMEM_SANITIZER. Under asan and tsan the sanitizer owns malloc, so the library is built with
+# HAKMEM_SANITIZER. Under asan, tsan and fuzz the sanitizer owns malloc, so the library is built with
 # HAKMEM_OVERRIDE=OFF and exercised through its prefixed API (see cmake/Options.cmake).
 
 if(HAKMEM_SANITIZER STREQUAL "asan")
@@ -8,6 +8,10 @@ elseif(HAKMEM_SANITIZER STREQUAL "ubsan")
   set(HAKMEM_SANITIZER_FLAGS -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 elseif(HAKMEM_SANITIZER STREQUAL "tsan")
   set(HAKMEM_SANITIZER_FLAGS -fsanitize=thread)
+elseif(HAKMEM_SANITIZER STREQUAL "fuzz")
+  # Coverage for libFuzzer everywhere; the harnesses add -fsanitize=fuzzer (its main) at link.
+  set(HAKMEM_SANITIZER_FLAGS -fsanitize=address,undefined,fuzzer-no-link
+      -fno-sanitize-recover=all -fno-omit-frame-pointer)
 else()
   set(HAKMEM_SANITIZER_FLAGS "")
 endif()

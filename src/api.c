@@ -109,7 +109,11 @@ hak_noinline void hak_free_slow(void *p) {
   aligned_mark_t *mk = aligned_mark_of(p, base);
   if (mk == NULL) hak_fail("invalid free (interior pointer)", p, hak_ss_of(p), m->class_idx);
   mk->magic = 0; /* a second free of the aligned pointer is now invalid */
+#if HAK_PLANTED(double_offset)
+  hak_free_fast(base); /* planted bug: the block's base, its user offset skipped */
+#else
   hak_free_fast(base + HAK_HDR_SIZE);
+#endif
 }
 
 /* ---- aligned allocation ------------------------------------------------------------------ */

@@ -11,6 +11,8 @@
  *   HAKMEM_OVERRIDE           HAKMEM_OVERRIDE            export malloc, free, operator new ...
  *   HAKMEM_SANITIZER=asan     HAKMEM_ASAN                poison free blocks for ASan
  *   HAKMEM_SANITIZER=tsan     HAKMEM_TSAN                built for ThreadSanitizer
+ *   HAKMEM_SANITIZER=fuzz     HAKMEM_ASAN                clang, ASan + UBSan + libFuzzer
+ *   HAKMEM_PLANT_BUG=<name>   HAKMEM_PLANT_BUG (1..7)    tests only: one planted bug, below
  *
  * Run time (environment, read once at process start by options.c; the table of names and
  * defaults lives there and in the README):
@@ -50,6 +52,22 @@
 #ifndef HAKMEM_TSAN
 #define HAKMEM_TSAN 0
 #endif
+
+#ifndef HAKMEM_PLANT_BUG
+#define HAKMEM_PLANT_BUG 0
+#endif
+
+/* Planted bugs, for the proof that tests/regress and the fuzz harnesses catch each root cause
+ * of the debug playbook. Numbered as HAKMEM_PLANT_BUG_NAMES in cmake/Options.cmake; a normal
+ * build has none, and each site is a single #if HAK_PLANTED(...) next to the correct code. */
+#define HAK_PLANT_stale_hint 1               /* hint hit without the generation/epoch check */
+#define HAK_PLANT_sll_userptr 2              /* free pushes the user pointer on the TLS SLL */
+#define HAK_PLANT_registry_late_unregister 3 /* SuperSlab unmapped, registry entry left     */
+#define HAK_PLANT_class_drift 4              /* class read from the pointer's slab, not the run head */
+#define HAK_PLANT_magazine_userptr 5         /* spill stores user pointers on the freelist  */
+#define HAK_PLANT_remote_double_drain 6      /* drain leaves the remote queue in place      */
+#define HAK_PLANT_double_offset 7            /* aligned free skips the bridge offset        */
+#define HAK_PLANTED(name) (HAKMEM_PLANT_BUG == HAK_PLANT_##name)
 
 /* The hint box exists only where free has to find the SuperSlab without a header. */
 #define HAK_HINT_COMPILED (HAKMEM_TINY_HEADERLESS && HAKMEM_TINY_SS_TLS_HINT)

@@ -74,7 +74,9 @@ static inline hak_slab_t *hak_slab_of_block(uintptr_t u, hak_tcache_t *tc, bool 
   hak_superslab_t *ss = (hak_superslab_t *)ssa;
   if (!*hit && hak_unlikely((ss = hak_registry_ss(u)) == NULL)) return NULL;
   hak_slab_t *m = &ss->slabs[(u >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
+#if !HAK_PLANTED(class_drift) /* planted bug: class and geometry of the pointer's own slab */
   m = &ss->slabs[m->head];
+#endif
   if (hak_unlikely(m->class_idx >= HAK_NUM_CLASSES)) return NULL;
   uint64_t off = (uint64_t)(u - HAK_HDR_SIZE - (uintptr_t)m->data);
   if (hak_unlikely(off >= (uint64_t)m->capacity * m->stride)) return NULL;
@@ -112,6 +114,9 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
   hak_stat_inc(tc->ev.hint_hits);
 #endif
   hak_stat_inc(tc->stat[c].frees);
+#if HAK_PLANTED(sll_userptr)
+  base = p; /* planted bug: the user pointer goes onto the TLS SLL */
+#endif
   if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, (int)c);
 }
 

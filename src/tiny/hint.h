@@ -14,6 +14,9 @@ static inline bool hak_hint_hit(const hak_tcache_t *tc, uintptr_t ss) {
   uint64_t epoch = atomic_load_explicit(&hak_ss_release_epoch, hak_relaxed);
   for (int i = 0; i < HAK_HINT_WAYS; i++) {
     const hak_hint_t *h = &tc->hint[i];
+#if HAK_PLANTED(stale_hint)
+    if (h->ss == ss) return true; /* planted bug: neither generation nor epoch checked */
+#endif
     if (h->ss == ss && h->epoch == epoch &&
         h->gen == atomic_load_explicit(&((hak_superslab_t *)ss)->generation, hak_relaxed)) {
       hak_log_once_at("[HINT_LOOKUP]", (void *)ss, (void *)ss, h->gen, epoch);

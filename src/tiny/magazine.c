@@ -135,6 +135,9 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
 void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base) {
   hak_check(hak_owner_of(m) == tc, "TLS SLL holds a block of a slab it does not own", base,
             hak_ss_of(base), m->class_idx);
+#if HAK_PLANTED(magazine_userptr)
+  base = (uint8_t *)base + HAK_HDR_SIZE; /* planted bug: the freelist gets the user pointer */
+#endif
   hak_link_set(base, m->freelist);
   m->freelist = base;
   m->used--;

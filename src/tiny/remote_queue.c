@@ -26,7 +26,11 @@ bool hak_remote_push_mt(hak_slab_t *m, void *base, uint32_t *count_after) {
 }
 
 uint32_t hak_remote_drain(hak_slab_t *m) {
+#if HAK_PLANTED(remote_double_drain) /* planted bug: the queue stays, the next drain takes it again */
+  uintptr_t head = atomic_load_explicit(&m->remote_head, memory_order_acquire);
+#else
   uintptr_t head = atomic_exchange_explicit(&m->remote_head, 0, memory_order_acquire);
+#endif
   uint32_t n = 0;
   void *b = (void *)head;
   while (b != NULL) {
