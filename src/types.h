@@ -87,6 +87,7 @@ struct hak_slab_s {
   _Alignas(HAK_CACHE_LINE) _Atomic(uintptr_t) remote_head; /* Box 2 MPSC stack of bases     */
   _Atomic(uint32_t) remote_count; /* blocks pushed since the last drain                     */
   _Atomic(uint32_t) notified;     /* 1 while on a notify stack or the published list        */
+  _Atomic(uint32_t) orphan_used;  /* used while published (frozen: no owner), else 0          */
   hak_slab_t *notify_next;        /* link on a thread's notify stack                        */
   hak_slab_t *next, *prev;        /* owner's partial/full list, or the published list       */
 };

@@ -16,8 +16,10 @@
  *     it is popped under that list's lock, so it is adopted at most once;
  *   - the notify stack of an exiting cache is closed (HAK_NOTIFY_CLOSED) before its runs are
  *     orphaned, so no run is left on a stack nobody reads;
- *   - with adoption off an orphan is owned by orphan_token; the free that brings its remote
- *     count to its used count claims it by an owner CAS, so exactly one thread releases it.
+ *   - an orphan whose blocks have all come back is released by the free of its last block,
+ *     not kept for adoption: with adoption off it is owned by orphan_token and that free claims
+ *     it by an owner CAS; a published one is claimed by a CAS of orphan_used (its frozen used
+ *     count) to 0, which adopters must win too. Either way exactly one thread takes it.
  */
 #include "../internal.h"
 #include "tls_sll.h"
@@ -45,9 +47,27 @@ static void publish(hak_slab_t *m) {
   m->list = HAK_LIST_PUBLISHED;
   m->prev = NULL;
   m->next = atomic_load_explicit(&published[c], hak_relaxed);
+  if (m->next != NULL) m->next->prev = m;
   atomic_store_explicit(&published[c], m, hak_relaxed);
+  atomic_store_explicit(&m->orphan_used, m->used, memory_order_release);
   hak_unlock(&published_lock[c]);
   hak_ring_event("publish", m, (uintptr_t)c);
+}
+
+/* Takes m off the published list of class c; published_lock[c] is held. */
+static void unpublish(hak_slab_t *m, int c) {
+  if (m->prev != NULL) m->prev->next = m->next;
+  else atomic_store_explicit(&published[c], m->next, hak_relaxed);
+  if (m->next != NULL) m->next->prev = m->prev;
+  m->next = m->prev = NULL;
+  m->list = HAK_LIST_NONE;
+}
+
+/* The claim on a published run, for adoption or release: orphan_used goes from the run's frozen
+ * used count to 0, exactly once. Whoever wins owns the run's next step; the others leave it. */
+static bool claim_published(hak_slab_t *m, uint32_t expect) {
+  return expect != 0 && atomic_compare_exchange_strong_explicit(&m->orphan_used, &expect, 0,
+                                                                memory_order_acq_rel, hak_relaxed);
 }
 
 /* ---- the bind boundary -------------------------------------------------------------------- */
@@ -73,11 +93,12 @@ hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls) {
   hak_stat_inc(tc->ev.adopt_tries);
   if (atomic_load_explicit(&published[cls], hak_relaxed) == NULL) return NULL; /* peek */
   hak_lock(&published_lock[cls]);
+  /* A run claimed by the free of its last block is skipped: its releaser unlinks it. */
   hak_slab_t *m = atomic_load_explicit(&published[cls], hak_relaxed);
+  while (m != NULL && !claim_published(m, atomic_load_explicit(&m->orphan_used, hak_relaxed)))
+    m = m->next;
   if (m != NULL) {
-    atomic_store_explicit(&published[cls], m->next, hak_relaxed);
-    m->next = NULL;
-    m->list = HAK_LIST_NONE;
+    unpublish(m, cls);
     /* The owner CAS happens under the list lock, so a concurrent publish (which requires no
      * owner) cannot put the run back while it is being adopted. */
     hak_check(hak_owner_acquire(m, tc), "published run already owned", m->data, hak_ss_of(m),
@@ -146,8 +167,31 @@ static void release_orphan(hak_slab_t *m) {
   hak_superslab_release_run(m);
 }
 
+/* A published run whose last block came back: this thread claimed it (claim_published), so no
+ * adopter will take it; nobody needs to. */
+static void release_published(hak_slab_t *m) {
+  int cls = m->class_idx;
+  hak_lock(&published_lock[cls]);
+  unpublish(m, cls);
+  hak_unlock(&published_lock[cls]);
+  hak_check(hak_owner_acquire(m, &releasing_token), "claimed published run has an owner", m->data,
+            hak_ss_of(m), cls);
+  hak_remote_drain(m);
+  hak_check(m->used == 0, "published run released with blocks still out", m->data, hak_ss_of(m),
+            m->class_idx);
+  hak_owner_release(m, &releasing_token);
+  hak_gstat_add(HAK_G_LAST_FREE_RELEASES, 1);
+  hak_ring_event("published_release", m, 0);
+  hak_superslab_release_run(m);
+}
+
+/* remote_count: the queue's count after the caller's push (or as the orphaning thread sees it);
+ * it equals the run's used count once every block out of it has come back. */
 static void maybe_release_orphan(hak_slab_t *m, uint32_t remote_count) {
-  if (hak_owner_of(m) == &orphan_token && remote_count == m->used) release_orphan(m);
+  hak_tcache_t *owner = hak_owner_of(m);
+  if (owner == &orphan_token && remote_count == m->used) release_orphan(m);
+  /* orphan_used is 0 unless the run is published, and a count is at least 1 here. */
+  if (owner == NULL && claim_published(m, remote_count)) release_published(m);
 }
 
 hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {
@@ -187,8 +231,9 @@ static void orphan_one(hak_tcache_t *tc, hak_slab_t *m) {
   } else {
     hak_check(hak_owner_transfer(m, tc, &orphan_token), "orphan of a run not owned", m->data,
               hak_ss_of(m), m->class_idx);
-    maybe_release_orphan(m, atomic_load_explicit(&m->remote_count, memory_order_acquire));
   }
+  /* The last blocks may have come back between the drain above and now. */
+  maybe_release_orphan(m, atomic_load_explicit(&m->remote_count, memory_order_acquire));
 }
 
 void hak_orphan_slabs(hak_tcache_t *tc) {

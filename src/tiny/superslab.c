@@ -86,6 +86,7 @@ static void slab_reset(hak_superslab_t *ss, unsigned i) {
   m->state = HAK_SLAB_FREE;
   m->list = HAK_LIST_NONE;
   atomic_store_explicit(&m->remote_count, 0, hak_relaxed);
+  atomic_store_explicit(&m->orphan_used, 0, hak_relaxed);
   m->next = m->prev = NULL;
 }
 

@@ -9,7 +9,11 @@
  * Part 2: several threads allocate and exit, leaving many published runs; then 4 threads race
  * to allocate the same class. Before any of them exits, each records the runs on its own lists
  * (checking it owns each); no run may appear in two threads' records: a published run is
- * adopted at most once. */
+ * adopted at most once.
+ *
+ * Part 3: a thread allocates the blocks of one run and exits, so the run is published; main
+ * frees them all. The free of the last block releases the run (last_free_releases grows, the
+ * run is unbound) instead of leaving it published until some thread of its class refills. */
 #include "unit.h"
 
 static hak_slab_t *run_of_user(void *p) { return u_run_of(hak_bridge_base(p)); }
@@ -198,11 +202,49 @@ static void part2(void) {
   pthread_barrier_destroy(&race_recorded);
 }
 
+/* ---- part 3 -------------------------------------------------------------------------------- */
+
+#define P3_BLOCKS 5
+static int cls3 = 15;
+static void *p3_blocks[P3_BLOCKS];
+
+static void *p3_maker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < P3_BLOCKS; i++) {
+    p3_blocks[i] = hak_malloc(u_size_of_class(cls3));
+    U_CHECK(p3_blocks[i] != NULL, "part 3: hak_malloc failed");
+  }
+  return NULL;
+}
+
+static void part3(void) {
+  u_run_thread(p3_maker, NULL);
+  hak_slab_t *m = run_of_user(p3_blocks[0]);
+  for (int i = 1; i < P3_BLOCKS; i++)
+    U_CHECK(run_of_user(p3_blocks[i]) == m, "part 3: blocks in more than one run");
+  U_CHECK(hak_owner_of(m) == NULL && m->list == HAK_LIST_PUBLISHED,
+          "part 3: the run of an exited thread is not published (owner %p, list %d)",
+          (void *)hak_owner_of(m), m->list);
+  hak_stats_t st0 = u_stats();
+  for (int i = 0; i < P3_BLOCKS - 1; i++) hak_free(p3_blocks[i]);
+  U_CHECK(m->list == HAK_LIST_PUBLISHED && m->class_idx == cls3,
+          "part 3: the run left the published list before its last block came back");
+  hak_free(p3_blocks[P3_BLOCKS - 1]);
+  hak_stats_t st1 = u_stats();
+  U_CHECK(st1.last_free_releases == st0.last_free_releases + 1,
+          "part 3: last_free_releases %llu -> %llu, want one release",
+          (unsigned long long)st0.last_free_releases, (unsigned long long)st1.last_free_releases);
+  U_CHECK(m->class_idx == HAK_CLASS_NONE && hak_owner_of(m) == NULL,
+          "part 3: the run is still bound (class %d) after its last free", m->class_idx);
+  U_CHECK(st1.adoptions == st0.adoptions, "part 3: the run was adopted, not released");
+}
+
 int main(void) {
   u_thread_cache();
   U_CHECK(hak_opt.ss_adopt == 1, "run with adoption on (HAKMEM_TINY_SS_ADOPT unset or 1)");
   part1();
   part2();
+  part3();
   printf("unit_adopt: OK\n");
   return 0;
 }
