@@ -8,6 +8,20 @@
 #include <unistd.h>
 
 #include "internal.h"
+#if HAKMEM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* ASan keeps its shadow of an address range across munmap: blocks hakmem poisoned in a
+ * SuperSlab would still read as poisoned when the kernel hands the same addresses out again
+ * (as a large block, say). Every range leaves hakmem unpoisoned. */
+static void unpoison(void *p, size_t size) {
+#if HAKMEM_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, size);
+#endif
+  (void)p;
+  (void)size;
+}
 
 void *hak_os_map(size_t size) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -35,6 +49,7 @@ void *hak_os_map_aligned(size_t size, size_t align) {
 
 void hak_os_unmap(void *p, size_t size) {
   int saved = errno;
+  unpoison(p, size);
   munmap(p, size);
   errno = saved;
   hak_gstat_add(HAK_G_BYTES_MAPPED, -(int64_t)size);
