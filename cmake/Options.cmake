@@ -47,7 +47,7 @@ if(HAKMEM_SANITIZER STREQUAL "fuzz" AND NOT CMAKE_C_COMPILER_ID STREQUAL "Clang"
 endif()
 
 # Planted bugs: each name compiles in exactly one of the root causes of the debug playbook, so
-# that tests/regress and the fuzz harnesses can be shown to catch it (tests/regress/planted.sh).
+# that tests/regress and the fuzz harnesses can be shown to catch it (tests/planted/run_planted.sh).
 # Never for use outside that proof. The number is what src/config.h compares against.
 set(HAKMEM_PLANT_BUG_NAMES stale_hint sll_userptr registry_late_unregister class_drift
     magazine_userptr remote_double_drain double_offset)

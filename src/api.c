@@ -78,6 +78,10 @@ static aligned_mark_t *aligned_mark_of(const void *p, uint8_t *base) {
   uint8_t *inner = base + HAK_HDR_SIZE;
   if ((const uint8_t *)p < inner + sizeof(aligned_mark_t)) return NULL;
   aligned_mark_t *mk = (aligned_mark_t *)((uint8_t *)p - sizeof(aligned_mark_t));
+#if HAKMEM_ASAN
+  /* A freed block is poisoned past its link word, mark included: it carries no mark. */
+  if (__asan_region_is_poisoned(mk, sizeof *mk) != NULL) return NULL;
+#endif
   if (mk->magic != (HAK_ALIGN_MAGIC ^ (uintptr_t)p) || mk->inner != inner) return NULL;
   return mk;
 }

@@ -47,7 +47,7 @@ for i in "${!modes[@]}"; do
     || fail "build failed (see $work.build$i.log)"
   status=0
   ctest --test-dir "$dir" -L regress --timeout 120 >"$dir/ctest.log" 2>&1 || status=$?
-  failed=$(sed -n 's/^ *[0-9]* - \(regress_[a-z_]*\) .*/\1/p' "$dir/ctest.log" | tr '\n' ' ')
+  failed=$(sed -n 's/^[[:space:]]*[0-9]* - \(regress_[a-z_]*\) .*/\1/p' "$dir/ctest.log" | tr '\n' ' ')
   echo "planted $bug: ${modes[$i]}: ctest -L regress exit $status${failed:+, failed: $failed}"
   if [[ $bug == none ]]; then
     ((status == 0)) || fail "regress tests fail without a planted bug (see $dir/ctest.log)"

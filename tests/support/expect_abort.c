@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hak_child.h"
+
 #define CAPTURE_MAX (64 * 1024)
 
 static char captured[CAPTURE_MAX + 1];
@@ -27,34 +29,6 @@ static int has_hakmem_line(const char *text) {
     line = nl + 1;
   }
   return 0;
-}
-
-static size_t read_all(int fd) {
-  size_t len = 0;
-  for (;;) {
-    char chunk[4096];
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    size_t keep = (size_t)n;
-    if (keep > CAPTURE_MAX - len)
-      keep = CAPTURE_MAX - len; /* keep draining, store a prefix */
-    memcpy(captured + len, chunk, keep);
-    len += keep;
-  }
-  captured[len] = '\0';
-  return len;
-}
-
-static void describe(int status, char *buf, size_t size) {
-  if (WIFSIGNALED(status))
-    snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-  else if (WIFEXITED(status))
-    snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
-  else
-    snprintf(buf, size, "wait status 0x%x", status);
 }
 
 int main(int argc, char **argv) {
@@ -75,18 +49,13 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    close(fds[0]);
-    if (dup2(fds[1], STDERR_FILENO) < 0)
-      _exit(126);
-    close(fds[1]);
+    t_child_stderr_to(fds);
     execv(argv[3], &argv[3]);
     fprintf(stderr, "expect_abort: cannot exec %s: %s\n", argv[3], strerror(errno));
     _exit(127);
   }
   close(fds[1]);
-  read_all(fds[0]);
+  t_read_all(fds[0], captured, sizeof captured);
   close(fds[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
@@ -104,7 +73,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   char how[128];
-  describe(status, how, sizeof how);
+  t_describe_status(status, how, sizeof how);
   fprintf(stderr, "FAIL: %s: expected SIGABRT and a 'hakmem: ' line on stderr; child %s, %s\n",
           name, how, diagnosed ? "diagnostic present" : "no 'hakmem: ' line");
   return 1;

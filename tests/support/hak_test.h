@@ -58,6 +58,15 @@ t_fail_at(const char *file, int line, const char *fmt, ...) {
       t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                                  \
   } while (0)
 
+/* T_CHECK(cond, fmt, ...): like t_check, naming the failed condition on a line of its own. */
+#define T_CHECK(cond, ...)                                                                         \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "condition: %s\n", #cond);                                                   \
+      t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                                  \
+    }                                                                                              \
+  } while (0)
+
 /* ---- fill patterns ----------------------------------------------------------------------- */
 
 /* A block's pattern is a function of a 64-bit key and the byte offset. The key normally

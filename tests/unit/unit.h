@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fast.h"
+#include "hak_block.h"
 #include "hak_test.h"
 #include "hakmem.h"
 
@@ -27,38 +28,16 @@
 #define U_LIBC_IS_HAKMEM (HAKMEM_OVERRIDE && !HAKMEM_ASAN && !HAKMEM_TSAN)
 
 /* U_CHECK(cond, fmt, ...): fails the test unless cond holds, naming the condition first. */
-#define U_CHECK(cond, ...)                                               \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      fprintf(stderr, "condition: %s\n", #cond);                         \
-      t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                        \
-    }                                                                    \
-  } while (0)
+#define U_CHECK T_CHECK
 
 #define U_LOG(...) fprintf(stderr, __VA_ARGS__)
 
 /* ---- the allocator's view of a block ----------------------------------------------------- */
 
-/* The head slab of the run that holds base pointer b (no checks: b is a block of a live run). */
-static inline hak_slab_t *u_run_of(const void *b) {
-  hak_superslab_t *ss = hak_ss_of(b);
-  hak_slab_t *m = &ss->slabs[((uintptr_t)b >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-  return &ss->slabs[m->head];
-}
-
-/* Index of base b in run m, or -1 when b is not exactly a block start of m. */
-static inline long u_block_index(const hak_slab_t *m, const void *b) {
-  uintptr_t u = (uintptr_t)b, d = (uintptr_t)m->data;
-  if (u < d || u >= d + (uintptr_t)m->capacity * m->stride) return -1;
-  if ((u - d) % m->stride != 0) return -1;
-  return (long)((u - d) / m->stride);
-}
-
 /* A request size that lands in class c (its usable size), checked against the class table. */
 static inline size_t u_size_of_class(int c) {
-  size_t n = hak_class_size(c);
-  if ((int)hak_size_class(n) != c)
-    t_fail("hak_size_class(hak_class_size(c)) != c for class %d", c);
+  size_t n = t_class_request(c);
+  if (n == 0) t_fail("hak_size_class(hak_class_size(c)) != c for class %d", c);
   return n;
 }
 

@@ -16,7 +16,7 @@
  * run is unbound) instead of leaving it published until some thread of its class refills. */
 #include "unit.h"
 
-static hak_slab_t *run_of_user(void *p) { return u_run_of(hak_bridge_base(p)); }
+static hak_slab_t *run_of_user(void *p) { return t_run_of(hak_bridge_base(p)); }
 
 /* ---- part 1 -------------------------------------------------------------------------------- */
 

@@ -39,7 +39,7 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
     memset(seen, 0, m->capacity);
     uint32_t fl = 0;
     for (void *b = m->freelist; b != NULL; b = hak_link_get(b)) {
-      long idx = u_block_index(m, b);
+      long idx = t_block_index(m, b);
       U_CHECK(idx >= 0 && (uint32_t)idx < m->carved,
               "class %d run %p: freelist node %p is not a carved block", c, (void *)m, b);
       U_CHECK(!seen[idx], "class %d run %p: block %ld twice on the freelist (cycle?)", c,

@@ -161,9 +161,9 @@ static void check_remote_free(void) {
   size_t sz = u_size_of_class(c);
   void *p[3];
   for (int i = 0; i < 3; i++) p[i] = hak_malloc(sz);
-  hak_slab_t *m = u_run_of(hak_bridge_base(p[0]));
+  hak_slab_t *m = t_run_of(hak_bridge_base(p[0]));
   U_CHECK(hak_owner_of(m) == tc, "main does not own the run of its block");
-  U_CHECK(u_run_of(hak_bridge_base(p[1])) == m && u_run_of(hak_bridge_base(p[2])) == m,
+  U_CHECK(t_run_of(hak_bridge_base(p[1])) == m && t_run_of(hak_bridge_base(p[2])) == m,
           "three consecutive blocks in different runs");
 
   /* The owner's free goes to its SLL. */

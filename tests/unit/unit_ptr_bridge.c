@@ -22,12 +22,12 @@ static void check_round_trip(int c) {
     U_CHECK((uint8_t *)p - (uint8_t *)base == HAK_HDR_SIZE, "class %d: base %p user %p", c, base,
             p);
     /* The allocator's view: base is exactly a block start of a run of this class. */
-    hak_slab_t *m = u_run_of(base);
+    hak_slab_t *m = t_run_of(base);
     U_CHECK(m->class_idx == c, "class %d: block %p sits in a run of class %d", c, p,
             m->class_idx);
     U_CHECK(m->stride == stride, "class %d: run stride %u, hak_stride_of %u", c, m->stride,
             stride);
-    U_CHECK(u_block_index(m, base) >= 0, "class %d: base %p not on a block boundary", c, base);
+    U_CHECK(t_block_index(m, base) >= 0, "class %d: base %p not on a block boundary", c, base);
     U_CHECK(hak_usable_size(p) >= n, "class %d: usable %zu < %zu", c, hak_usable_size(p), n);
     /* encode(decode(p)) == p and decode(encode(b)) == b; encoding a live block again only
      * rewrites the header it already has. */

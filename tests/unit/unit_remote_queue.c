@@ -80,7 +80,7 @@ static uint32_t walk_mark(void *head, const char *what, int round) {
   memset(mark, 0, sizeof mark);
   uint32_t n = 0;
   for (void *b = head; b != NULL; b = hak_link_get(b)) {
-    long idx = u_block_index(m, b);
+    long idx = t_block_index(m, b);
     U_CHECK(idx >= 0 && (uint32_t)idx < K, "round %d: %s holds %p, not a carved block", round,
             what, b);
     U_CHECK(!mark[idx], "round %d: block %ld twice on the %s", round, idx, what);

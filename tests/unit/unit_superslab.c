@@ -67,7 +67,7 @@ static void check_blocks_of_live_superslabs(void) {
       U_CHECK(p[c][i] != NULL, "hak_malloc failed");
       hak_superslab_t *ss = hak_ss_of(p[c][i]);
       check_table(ss);
-      hak_slab_t *m = u_run_of(hak_bridge_base(p[c][i]));
+      hak_slab_t *m = t_run_of(hak_bridge_base(p[c][i]));
       U_CHECK(m->class_idx == c, "block of class %d in a run of class %d", c, m->class_idx);
     }
   for (int c = 0; c < HAK_NUM_CLASSES; c++)

@@ -25,13 +25,13 @@ static uint32_t check_sll_ownership(int c) {
     hak_superslab_t *ss = hak_ss_of(b);
     U_CHECK(ss->magic == (HAK_SS_MAGIC ^ (uintptr_t)ss), "class %d: node %p: bad SuperSlab magic",
             c, b);
-    hak_slab_t *m = u_run_of(b);
+    hak_slab_t *m = t_run_of(b);
     U_CHECK(m->state == HAK_SLAB_HEAD, "class %d: node %p: run state %d", c, b, m->state);
     U_CHECK(m->class_idx == c, "class %d: node %p belongs to a run of class %d", c, b,
             m->class_idx);
     U_CHECK(hak_owner_of(m) == hak_tc, "class %d: node %p belongs to a run owned by %p, not %p", c,
             b, (void *)hak_owner_of(m), (void *)hak_tc);
-    long idx = u_block_index(m, b);
+    long idx = t_block_index(m, b);
     U_CHECK(idx >= 0 && (uint32_t)idx < m->carved, "class %d: node %p is not a carved block", c, b);
 #if !HAKMEM_TINY_HEADERLESS
     /* Freed blocks carry the free header, freshly carved ones whatever the slab held; never
