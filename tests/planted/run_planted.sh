@@ -12,6 +12,7 @@
 set -euo pipefail
 
 bug=$1 src=$2 work=$3
+mkdir -p "$work"
 budget=${HAKMEM_PLANT_FUZZ_SECONDS:-60}
 
 case $bug in
@@ -42,9 +43,9 @@ for i in "${!modes[@]}"; do
   read -r -a mode <<<"${modes[$i]}"
   rm -rf "$dir"
   cmake -S "$src" -B "$dir" -G Ninja -DHAKMEM_PLANT_BUG="$plant" "${mode[@]}" \
-    >"$work.configure$i.log" 2>&1 || fail "configure failed (see $work.configure$i.log)"
-  cmake --build "$dir" --target hakmem_regress >"$work.build$i.log" 2>&1 \
-    || fail "build failed (see $work.build$i.log)"
+    >"$work/configure$i.log" 2>&1 || fail "configure failed (see $work/configure$i.log)"
+  cmake --build "$dir" --target hakmem_regress >"$work/build$i.log" 2>&1 \
+    || fail "build failed (see $work/build$i.log)"
   status=0
   ctest --test-dir "$dir" -L regress --timeout 120 >"$dir/ctest.log" 2>&1 || status=$?
   failed=$(sed -n 's/^[[:space:]]*[0-9]* - \(regress_[a-z_]*\) .*/\1/p' "$dir/ctest.log" | tr '\n' ' ')
@@ -66,9 +67,9 @@ read -r -a mode <<<"${modes[0]}"
 rm -rf "$dir"
 cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DHAKMEM_SANITIZER=fuzz -DHAKMEM_OVERRIDE=OFF -DHAKMEM_DEBUG=ON -DHAKMEM_PLANT_BUG="$bug" \
-  "${mode[@]}" >"$work.fuzzconf.log" 2>&1 || fail "fuzz configure failed (see $work.fuzzconf.log)"
-cmake --build "$dir" --target "fuzz_$box" fuzz_alloc_ops >"$work.fuzzbuild.log" 2>&1 \
-  || fail "fuzz build failed (see $work.fuzzbuild.log)"
+  "${mode[@]}" >"$work/fuzz-configure.log" 2>&1 || fail "fuzz configure failed (see $work/fuzz-configure.log)"
+cmake --build "$dir" --target "fuzz_$box" fuzz_alloc_ops >"$work/fuzz-build.log" 2>&1 \
+  || fail "fuzz build failed (see $work/fuzz-build.log)"
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for h in "$box" alloc_ops; do
