@@ -1,0 +1,563 @@
+/* Fuzz harness of Box 4, publish / adopt (src/tiny/adopt.c): how runs change hands when their
+ * owner exits, and how remote frees reach them.
+ *
+ * Up to 3 worker threads allocate blocks of a few classes, free blocks any thread allocated
+ * (the harness thread, which never allocates, frees too), exit (their runs with live blocks
+ * are orphaned: published, or with adoption off left to their last free), and are started
+ * again, so that new threads refill by adopting. Two allocations, or an allocation and frees,
+ * may run at once. The input's first byte sets HAKMEM_TINY_SS_ADOPT, HAKMEM_TINY_MUST_ADOPT and
+ * HAKMEM_TINY_RF_FORCE_NOTIFY for the input (they are read on slow paths only, and nothing is
+ * live between inputs). A shadow model keeps the live blocks (their thread of allocation and a
+ * pattern at their start) and the runs that hold them. After every step, at rest:
+ *   - every live block: hak_owns(), its pattern intact, its run bound to its class, no two live
+ *     blocks overlap (each block comes back exactly once before it is handed out again);
+ *   - every run with live blocks: used == its live blocks + its blocks in the owner's TLS SLL +
+ *     its remote queue count, carved == used + its freelist; an ownerless run is published
+ *     (its frozen orphan_used is its used count), a run owned by no thread (adoption off) is on
+ *     no list, a run owned by a worker is on that worker's lists; a run owned by a worker that
+ *     allocated in the step without concurrent frees has an empty remote queue (drained at bind);
+ *   - no run is on two workers' lists, and each is owned by the worker whose lists hold it: a
+ *     published run is adopted at most once, also when two workers refill at once;
+ *   - owners change only when the owner exits (-> none, or the orphan owner with adoption off)
+ *     or from none to a worker that allocated in the step: an adoption, and the worker's
+ *     adoptions count exactly those (at least those when frees ran at the same time), its
+ *     remote_drains at least those whose queue was not empty; remote frees change no owner;
+ *     with adoption off there are no adoptions;
+ *   - an exiting worker orphans exactly its runs with live blocks (orphaned_slabs); a step of
+ *     frees alone releases exactly the orphans whose last live blocks it freed
+ *     (last_free_releases); no other step releases any;
+ *   - at the end, with everything freed and every worker gone, no block is live.
+ *
+ * Input: an options byte (bit 0: adoption off, bit 1: must adopt, bit 2: force notify), then a
+ * sequence of operations, one byte each followed by its arguments:
+ *   0 w c n                      worker w allocates 1 + n % 32 blocks of the c-th class
+ *   1 who count slot*count       who (0..2 a worker, 3 the harness thread) frees up to 16 slots
+ *   2 w                          worker w exits
+ *   3 w c n w2 c2 n2             workers w and w2 allocate at once (as 0)
+ *   4 w c n who count slot*count worker w allocates while who frees (as 0 and 1, at once)
+ *   5 who c                      who frees every live block of the c-th class */
+#include "fast.h"
+#include "fuzz.h"
+
+#define SLOTS 128
+#define WORKERS 3
+#define MAX_SPAWNS 6 /* worker threads started per input: each start costs under the sanitizers */
+#define MAX_OPS 64
+#define MAX_FREES SLOTS
+#define MAX_ALLOC 32
+#define MAIN WORKERS /* the harness thread, as an actor */
+#define MARK 16
+
+static const int classes[] = {2, 9, 16, 21, 28};
+#define NCLASSES ((int)(sizeof classes / sizeof classes[0]))
+#define WARMUP_CLASS 1 /* not in classes[]: a worker's first allocation never adopts */
+
+/* ---- blocks and workers ---------------------------------------------------------------------- */
+
+enum { CMD_NONE, CMD_ALLOC, CMD_FREE, CMD_EXIT };
+
+typedef struct block_s {
+  uint8_t *p;
+  int cls;
+  unsigned by;  /* incarnation of the worker that allocated it */
+  uint64_t key; /* pattern at its start */
+  bool old;     /* live at the last check: its run cannot have been released since */
+} block_t;
+
+typedef struct worker_s {
+  pthread_t th;
+  bool alive;
+  unsigned id;      /* incarnation, unique within the process */
+  hak_tcache_t *tc; /* its cache, published by the worker before its first command */
+  int cmd, cls;     /* command; wmu */
+  int allocs[MAX_ALLOC]; /* free slots to allocate into (disjoint from concurrent frees) */
+  unsigned nallocs;
+  int frees[MAX_FREES];
+  unsigned nfrees;
+} worker_t;
+
+static block_t slot[SLOTS];
+static worker_t worker[WORKERS];
+static unsigned next_id = 1;
+static uint64_t next_key;
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
+
+static hak_slab_t *run_of_base(const void *b) {
+  hak_superslab_t *ss = hak_ss_of(b);
+  return &ss->slabs[ss->slabs[((uintptr_t)b >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)].head];
+}
+
+static hak_slab_t *run_of(const void *p) { return run_of_base((const uint8_t *)p - HAK_HDR_SIZE); }
+
+static size_t mark_len(int cls) {
+  size_t n = hak_class_size(cls);
+  return n < MARK ? n : MARK;
+}
+
+static void do_alloc(worker_t *w) {
+  size_t n = hak_class_size(w->cls);
+  for (unsigned k = 0; k < w->nallocs; k++) {
+    uint8_t *p = hak_malloc(n);
+    F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
+    F_CHECK(hak_owner_of(run_of(p)) == hak_tc, "worker %u got a block of a run it does not own",
+            w->id);
+    block_t *b = &slot[w->allocs[k]];
+    *b = (block_t){p, w->cls, w->id, b->key, false};
+    f_fill(p, mark_len(w->cls), b->key);
+  }
+}
+
+static void do_free(const int *frees, unsigned n) {
+  for (unsigned k = 0; k < n; k++) {
+    block_t *b = &slot[frees[k]];
+    hak_free(b->p);
+    b->p = NULL;
+  }
+}
+
+static void *worker_main(void *arg) {
+  worker_t *w = arg;
+  hak_free(hak_malloc(hak_class_size(WARMUP_CLASS))); /* a live cache from the start */
+  pthread_mutex_lock(&wmu);
+  w->tc = hak_tc;
+  pthread_cond_broadcast(&wcv);
+  for (;;) {
+    while (w->cmd == CMD_NONE) pthread_cond_wait(&wcv, &wmu);
+    int cmd = w->cmd;
+    pthread_mutex_unlock(&wmu);
+    if (cmd == CMD_EXIT) return NULL; /* the key destructor flushes and orphans */
+    if (cmd == CMD_ALLOC) do_alloc(w); else do_free(w->frees, w->nfrees);
+    pthread_mutex_lock(&wmu);
+    w->cmd = CMD_NONE;
+    pthread_cond_broadcast(&wcv);
+  }
+}
+
+static bool spawn(worker_t *w, unsigned *spawns) {
+  if (w->alive) return true;
+  if (*spawns >= MAX_SPAWNS) return false;
+  ++*spawns;
+  w->id = next_id++;
+  w->tc = NULL;
+  w->cmd = CMD_NONE;
+  w->alive = true;
+  f_start(&w->th, worker_main, w);
+  pthread_mutex_lock(&wmu);
+  while (w->tc == NULL) pthread_cond_wait(&wcv, &wmu);
+  pthread_mutex_unlock(&wmu);
+  return true;
+}
+
+static void post(worker_t *w, int cmd) {
+  pthread_mutex_lock(&wmu);
+  w->cmd = cmd;
+  pthread_cond_broadcast(&wcv);
+  pthread_mutex_unlock(&wmu);
+}
+
+static void wait_idle(worker_t *w) {
+  pthread_mutex_lock(&wmu);
+  while (w->cmd != CMD_NONE) pthread_cond_wait(&wcv, &wmu);
+  pthread_mutex_unlock(&wmu);
+}
+
+static worker_t *worker_of(unsigned id) {
+  for (int i = 0; i < WORKERS; i++)
+    if (worker[i].alive && worker[i].id == id) return &worker[i];
+  return NULL;
+}
+
+/* ---- the model of runs ----------------------------------------------------------------------- */
+
+#define OWNER_NONE 0u
+#define OWNER_OTHER (~0u) /* an owner that is no live worker's cache (the orphan owner) */
+
+typedef struct runrec_s {
+  hak_slab_t *m;
+  unsigned owner;        /* worker incarnation, OWNER_NONE or OWNER_OTHER */
+  uint32_t live;         /* live blocks of ours in it */
+  uint32_t remote_count; /* its remote queue's count */
+  bool old;              /* holds a block live at the last check: the same binding as then */
+} runrec_t;
+
+static runrec_t runs[SLOTS];
+static unsigned nruns;
+
+static unsigned owner_id(const hak_slab_t *m) {
+  hak_tcache_t *o = hak_owner_of(m);
+  if (o == NULL) return OWNER_NONE;
+  for (int i = 0; i < WORKERS; i++)
+    if (worker[i].alive && worker[i].tc == o) return worker[i].id;
+  return OWNER_OTHER;
+}
+
+static unsigned collect(runrec_t *out) {
+  unsigned n = 0;
+  for (int i = 0; i < SLOTS; i++) {
+    if (slot[i].p == NULL) continue;
+    hak_slab_t *m = run_of(slot[i].p);
+    unsigned k = 0;
+    while (k < n && out[k].m != m) k++;
+    if (k == n)
+      out[n++] = (runrec_t){m, owner_id(m), 0, atomic_load(&m->remote_count), false};
+    out[k].live++;
+    out[k].old |= slot[i].old;
+  }
+  return n;
+}
+
+static const runrec_t *find_run(const runrec_t *set, unsigned n, const hak_slab_t *m) {
+  for (unsigned k = 0; k < n; k++)
+    if (set[k].m == m) return &set[k];
+  return NULL;
+}
+
+/* Length of a chain of blocks of run m; with in_run, counts only those of m (a TLS SLL holds
+ * blocks of several runs of its class). Bounded: a cycle is a broken invariant. */
+static uint32_t chain_len(void *head, const hak_slab_t *m, bool in_run) {
+  uint32_t n = 0, steps = 0;
+  for (void *b = head; b != NULL; b = hak_link_get(b)) {
+    F_CHECK(++steps <= 1u << 20, "a chain from %p does not end", head);
+    n += !in_run || run_of_base(b) == m;
+  }
+  return n;
+}
+
+static bool on_lists(const worker_t *w, const hak_slab_t *m) {
+  for (hak_slab_t *s = w->tc->partial[m->class_idx]; s != NULL; s = s->next)
+    if (s == m) return true;
+  for (hak_slab_t *s = w->tc->full[m->class_idx]; s != NULL; s = s->next)
+    if (s == m) return true;
+  return false;
+}
+
+/* Where a run with live blocks stands, and its block accounting. */
+static void check_run(const runrec_t *r) {
+  const hak_slab_t *m = r->m;
+  uint32_t sll = 0;
+  if (r->owner == OWNER_NONE) {
+    F_CHECK(hak_opt.ss_adopt && m->list == HAK_LIST_PUBLISHED &&
+                atomic_load(&m->orphan_used) == m->used,
+            "ownerless run %p: list %d, orphan_used %u, used %u (adoption %s)", (void *)m,
+            m->list, atomic_load(&m->orphan_used), m->used, hak_opt.ss_adopt ? "on" : "off");
+  } else if (r->owner == OWNER_OTHER) {
+    F_CHECK(!hak_opt.ss_adopt && m->list == HAK_LIST_NONE, "run %p owned by %p, no live "
+            "worker's cache (list %d)", (void *)m, (void *)hak_owner_of(m), m->list);
+  } else {
+    const worker_t *w = worker_of(r->owner);
+    F_CHECK(on_lists(w, m), "run %p not on its owner %u's lists (list %d)", (void *)m, r->owner,
+            m->list);
+    sll = chain_len(w->tc->sll[m->class_idx].head, m, true);
+  }
+  F_CHECK(m->used == r->live + sll + r->remote_count,
+          "run %p (owner %u): used %u, but %u live + %u in the SLL + %u queued", (void *)m,
+          r->owner, m->used, r->live, sll, r->remote_count);
+  uint32_t fl = chain_len(m->freelist, m, false);
+  F_CHECK(m->carved == m->used + fl && m->carved <= m->capacity,
+          "run %p: carved %u, used %u, freelist %u, capacity %u", (void *)m, m->carved, m->used,
+          fl, m->capacity);
+}
+
+/* No run on two workers' lists; each listed run owned by the worker that lists it. */
+static void check_lists(void) {
+  static hak_slab_t *seen[1024];
+  unsigned n = 0;
+  for (int i = 0; i < WORKERS; i++) {
+    const worker_t *w = &worker[i];
+    if (!w->alive) continue;
+    for (int c = 0; c < HAK_NUM_CLASSES; c++)
+      for (int l = 0; l < 2; l++)
+        for (hak_slab_t *s = l ? w->tc->full[c] : w->tc->partial[c]; s != NULL; s = s->next) {
+          F_CHECK(hak_owner_of(s) == w->tc, "worker %u lists run %p owned by %p", w->id,
+                  (void *)s, (void *)hak_owner_of(s));
+          for (unsigned k = 0; k < n; k++)
+            F_CHECK(seen[k] != s, "run %p on two lists (worker %u's among them)", (void *)s, w->id);
+          F_CHECK(n < 1024, "more than 1024 runs on lists");
+          seen[n++] = s;
+        }
+  }
+}
+
+static int by_address(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)((const block_t *)a)->p, y = (uintptr_t)((const block_t *)b)->p;
+  return x < y ? -1 : x > y;
+}
+
+static void check_blocks(void) {
+  static block_t live[SLOTS];
+  int n = 0;
+  for (int i = 0; i < SLOTS; i++) {
+    const block_t *b = &slot[i];
+    if (b->p == NULL) continue;
+    hak_slab_t *m = run_of(b->p);
+    F_CHECK(hak_owns(b->p) && m->state == HAK_SLAB_HEAD && m->class_idx == b->cls,
+            "block %p of class %d: owned %d, run of class %d", (void *)b->p, b->cls,
+            hak_owns(b->p), m->class_idx);
+    size_t k = mark_len(b->cls);
+    F_CHECK(f_verify(b->p, k, b->key) == k, "block %p of class %d changed while live",
+            (void *)b->p, b->cls);
+    if (worker_of(b->by) != NULL)
+      F_CHECK(owner_id(m) == b->by, "block %p: allocated by live worker %u, run owned by %p",
+              (void *)b->p, b->by, (void *)hak_owner_of(m));
+    live[n++] = *b;
+  }
+  qsort(live, (size_t)n, sizeof live[0], by_address);
+  for (int i = 1; i < n; i++)
+    F_CHECK(live[i - 1].p + hak_class_size(live[i - 1].cls) <= live[i].p,
+            "live blocks %p and %p overlap", (void *)live[i - 1].p, (void *)live[i].p);
+}
+
+/* ---- steps ----------------------------------------------------------------------------------- */
+
+typedef struct step_s {
+  unsigned alloc[2];       /* workers that allocated (may adopt), or 0 */
+  uint64_t adopt0[2], drains0[2];
+  unsigned exited;         /* the worker that exited, or 0 */
+  hak_tcache_t *exited_tc; /* its cache, which must own nothing now */
+  bool frees;              /* blocks were freed */
+  bool concurrent_frees;   /* ... while a worker allocated */
+} step_t;
+
+typedef struct counters_s {
+  uint64_t orphaned, releases;
+} counters_t;
+
+static counters_t counters(void) {
+  hak_stats_t st;
+  hak_stats_get(&st);
+  return (counters_t){st.orphaned_slabs, st.last_free_releases};
+}
+
+static int alloc_index(const step_t *s, unsigned id) {
+  for (int i = 0; i < 2; i++)
+    if (id != OWNER_NONE && s->alloc[i] == id) return i;
+  return -1;
+}
+
+/* An owner change from before to now is an exit or an adoption; counts adoptions per worker. */
+static void check_transition(const step_t *s, const runrec_t *before, const runrec_t *now,
+                             unsigned adopted[2], unsigned drained[2]) {
+  if (now->owner == before->owner) return;
+  bool exit_ok = before->owner == s->exited && hak_owner_of(now->m) != s->exited_tc &&
+                 now->owner == (hak_opt.ss_adopt ? OWNER_NONE : OWNER_OTHER);
+  int a = before->owner == OWNER_NONE ? alloc_index(s, now->owner) : -1;
+  F_CHECK(exit_ok || a >= 0, "run %p: owner %u -> %u in a step (exit %u, alloc %u %u)",
+          (void *)now->m, before->owner, now->owner, s->exited, s->alloc[0], s->alloc[1]);
+  if (a < 0) return;
+  adopted[a]++;
+  drained[a] += before->remote_count > 0;
+  if (!s->concurrent_frees)
+    F_CHECK(atomic_load(&now->m->remote_head) == 0, "run %p adopted by %u with its queue "
+            "undrained", (void *)now->m, now->owner);
+}
+
+static uint64_t ev_of(unsigned id, bool drains) {
+  worker_t *w = worker_of(id);
+  if (w == NULL) return 0;
+  return atomic_load(drains ? &w->tc->ev.remote_drains : &w->tc->ev.adoptions);
+}
+
+static void check_adoptions(const step_t *s, const unsigned adopted[2],
+                            const unsigned drained[2]) {
+  for (int i = 0; i < 2; i++) {
+    if (s->alloc[i] == 0) continue;
+    uint64_t got = ev_of(s->alloc[i], false) - s->adopt0[i];
+    uint64_t drains = ev_of(s->alloc[i], true) - s->drains0[i];
+    F_CHECK(s->concurrent_frees ? got >= adopted[i] : got == adopted[i],
+            "worker %u counted %llu adoptions, %u runs came to it", s->alloc[i],
+            (unsigned long long)got, adopted[i]);
+    F_CHECK(hak_opt.ss_adopt || got == 0, "worker %u adopted %llu runs with adoption off",
+            s->alloc[i], (unsigned long long)got);
+    F_CHECK(drains >= drained[i], "worker %u drained %llu times, adopted %u runs with queues",
+            s->alloc[i], (unsigned long long)drains, drained[i]);
+  }
+}
+
+/* Orphans whose last live blocks this step freed, if they were not adopted. */
+static unsigned released_orphans(const runrec_t *now, unsigned n) {
+  unsigned k = 0;
+  for (unsigned i = 0; i < nruns; i++)
+    if ((runs[i].owner == OWNER_NONE || runs[i].owner == OWNER_OTHER) &&
+        find_run(now, n, runs[i].m) == NULL)
+      k++;
+  return k;
+}
+
+static void check_step(const step_t *s, counters_t c0) {
+  static runrec_t now[SLOTS];
+  unsigned n = collect(now), adopted[2] = {0, 0}, drained[2] = {0, 0};
+  check_blocks();
+  check_lists();
+  for (unsigned k = 0; k < n; k++) {
+    check_run(&now[k]);
+    /* A run whose blocks all went may have been released and bound again since. */
+    const runrec_t *b = now[k].old ? find_run(runs, nruns, now[k].m) : NULL;
+    if (b != NULL) check_transition(s, b, &now[k], adopted, drained);
+  }
+  check_adoptions(s, adopted, drained);
+  counters_t c = counters();
+  if (!s->concurrent_frees) {
+    unsigned want = s->frees ? released_orphans(now, n) : 0;
+    F_CHECK(c.releases - c0.releases == want, "%llu runs released by their last free, %u orphans "
+            "lost their last live block", (unsigned long long)(c.releases - c0.releases), want);
+  }
+  if (s->exited == 0)
+    F_CHECK(c.orphaned == c0.orphaned, "%llu runs orphaned in a step without an exit",
+            (unsigned long long)(c.orphaned - c0.orphaned));
+  memcpy(runs, now, n * sizeof now[0]);
+  nruns = n;
+  for (int i = 0; i < SLOTS; i++) slot[i].old = slot[i].p != NULL;
+}
+
+static void exit_worker(worker_t *w, step_t *s) {
+  unsigned expect = 0;
+  for (unsigned k = 0; k < nruns; k++) expect += runs[k].owner == w->id;
+  uint64_t orphaned0 = counters().orphaned;
+  s->exited = w->id;
+  s->exited_tc = w->tc;
+  post(w, CMD_EXIT);
+  f_join(w->th);
+  w->alive = false;
+  uint64_t got = counters().orphaned - orphaned0;
+  F_CHECK(got == expect, "worker %u exited owning %u runs with live blocks, %llu orphaned", w->id,
+          expect, (unsigned long long)got);
+}
+
+static unsigned read_frees(f_in_t *in, int *frees) {
+  unsigned count = 1 + f_below(in, 16), n = 0;
+  for (unsigned k = 0; k < count; k++) {
+    int i = (int)f_below(in, SLOTS);
+    bool dup = false;
+    for (unsigned j = 0; j < n; j++) dup |= frees[j] == i;
+    if (slot[i].p != NULL && !dup) frees[n++] = i;
+  }
+  return n;
+}
+
+static unsigned class_frees(int cls, int *frees) {
+  unsigned n = 0;
+  for (int i = 0; i < SLOTS; i++)
+    if (slot[i].p != NULL && slot[i].cls == cls) frees[n++] = i;
+  return n;
+}
+
+typedef struct plan_s {
+  worker_t *w[2];      /* allocating workers */
+  int cls[2];
+  unsigned n[2];
+  unsigned who;        /* freeing thread: a worker index or MAIN */
+  int frees[MAX_FREES];
+  unsigned nfrees;
+} plan_t;
+
+/* Free slots for w's allocation, none of them given to the other allocation. */
+static void assign_slots(worker_t *w, unsigned n, const worker_t *other) {
+  w->nallocs = 0;
+  for (int i = 0; i < SLOTS && w->nallocs < n; i++) {
+    bool taken = false;
+    for (unsigned k = 0; other != NULL && k < other->nallocs; k++) taken |= other->allocs[k] == i;
+    if (slot[i].p != NULL || taken) continue;
+    slot[i].key = ++next_key;
+    w->allocs[w->nallocs++] = i;
+  }
+}
+
+/* Runs a plan: up to two allocations and a set of frees, all at once. */
+static void run_plan(plan_t *p, unsigned *spawns, step_t *s) {
+  worker_t *f = p->who == MAIN ? NULL : &worker[p->who];
+  for (int i = 0; i < 2; i++)
+    if (p->w[i] != NULL && (p->w[i] == f || (i == 1 && p->w[1] == p->w[0]) ||
+                            !spawn(p->w[i], spawns)))
+      p->w[i] = NULL;
+  if (f != NULL && !spawn(f, spawns)) p->nfrees = 0;
+  for (int i = 0; i < 2; i++) {
+    if (p->w[i] == NULL) continue;
+    s->alloc[i] = p->w[i]->id;
+    s->adopt0[i] = ev_of(s->alloc[i], false);
+    s->drains0[i] = ev_of(s->alloc[i], true);
+    p->w[i]->cls = p->cls[i];
+    assign_slots(p->w[i], p->n[i], i == 1 ? p->w[0] : NULL);
+  }
+  for (int i = 0; i < 2; i++) /* after both assignments: a running worker writes slot[] */
+    if (p->w[i] != NULL) post(p->w[i], CMD_ALLOC);
+  s->frees = p->nfrees > 0;
+  s->concurrent_frees = s->frees && (p->w[0] != NULL || p->w[1] != NULL);
+  if (f != NULL && p->nfrees > 0) {
+    memcpy(f->frees, p->frees, p->nfrees * sizeof p->frees[0]);
+    f->nfrees = p->nfrees;
+    post(f, CMD_FREE);
+    wait_idle(f);
+  } else {
+    do_free(p->frees, p->nfrees);
+  }
+  for (int i = 0; i < 2; i++)
+    if (p->w[i] != NULL) wait_idle(p->w[i]);
+}
+
+static void read_alloc(f_in_t *in, plan_t *p, int i) {
+  p->w[i] = &worker[f_below(in, WORKERS)];
+  p->cls[i] = classes[f_below(in, NCLASSES)];
+  p->n[i] = 1 + f_below(in, MAX_ALLOC);
+}
+
+static void step(f_in_t *in, unsigned *spawns) {
+  step_t s = {{0, 0}, {0, 0}, {0, 0}, 0, NULL, false, false};
+  plan_t p = {{NULL, NULL}, {0, 0}, {0, 0}, MAIN, {0}, 0};
+  counters_t c0 = counters();
+  unsigned op = f_below(in, 6);
+  if (op == 0 || op == 3 || op == 4) read_alloc(in, &p, 0);
+  if (op == 3) read_alloc(in, &p, 1);
+  if (op == 1 || op == 4) {
+    p.who = f_below(in, WORKERS + 1);
+    p.nfrees = read_frees(in, p.frees);
+  }
+  if (op == 5) {
+    p.who = f_below(in, WORKERS + 1);
+    p.nfrees = class_frees(classes[f_below(in, NCLASSES)], p.frees);
+  }
+  if (op == 2) {
+    worker_t *w = &worker[f_below(in, WORKERS)];
+    if (w->alive) exit_worker(w, &s);
+  } else {
+    run_plan(&p, spawns, &s);
+  }
+  check_step(&s, c0);
+}
+
+static void finish(void) {
+  for (int i = 0; i < SLOTS; i++)
+    if (slot[i].p != NULL) {
+      hak_free(slot[i].p);
+      slot[i].p = NULL;
+    }
+  nruns = 0; /* no run holds a live block any more: the exits orphan nothing */
+  for (int i = 0; i < WORKERS; i++)
+    if (worker[i].alive) {
+      step_t s = {{0, 0}, {0, 0}, {0, 0}, 0, NULL, false, false};
+      exit_worker(&worker[i], &s);
+    }
+  F_CHECK(f_live_blocks() == 0, "%llu blocks live after everything was freed",
+          (unsigned long long)f_live_blocks());
+}
+
+static void set_options(unsigned bits) {
+  static bool init;
+  if (!init) {
+    init = true;
+    hak_option_get("HAKMEM_DECAY_MS"); /* initialises the process without allocating */
+    hak_opt.decay_ms = 3600000;       /* run metadata stays mapped while the harness reads it */
+  }
+  hak_opt.ss_adopt = !(bits & 1);
+  hak_opt.must_adopt = (bits >> 1) & 1;
+  hak_opt.rf_force_notify = (bits >> 2) & 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  f_in_t in = f_in(data, size);
+  set_options(f_u8(&in));
+  unsigned spawns = 0;
+  for (int ops = 0; ops < MAX_OPS && f_more(&in); ops++) step(&in, &spawns);
+  finish();
+  return 0;
+}
