@@ -78,7 +78,7 @@ static void check_all(void) {
     if (slot[i] == NULL) continue;
     uintptr_t u = (uintptr_t)slot[i];
     unsigned kind = hak_registry_kind(u);
-    if (slot_size[i] + HAK_HDR_SIZE <= HAK_SLAB_REQ_MAX)
+    if (slot_size[i] <= HAK_SLAB_REQ_MAX)
       F_CHECK(kind == HAK_REGION_SS, "live block %p of %zu bytes: kind %u", slot[i],
               slot_size[i], kind);
     else

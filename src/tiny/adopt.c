@@ -191,7 +191,15 @@ static void maybe_release_orphan(hak_slab_t *m, uint32_t remote_count) {
   hak_tcache_t *owner = hak_owner_of(m);
   if (owner == &orphan_token && remote_count == m->used) release_orphan(m);
   /* orphan_used is 0 unless the run is published, and a count is at least 1 here. */
-  if (owner == NULL && claim_published(m, remote_count)) release_published(m);
+  if (owner == NULL && claim_published(m, remote_count)) {
+    /* The caller's count may be stale: the run may have been adopted and published again
+     * since its push, with a used count that happens to be equal. Only the queue's count now
+     * says whether every block is back; if not, the claim is given back. */
+    if (atomic_load_explicit(&m->remote_count, memory_order_acquire) == remote_count)
+      release_published(m);
+    else
+      atomic_store_explicit(&m->orphan_used, remote_count, memory_order_release);
+  }
 }
 
 hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {

@@ -9,8 +9,11 @@
  *   - used counts blocks out of a run (in use or in a TLS SLL) and balances after every move:
  *     refill adds what it moves, spill and drain subtract what they return;
  *   - every list holds base pointers (asserted at each push and pop in debug builds);
- *   - a run is on exactly one of its owner's lists; an empty run is released (after leaving
- *     the owner's notify stack) unless it is the only partial run of its class.
+ *   - a run is on exactly one of its owner's lists; at most one empty run per class stays on
+ *     the partial list as a spare: a free that empties a run releases it (after it leaves the
+ *     owner's notify stack) unless it is the only partial run, and a run moving to the head
+ *     releases an empty one it displaces. A notified full run moving back (adopt.c) may leave
+ *     the spare beside it.
  * ACE (HAKMEM_ACE_ENABLED): a class that refills four times without a spill doubles its TLS
  * capacity, up to about 256 KiB of blocks.
  */

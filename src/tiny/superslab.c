@@ -85,7 +85,9 @@ static void slab_reset(hak_superslab_t *ss, unsigned i) {
   m->nslabs = 0;
   m->state = HAK_SLAB_FREE;
   m->list = HAK_LIST_NONE;
-  atomic_store_explicit(&m->remote_count, 0, hak_relaxed);
+  /* remote_count is not reset: a push adds its count after its block is in the queue, so a
+   * drain may take the block first and the count is balanced only over the queue's whole life
+   * (zeroing it here would lose a late add and leave the next binding's count one too high). */
   atomic_store_explicit(&m->orphan_used, 0, hak_relaxed);
   m->next = m->prev = NULL;
 }

@@ -1,0 +1,420 @@
+/* Fuzz harness of refill / magazine (src/tiny/magazine.c): batch moves between a thread's TLS
+ * SLLs and the slab runs it owns, and the owner's lists of those runs.
+ *
+ * A thread allocates and frees blocks in bursts big enough to empty its TLS SLL (refill) and
+ * push it over its capacity (spill), over tiny and mid classes; it hands blocks to short-lived
+ * threads that free them remotely (onto the runs' remote queues, drained by the next refill),
+ * and it may end, leaving its live blocks to the next thread (its runs are orphaned, then
+ * adopted by a refill). The harness keeps the live blocks. After every operation it audits the
+ * class the operation touched (every class before a thread ends), with every other thread
+ * quiet:
+ *   - the TLS SLL: count == length, count <= cap, no block twice;
+ *   - every run on the thread's partial and full lists of the class: tagged with that list,
+ *     a bound run head of the class owned by the thread, used <= carved <= capacity; its
+ *     freelist and its remote queue hold carved base pointers of that run only, no block twice
+ *     or on both, none live and none on the SLL; remote_count == length of the remote queue;
+ *   - used counts balance: used == the run's live blocks + its blocks on the SLL + its remote
+ *     queue (blocks pushed but not drained are still out), and used + freelist == carved;
+ *   - a run on the full list has nothing left to give (no freelist, fully carved); at most one
+ *     run of a class with nothing out (used == 0) is kept on the partial list (the spare that
+ *     hak_slab_give_back() keeps; a notified full run moved back to the partial list may sit
+ *     beside it, so "the only partial run" does not hold there);
+ *   - each run is on one list once: the live blocks in runs the thread owns and the SLL blocks
+ *     all lie in runs on its lists, and every block the thread allocated lies in a run it owns.
+ *
+ * Input: a sequence of operations, one byte each followed by its arguments:
+ *   0 class k          malloc k % 128 + 1 blocks of class (at most BURST_BYTES, but at least
+ *                      BURST_MIN blocks)
+ *   1 class k order    free up to k % 128 + 1 live blocks of class; order % 3: newest first,
+ *                      oldest first, every other one
+ *   2 class k          up to k % 64 + 1 live blocks of class are freed by another thread
+ *   3                  end the thread running the operations, go on in a new one (at most
+ *                      MAX_THREADS per input; later ones audit every class)
+ *   4 class            free every live block of class
+ *   5                  audit every class */
+#include "fast.h"
+#include "fuzz.h"
+
+#define MAX_LIVE 1024
+#define MAX_SLL 2048   /* above the largest TLS capacity (1024) */
+#define MAX_BLOCKS 4096 /* blocks per run: 64 KiB of 16-byte blocks */
+#define MAX_OPS 256
+#define MAX_THREADS 4 /* threads running operations per input (each start costs) */
+#define BURST_BYTES ((size_t)2 << 20) /* bursts of large classes stop at about 2 MiB ... */
+#define BURST_MIN 8                   /* ... or 8 blocks */
+
+/* The checks are not coverage targets: no SanitizerCoverage hooks in them, which keeps the
+ * audit after every operation cheap. */
+#ifdef __clang__
+#define NOCOV __attribute__((no_sanitize("coverage")))
+#else
+#define NOCOV
+#endif
+
+typedef struct blk_s {
+  uint8_t *p;      /* user pointer */
+  unsigned cls;    /* its class */
+  unsigned thread; /* number of the thread that allocated it */
+} blk_t;
+
+static blk_t live[MAX_LIVE]; /* in allocation order */
+static unsigned nlive;
+static unsigned thread_no; /* of the thread running the operations */
+
+/* ---- geometry ------------------------------------------------------------------------------- */
+
+static size_t size_of_class(unsigned c, unsigned v) {
+  size_t lo = c == 0 ? 0 : hak_class_size((int)c - 1) + 1, hi = hak_class_size((int)c);
+  return lo + v % (hi - lo + 1);
+}
+
+static hak_slab_t *run_of(const void *p) {
+  hak_superslab_t *ss = hak_ss_of(p);
+  hak_slab_t *m = &ss->slabs[((uintptr_t)p >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
+  return &ss->slabs[m->head];
+}
+
+static uint8_t *base_of(const void *user) { return (uint8_t *)user - HAK_HDR_SIZE; }
+
+/* ---- sorted pointer sets -------------------------------------------------------------------- */
+
+/* Heap sort (qsort would allocate for arrays this large, on every audit). */
+NOCOV static void sift(uintptr_t *a, size_t root, size_t n) {
+  for (size_t child; (child = 2 * root + 1) < n; root = child) {
+    if (child + 1 < n && a[child] < a[child + 1]) child++;
+    if (a[root] >= a[child]) return;
+    uintptr_t t = a[root];
+    a[root] = a[child];
+    a[child] = t;
+  }
+}
+
+NOCOV static void sort_ptrs(uintptr_t *a, size_t n) {
+  for (size_t i = n / 2; i-- > 0;) sift(a, i, n);
+  for (size_t end = n; end-- > 1;) {
+    uintptr_t t = a[0];
+    a[0] = a[end];
+    a[end] = t;
+    sift(a, 0, end);
+  }
+}
+
+NOCOV static size_t lower_bound(const uintptr_t *a, size_t n, uintptr_t v) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (a[mid] < v) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+NOCOV static bool contains(const uintptr_t *a, size_t n, uintptr_t v) {
+  size_t i = lower_bound(a, n, v);
+  return i < n && a[i] == v;
+}
+
+NOCOV static size_t count_range(const uintptr_t *a, size_t n, uintptr_t lo, uintptr_t hi) {
+  return lower_bound(a, n, hi) - lower_bound(a, n, lo);
+}
+
+/* ---- audit ---------------------------------------------------------------------------------- */
+
+typedef struct audit_s {
+  unsigned c;
+  uintptr_t live[MAX_LIVE]; /* live bases of class c, sorted */
+  size_t nl;
+  uintptr_t sll[MAX_SLL];   /* SLL nodes of class c, sorted */
+  size_t ns;
+  size_t live_in, sll_in;   /* of those, in runs on the thread's lists */
+  unsigned empty;           /* partial runs with nothing out */
+} audit_t;
+
+static audit_t au;
+static uint32_t seen[MAX_BLOCKS]; /* == stamp: block already met in this run's lists */
+static uint32_t stamp;
+
+/* Checks one node of a run's freelist or remote queue. */
+NOCOV static void check_free_node(const hak_slab_t *m, uintptr_t b, const char *list) {
+  uintptr_t d = (uintptr_t)m->data;
+  F_CHECK(b >= d && (b - d) % m->stride == 0 && (b - d) / m->stride < m->carved,
+          "class %u run %p: %s node %#lx is not a carved block of the run", au.c, (void *)m, list,
+          (unsigned long)b);
+  size_t idx = (b - d) / m->stride;
+  F_CHECK(seen[idx] != stamp, "class %u run %p: block %zu twice on its freelist/remote queue",
+          au.c, (void *)m, idx);
+  seen[idx] = stamp;
+  F_CHECK(!contains(au.sll, au.ns, b), "class %u: block %#lx on the TLS SLL and a %s", au.c,
+          (unsigned long)b, list);
+  F_CHECK(!contains(au.live, au.nl, b), "class %u: live block %#lx on a %s", au.c,
+          (unsigned long)b, list);
+}
+
+NOCOV static uint32_t walk_freelist(const hak_slab_t *m) {
+  uint32_t n = 0;
+  for (const void *b = m->freelist; b != NULL; b = hak_link_get(b)) {
+    F_CHECK(++n <= m->carved, "class %u run %p: freelist longer than carved", au.c, (void *)m);
+    check_free_node(m, (uintptr_t)b, "freelist");
+  }
+  return n;
+}
+
+NOCOV static uint32_t walk_remote(const hak_slab_t *m) {
+  uint32_t n = 0;
+  uintptr_t h = atomic_load_explicit(&((hak_slab_t *)m)->remote_head, memory_order_acquire);
+  for (const void *b = (const void *)h; b != NULL; b = hak_link_get(b)) {
+    F_CHECK(++n <= m->carved, "class %u run %p: remote queue longer than carved", au.c,
+            (void *)m);
+    check_free_node(m, (uintptr_t)b, "remote queue");
+  }
+  uint32_t rc = atomic_load_explicit(&((hak_slab_t *)m)->remote_count, memory_order_acquire);
+  F_CHECK(rc == n, "class %u run %p: remote_count %u, queue length %u", au.c, (void *)m, rc, n);
+  return n;
+}
+
+NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
+  unsigned c = au.c;
+  F_CHECK(m->list == tag, "class %u run %p: list tag %d on list %d", c, (void *)m, m->list, tag);
+  F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c, "run %p on class %u lists: state %d "
+          "class %d", (void *)m, c, m->state, m->class_idx);
+  F_CHECK(hak_owner_of(m) == hak_tc, "class %u run %p owned by %p", c, (void *)m,
+          (void *)hak_owner_of(m));
+  F_CHECK(m->used <= m->carved && m->carved <= m->capacity && m->capacity <= MAX_BLOCKS,
+          "class %u run %p: used %u carved %u capacity %u", c, (void *)m, m->used, m->carved,
+          m->capacity);
+  F_CHECK(m->next == NULL || m->next->prev == m, "class %u run %p: broken list links", c,
+          (void *)m);
+  stamp++;
+  uint32_t fl = walk_freelist(m), rq = walk_remote(m);
+  uintptr_t lo = (uintptr_t)m->data, hi = lo + (uintptr_t)m->capacity * m->stride;
+  size_t li = count_range(au.live, au.nl, lo, hi), si = count_range(au.sll, au.ns, lo, hi);
+  F_CHECK(m->used == li + si + rq, "class %u run %p: used %u, but %zu live + %zu on the SLL + "
+          "%u remote", c, (void *)m, m->used, li, si, rq);
+  F_CHECK(m->used + fl == m->carved, "class %u run %p: used %u + freelist %u != carved %u", c,
+          (void *)m, m->used, fl, m->carved);
+  if (tag == HAK_LIST_FULL)
+    F_CHECK(fl == 0 && m->carved == m->capacity, "class %u run %p on the full list: freelist %u, "
+            "carved %u of %u", c, (void *)m, fl, m->carved, m->capacity);
+  else if (m->used == 0)
+    F_CHECK(++au.empty == 1, "class %u run %p: a second partial run with nothing out", c,
+            (void *)m);
+  au.live_in += li;
+  au.sll_in += si;
+}
+
+NOCOV static unsigned list_length(const hak_slab_t *m) {
+  unsigned n = 0;
+  for (; m != NULL; m = m->next) F_CHECK(++n <= 4096, "class %u: run list cycles", au.c);
+  return n;
+}
+
+NOCOV static void collect(unsigned c) {
+  au.c = c;
+  au.nl = au.ns = au.live_in = au.sll_in = 0;
+  au.empty = 0;
+  for (unsigned i = 0; i < nlive; i++)
+    if (live[i].cls == c) au.live[au.nl++] = (uintptr_t)base_of(live[i].p);
+  sort_ptrs(au.live, au.nl);
+  for (size_t i = 1; i < au.nl; i++)
+    F_CHECK(au.live[i] != au.live[i - 1], "class %u: block %#lx handed out twice", c,
+            (unsigned long)au.live[i]);
+  const hak_sll_t *s = &hak_tc->sll[c];
+  for (const void *b = s->head; b != NULL; b = hak_link_get(b)) {
+    F_CHECK(au.ns < s->count && au.ns < MAX_SLL, "class %u: SLL longer than its count %u", c,
+            s->count);
+    au.sll[au.ns++] = (uintptr_t)b;
+  }
+  F_CHECK(au.ns == s->count && s->count <= s->cap, "class %u: SLL length %zu count %u cap %u", c,
+          au.ns, s->count, s->cap);
+  sort_ptrs(au.sll, au.ns);
+  for (size_t i = 1; i < au.ns; i++)
+    F_CHECK(au.sll[i] != au.sll[i - 1], "class %u: block %#lx twice on the SLL", c,
+            (unsigned long)au.sll[i]);
+}
+
+/* Live blocks of class c in runs this thread owns; those it allocated itself are all there. */
+NOCOV static size_t owned_live(unsigned c) {
+  size_t n = 0;
+  for (unsigned i = 0; i < nlive; i++) {
+    if (live[i].cls != c) continue;
+    bool own = hak_owner_of(run_of(base_of(live[i].p))) == hak_tc;
+    F_CHECK(own || live[i].thread != thread_no, "class %u: block %p of this thread in a run it "
+            "does not own", c, (void *)live[i].p);
+    n += own;
+  }
+  return n;
+}
+
+NOCOV static void audit(unsigned c) {
+  collect(c);
+  list_length(hak_tc->partial[c]);
+  list_length(hak_tc->full[c]);
+  for (const hak_slab_t *m = hak_tc->partial[c]; m != NULL; m = m->next)
+    audit_run(m, HAK_LIST_PARTIAL);
+  for (const hak_slab_t *m = hak_tc->full[c]; m != NULL; m = m->next)
+    audit_run(m, HAK_LIST_FULL);
+  size_t own = owned_live(c);
+  F_CHECK(au.live_in == own, "class %u: %zu live blocks in owned runs, %zu in runs on the lists",
+          c, own, au.live_in);
+  F_CHECK(au.sll_in == au.ns, "class %u: %zu SLL blocks, %zu of them in runs on the lists", c,
+          au.ns, au.sll_in);
+}
+
+NOCOV static void audit_all(void) {
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) audit(c);
+}
+
+/* ---- operations ----------------------------------------------------------------------------- */
+
+static void alloc_burst(unsigned c, unsigned k) {
+  size_t most = BURST_BYTES / hak_class_size((int)c);
+  if (k > most) k = most < BURST_MIN ? BURST_MIN : (unsigned)most;
+  for (unsigned i = 0; i < k && nlive < MAX_LIVE; i++) {
+    uint8_t *p = hak_malloc(size_of_class(c, i * 7919u));
+    F_CHECK(p != NULL, "hak_malloc of class %u failed", c);
+    live[nlive++] = (blk_t){p, c, thread_no};
+  }
+}
+
+static void drop(unsigned i) {
+  memmove(&live[i], &live[i + 1], (nlive - i - 1) * sizeof live[0]);
+  nlive--;
+}
+
+/* Index of the n-th live block of class c (from the newest when newest), or nlive. */
+static unsigned find_class(unsigned c, unsigned n, bool newest) {
+  for (unsigned t = 0; t < nlive; t++) {
+    unsigned i = newest ? nlive - 1 - t : t;
+    if (live[i].cls == c && n-- == 0) return i;
+  }
+  return nlive;
+}
+
+static void free_burst(unsigned c, unsigned k, unsigned order) {
+  for (unsigned done = 0; done < k; done++) {
+    unsigned i = find_class(c, order == 2 ? done : 0, order == 0);
+    if (i == nlive) return;
+    hak_free(live[i].p);
+    drop(i);
+  }
+}
+
+/* The remote freer: one thread for the whole process that never allocates (so it has no cache
+ * and nothing to flush); it frees the batches it is handed and reports back. */
+typedef struct remote_s {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  void *p[64];
+  unsigned n; /* blocks posted; 0 once freed */
+} remote_t;
+
+static remote_t rf = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0};
+
+static void *remote_main(void *arg) {
+  pthread_mutex_lock(&rf.mu);
+  for (;;) {
+    while (rf.n == 0) pthread_cond_wait(&rf.cv, &rf.mu);
+    for (unsigned i = 0; i < rf.n; i++) hak_free(rf.p[i]);
+    rf.n = 0;
+    pthread_cond_broadcast(&rf.cv);
+  }
+  pthread_mutex_unlock(&rf.mu);
+  return arg;
+}
+
+/* The remote freer frees up to k blocks of class c; this thread waits for it. */
+static void remote_burst(unsigned c, unsigned k) {
+  static pthread_t freer;
+  static bool started;
+  if (!started) {
+    f_start(&freer, remote_main, NULL);
+    started = true;
+  }
+  pthread_mutex_lock(&rf.mu);
+  unsigned n = 0;
+  for (unsigned i; n < k && (i = find_class(c, 0, false)) != nlive;) {
+    rf.p[n++] = live[i].p;
+    drop(i);
+  }
+  rf.n = n;
+  pthread_cond_broadcast(&rf.cv);
+  while (rf.n != 0) pthread_cond_wait(&rf.cv, &rf.mu);
+  pthread_mutex_unlock(&rf.mu);
+}
+
+typedef struct run_s {
+  f_in_t in;
+  int ops;
+  int threads; /* started so far */
+  bool done;   /* the input is used up and everything freed */
+} run_t;
+
+/* Runs one operation; returns false when the thread should end (only if may_end). */
+static bool run_op(f_in_t *in, bool may_end) {
+  unsigned op = f_u8(in) % 6;
+  if (op == 3 && may_end) return false;
+  if (op == 3 || op == 5) {
+    audit_all();
+    return true;
+  }
+  unsigned c = f_below(in, HAK_NUM_CLASSES);
+  switch (op) {
+  case 0: alloc_burst(c, f_u8(in) % 128 + 1); break;
+  case 1: {
+    unsigned k = f_u8(in) % 128 + 1;
+    free_burst(c, k, f_u8(in) % 3);
+    break;
+  }
+  case 2: remote_burst(c, f_u8(in) % 64 + 1); break;
+  default: free_burst(c, MAX_LIVE, 0); break;
+  }
+  audit(c);
+  return true;
+}
+
+
+/* Adopts every run earlier threads left published, so that the input leaves nothing behind:
+ * the exit of the calling thread releases them. */
+static void adopt_leftovers(void) {
+  for (int c = 0; c < HAK_NUM_CLASSES; c++)
+    while (hak_adopt_slow(hak_tc, c) != NULL) continue;
+}
+
+/* The last thread frees what is left (blocks of earlier threads remotely) and adopts what
+ * earlier threads left published. */
+static void finish(void) {
+  for (unsigned i = 0; i < nlive; i++) hak_free(live[i].p);
+  nlive = 0;
+  audit_all();
+  adopt_leftovers();
+}
+
+static void *run_ops(void *arg) {
+  run_t *r = arg;
+  hak_free(hak_malloc(1)); /* a live cache, so hak_tc stays the same from here on */
+  thread_no++;
+  audit_all();
+  bool more = true;
+  while (more && r->ops < MAX_OPS && f_more(&r->in)) {
+    more = run_op(&r->in, r->threads < MAX_THREADS);
+    r->ops++;
+  }
+  audit_all();
+  r->done = r->ops >= MAX_OPS || !f_more(&r->in);
+  if (r->done) finish();
+  return NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  uint64_t live0 = f_live_blocks();
+  run_t r = {f_in(data, size), 0, 0, false};
+  while (!r.done) {
+    pthread_t t;
+    r.threads++;
+    f_start(&t, run_ops, &r);
+    f_join(t);
+  }
+  uint64_t live1 = f_live_blocks();
+  F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",
+          (unsigned long long)live0, (unsigned long long)live1);
+  return 0;
+}
