@@ -128,10 +128,9 @@ static void patterns(int c, size_t n) {
   audit(c);
   /* 2. n mallocs, free every other one, refill half, free the rest newest first. */
   for (size_t i = 0; i < n; i++) alloc_one(c);
-  for (size_t i = 0; i < nlive; i++) {
+  for (size_t i = 0; i < nlive; i += 2) {
     hak_free(live[i]);
     live[i] = NULL;
-    i++;
   }
   size_t k = 0;
   for (size_t i = 0; i < nlive; i++)
