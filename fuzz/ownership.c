@@ -44,24 +44,18 @@
  *   4 w c n who count slot*count  worker w allocates while who frees (as 1 and 2, at once) */
 #include <sched.h>
 
-#include "fast.h"
-#include "fuzz.h"
+#include "fuzz_worker.h"
 
 #define SLOTS 96
-#define WORKERS 3
-#define MAX_SPAWNS 6 /* worker threads started per input: each start costs under the sanitizers */
 #define MAX_OPS 64
 #define RACERS 4
 #define RACE_RUNS 4
 #define SCRIPT 16
 #define NONE (-1)
 #define TRANSIT 8 /* shadow TRANSIT + j: a transfer to racer j is under way */
-#define MAIN WORKERS /* the harness thread, as an actor */
-#define MAX_FREES 16
-#define MAX_ALLOC 32
+#define MAIN FW_WORKERS /* the harness thread, as an actor */
 
 static const int classes[] = {0, 3, 7, 12, 19, 24, 33};
-#define WARMUP_CLASS 1 /* not in classes[]: a worker's first allocation never adopts */
 #define NCLASSES ((int)(sizeof classes / sizeof classes[0]))
 
 /* ---- races on runs taken directly ------------------------------------------------------------ */
@@ -74,11 +68,7 @@ static hak_tcache_t tok[RACERS], stranger; /* owner tokens; stranger never owns 
 static hak_slab_t *race_run[RACE_RUNS];
 static _Atomic(int) holder[RACE_RUNS];
 static rop_t script[RACERS][SCRIPT];
-static unsigned script_len[RACERS], race_reps, race_nracers, race_nruns;
-static pthread_mutex_t rmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t rgo = PTHREAD_COND_INITIALIZER, rdone_cv = PTHREAD_COND_INITIALIZER;
-static uint64_t race_seq; /* rmu */
-static unsigned race_done; /* rmu */
+static unsigned script_len[RACERS], race_reps, race_nruns;
 
 static void racer_acquire(unsigned i, unsigned r) {
   hak_slab_t *m = race_run[r];
@@ -134,36 +124,7 @@ static void run_script(unsigned i) {
     }
 }
 
-static void *racer(void *arg) {
-  unsigned id = (unsigned)(uintptr_t)arg;
-  uint64_t seen = 0;
-  for (;;) {
-    pthread_mutex_lock(&rmu);
-    while (race_seq == seen || id >= race_nracers) {
-      seen = race_seq;
-      pthread_cond_wait(&rgo, &rmu);
-    }
-    seen = race_seq;
-    pthread_mutex_unlock(&rmu);
-    run_script(id);
-    pthread_mutex_lock(&rmu);
-    race_done++;
-    pthread_cond_signal(&rdone_cv);
-    pthread_mutex_unlock(&rmu);
-  }
-  return NULL;
-}
-
-static void start_racers(void) {
-  static bool started;
-  if (started) return;
-  started = true;
-  for (unsigned i = 0; i < RACERS; i++) {
-    pthread_t t;
-    f_start(&t, racer, (void *)(uintptr_t)i);
-    pthread_detach(t);
-  }
-}
+static fw_pool_t racers = FW_POOL_INIT(run_script, RACERS);
 
 /* At rest: the owner is the shadow holder's token; no other token acquires, releases or
  * transfers the run. */
@@ -191,8 +152,7 @@ static void read_script(f_in_t *in, unsigned i, unsigned nracers, unsigned nruns
 }
 
 static void race(f_in_t *in) {
-  /* The scripts are read by the racers only once started; race_nracers by all of them at any
-   * time, so it changes under rmu only. */
+  /* The racers read the scripts, the runs and race_reps during the round only. */
   unsigned nracers = 2 + f_below(in, RACERS - 1);
   race_nruns = 1 + f_below(in, RACE_RUNS);
   int cls = (int)f_below(in, HAK_NUM_CLASSES);
@@ -203,14 +163,9 @@ static void race(f_in_t *in) {
     F_CHECK(race_run[r] != NULL && hak_owner_of(race_run[r]) == NULL, "take_run(%d)", cls);
     atomic_store(&holder[r], NONE);
   }
-  start_racers();
-  pthread_mutex_lock(&rmu);
-  race_nracers = nracers;
-  race_done = 0;
-  race_seq++;
-  pthread_cond_broadcast(&rgo);
-  while (race_done < race_nracers) pthread_cond_wait(&rdone_cv, &rmu);
-  pthread_mutex_unlock(&rmu);
+  fw_pool_start(&racers);
+  fw_pool_go(&racers, nracers);
+  fw_pool_wait(&racers, nracers);
   for (unsigned r = 0; r < race_nruns; r++) {
     check_race_run(r);
     hak_tcache_t *owner = hak_owner_of(race_run[r]);
@@ -219,195 +174,45 @@ static void race(f_in_t *in) {
   }
 }
 
-/* ---- the public API: workers ----------------------------------------------------------------- */
+/* ---- the public API: workers and the model of run owners ------------------------------------- */
 
-enum { CMD_NONE, CMD_ALLOC, CMD_FREE, CMD_EXIT };
-
-typedef struct block_s {
-  uint8_t *p;
-  int cls;
-  unsigned by; /* incarnation of the worker that allocated it */
-  bool old;    /* live at the last check: its run cannot have been released since */
-} block_t;
-
-typedef struct worker_s {
-  pthread_t th;
-  bool alive;
-  unsigned id;        /* incarnation, unique within the process */
-  hak_tcache_t *tc;   /* its cache, published by the worker before its first command */
-  int cmd, cls;            /* command; wmu */
-  int allocs[MAX_ALLOC];   /* free slots to allocate into (disjoint from concurrent frees) */
-  unsigned nallocs;
-  int frees[MAX_FREES];    /* slots to free */
-  unsigned nfrees;
-} worker_t;
-
-static block_t slot[SLOTS];
-static worker_t worker[WORKERS];
-static unsigned next_id = 1;
-static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
-
-static hak_slab_t *run_of(const void *p) {
-  const uint8_t *b = (const uint8_t *)p - HAK_HDR_SIZE;
-  hak_superslab_t *ss = hak_ss_of(b);
-  return &ss->slabs[ss->slabs[((uintptr_t)b >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)].head];
-}
-
-static void do_alloc(worker_t *w) {
-  size_t n = hak_class_size(w->cls);
-  for (unsigned k = 0; k < w->nallocs; k++) {
-    uint8_t *p = hak_malloc(n);
-    F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-    F_CHECK(hak_owner_of(run_of(p)) == hak_tc, "worker %u got a block of a run it does not own",
-            w->id);
-    slot[w->allocs[k]] = (block_t){p, w->cls, w->id, false};
-  }
-}
-
-static void do_free(const int *frees, unsigned n) {
-  for (unsigned k = 0; k < n; k++) {
-    block_t *b = &slot[frees[k]];
-    hak_free(b->p);
-    b->p = NULL;
-  }
-}
-
-static void *worker_main(void *arg) {
-  worker_t *w = arg;
-  hak_free(hak_malloc(hak_class_size(WARMUP_CLASS))); /* a live cache from the start */
-  pthread_mutex_lock(&wmu);
-  w->tc = hak_tc;
-  pthread_cond_broadcast(&wcv);
-  for (;;) {
-    while (w->cmd == CMD_NONE) pthread_cond_wait(&wcv, &wmu);
-    int cmd = w->cmd;
-    pthread_mutex_unlock(&wmu);
-    if (cmd == CMD_EXIT) return NULL; /* the key destructor flushes and orphans */
-    if (cmd == CMD_ALLOC) do_alloc(w); else do_free(w->frees, w->nfrees);
-    pthread_mutex_lock(&wmu);
-    w->cmd = CMD_NONE;
-    pthread_cond_broadcast(&wcv);
-  }
-}
-
-static bool spawn(worker_t *w, unsigned *spawns) {
-  if (w->alive) return true;
-  if (*spawns >= MAX_SPAWNS) return false;
-  ++*spawns;
-  w->id = next_id++;
-  w->tc = NULL;
-  w->cmd = CMD_NONE;
-  w->alive = true;
-  f_start(&w->th, worker_main, w);
-  pthread_mutex_lock(&wmu);
-  while (w->tc == NULL) pthread_cond_wait(&wcv, &wmu);
-  pthread_mutex_unlock(&wmu);
-  return true;
-}
-
-static void post(worker_t *w, int cmd) {
-  pthread_mutex_lock(&wmu);
-  w->cmd = cmd;
-  pthread_cond_broadcast(&wcv);
-  pthread_mutex_unlock(&wmu);
-}
-
-static void wait_idle(worker_t *w) {
-  pthread_mutex_lock(&wmu);
-  while (w->cmd != CMD_NONE) pthread_cond_wait(&wcv, &wmu);
-  pthread_mutex_unlock(&wmu);
-}
-
-/* ---- the model of run owners ----------------------------------------------------------------- */
-
-#define OWNER_NONE 0u
-#define OWNER_OTHER (~0u) /* an owner token that is no live worker's cache (adoption off) */
-
-typedef struct runrec_s {
-  hak_slab_t *m;
-  unsigned owner; /* worker incarnation, OWNER_NONE or OWNER_OTHER */
-  void *freelist;
-  uint32_t used, carved;
-  bool old; /* holds a block live at the last check: the same binding as then */
-} runrec_t;
-
-static runrec_t runs[SLOTS];
+static fw_block_t slot[SLOTS];
+static fw_team_t team = FW_TEAM_INIT(slot, SLOTS, 0); /* no fill: keys unused */
+static fw_runrec_t runs[SLOTS]; /* the runs with live blocks at the last check */
 static unsigned nruns;
 
-static worker_t *worker_of(unsigned id) {
-  for (int i = 0; i < WORKERS; i++)
-    if (worker[i].alive && worker[i].id == id) return &worker[i];
-  return NULL;
-}
-
-static unsigned owner_id(const hak_slab_t *m) {
-  hak_tcache_t *o = hak_owner_of(m);
-  if (o == NULL) return OWNER_NONE;
-  for (int i = 0; i < WORKERS; i++)
-    if (worker[i].alive && worker[i].tc == o) return worker[i].id;
-  return OWNER_OTHER;
-}
-
-static bool on_list(const worker_t *w, const hak_slab_t *m) {
-  for (hak_slab_t *s = w->tc->partial[m->class_idx]; s != NULL; s = s->next)
-    if (s == m) return true;
-  for (hak_slab_t *s = w->tc->full[m->class_idx]; s != NULL; s = s->next)
-    if (s == m) return true;
-  return false;
-}
-
-/* The runs of the live blocks now, with their owners. */
-static unsigned collect(runrec_t *out) {
-  unsigned n = 0;
-  for (int i = 0; i < SLOTS; i++) {
-    if (slot[i].p == NULL) continue;
-    hak_slab_t *m = run_of(slot[i].p);
-    unsigned k = 0;
-    while (k < n && out[k].m != m) k++;
-    if (k == n) out[n++] = (runrec_t){m, owner_id(m), m->freelist, m->used, m->carved, false};
-    out[k].old |= slot[i].old;
-  }
-  return n;
-}
-
-static const runrec_t *find_run(const runrec_t *set, unsigned n, const hak_slab_t *m) {
-  for (unsigned k = 0; k < n; k++)
-    if (set[k].m == m) return &set[k];
-  return NULL;
-}
-
 /* Where a run with live blocks stands, given its owner. */
-static void check_placement(const runrec_t *r) {
+static void check_placement(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
-  if (r->owner == OWNER_NONE) {
+  if (r->owner == FW_OWNER_NONE) {
     F_CHECK(hak_opt.ss_adopt && m->list == HAK_LIST_PUBLISHED,
             "ownerless run %p with live blocks not published (list %d)", (void *)m, m->list);
-  } else if (r->owner == OWNER_OTHER) {
+  } else if (r->owner == FW_OWNER_OTHER) {
     F_CHECK(!hak_opt.ss_adopt && m->list == HAK_LIST_NONE,
             "run %p owned by %p, no live worker's cache (list %d)", (void *)m,
             (void *)hak_owner_of(m), m->list);
   } else {
-    F_CHECK(on_list(worker_of(r->owner), m), "run %p not on its owner %u's lists (list %d)",
-            (void *)m, r->owner, m->list);
+    F_CHECK(fw_on_lists(fw_worker_of(&team, r->owner), m),
+            "run %p not on its owner %u's lists (list %d)", (void *)m, r->owner, m->list);
   }
 }
 
 static void check_blocks(void) {
   for (int i = 0; i < SLOTS; i++) {
-    const block_t *b = &slot[i];
+    const fw_block_t *b = &slot[i];
     if (b->p == NULL) continue;
-    hak_slab_t *m = run_of(b->p);
+    hak_slab_t *m = fw_run_of(b->p);
     F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == b->cls, "block %p of class %d in a run "
             "of class %d", (void *)b->p, b->cls, m->class_idx);
-    if (worker_of(b->by) != NULL)
-      F_CHECK(owner_id(m) == b->by, "block %p: allocated by live worker %u, run owned by %p",
-              (void *)b->p, b->by, (void *)hak_owner_of(m));
+    if (fw_worker_of(&team, b->by) != NULL)
+      F_CHECK(fw_owner_id(&team, m) == b->by,
+              "block %p: allocated by live worker %u, run owned by %p", (void *)b->p, b->by,
+              (void *)hak_owner_of(m));
   }
 }
 
 typedef struct step_s {
-  unsigned actor[2];     /* incarnations (or OWNER_NONE) of the threads that acted */
+  unsigned actor[2];     /* incarnations (or FW_OWNER_NONE) of the threads that acted */
   unsigned allocator;    /* the worker that allocated (may adopt), or 0 */
   unsigned exited;       /* the worker that exited, or 0 */
   hak_tcache_t *exited_tc; /* its cache, which must own nothing now */
@@ -416,16 +221,16 @@ typedef struct step_s {
 } step_t;
 
 static bool acted(const step_t *s, unsigned id) {
-  return id != OWNER_NONE && id != OWNER_OTHER && (s->actor[0] == id || s->actor[1] == id);
+  return id != FW_OWNER_NONE && id != FW_OWNER_OTHER && (s->actor[0] == id || s->actor[1] == id);
 }
 
-static void check_transition(const step_t *s, const runrec_t *before, const runrec_t *now,
+static void check_transition(const step_t *s, const fw_runrec_t *before, const fw_runrec_t *now,
                              unsigned *adopted) {
   if (now->owner != before->owner) {
     bool exit_ok = before->owner == s->exited &&
-                   (now->owner == (hak_opt.ss_adopt ? OWNER_NONE : OWNER_OTHER)) &&
+                   (now->owner == (hak_opt.ss_adopt ? FW_OWNER_NONE : FW_OWNER_OTHER)) &&
                    hak_owner_of(now->m) != s->exited_tc;
-    bool adopt_ok = before->owner == OWNER_NONE && now->owner == s->allocator;
+    bool adopt_ok = before->owner == FW_OWNER_NONE && now->owner == s->allocator;
     F_CHECK(exit_ok || adopt_ok, "run %p: owner %u -> %u in a step (exit %u, alloc %u)",
             (void *)now->m, before->owner, now->owner, s->exited, s->allocator);
     *adopted += adopt_ok;
@@ -438,19 +243,19 @@ static void check_transition(const step_t *s, const runrec_t *before, const runr
 }
 
 static uint64_t adoptions_of(unsigned id) {
-  worker_t *w = worker_of(id);
+  fw_worker_t *w = fw_worker_of(&team, id);
   return w ? atomic_load(&w->tc->ev.adoptions) : 0;
 }
 
 /* After a step, at rest: compare the runs with live blocks with those before the step. */
 static void check_step(const step_t *s) {
-  static runrec_t now[SLOTS];
-  unsigned n = collect(now), adopted = 0;
+  static fw_runrec_t now[SLOTS];
+  unsigned n = fw_collect(&team, now), adopted = 0;
   check_blocks();
   for (unsigned k = 0; k < n; k++) {
     check_placement(&now[k]);
     /* A run whose blocks all went may have been released and bound again since. */
-    const runrec_t *b = now[k].old ? find_run(runs, nruns, now[k].m) : NULL;
+    const fw_runrec_t *b = now[k].old ? fw_find_run(runs, nruns, now[k].m) : NULL;
     if (b != NULL) check_transition(s, b, &now[k], &adopted);
   }
   if (s->allocator) {
@@ -461,21 +266,10 @@ static void check_step(const step_t *s) {
   }
   memcpy(runs, now, n * sizeof now[0]);
   nruns = n;
-  for (int i = 0; i < SLOTS; i++) slot[i].old = slot[i].p != NULL;
+  fw_mark_old(&team);
 }
 
 /* ---- public API operations ------------------------------------------------------------------- */
-
-static unsigned read_frees(f_in_t *in, int *frees) {
-  unsigned count = 1 + f_below(in, MAX_FREES), n = 0;
-  for (unsigned k = 0; k < count; k++) {
-    int i = (int)f_below(in, SLOTS);
-    bool dup = false;
-    for (unsigned j = 0; j < n; j++) dup |= frees[j] == i;
-    if (slot[i].p != NULL && !dup) frees[n++] = i;
-  }
-  return n;
-}
 
 static uint64_t orphaned(void) {
   hak_stats_t st;
@@ -483,16 +277,14 @@ static uint64_t orphaned(void) {
   return st.orphaned_slabs;
 }
 
-static void exit_worker(worker_t *w, step_t *s) {
+static void exit_worker(fw_worker_t *w, step_t *s) {
   unsigned expect = 0;
   for (unsigned k = 0; k < nruns; k++) expect += runs[k].owner == w->id;
   uint64_t orphaned0 = orphaned();
   s->exited = w->id;
   s->exited_tc = w->tc;
   s->actor[0] = w->id;
-  post(w, CMD_EXIT);
-  f_join(w->th);
-  w->alive = false;
+  fw_stop(w);
   uint64_t got = orphaned() - orphaned0;
   F_CHECK(got == expect, "worker %u exited owning %u runs with live blocks, %llu orphaned", w->id,
           expect, (unsigned long long)got);
@@ -500,15 +292,15 @@ static void exit_worker(worker_t *w, step_t *s) {
 
 /* ALLOC (and, for op 4, FREE at the same time by another thread). */
 static void alloc_step(f_in_t *in, bool with_free, unsigned *spawns, step_t *s) {
-  worker_t *w = &worker[f_below(in, WORKERS)];
+  fw_worker_t *w = &team.worker[f_below(in, FW_WORKERS)];
   int cls = classes[f_below(in, NCLASSES)];
-  unsigned n = 1 + f_below(in, MAX_ALLOC);
-  unsigned who = with_free ? f_below(in, WORKERS + 1) : MAIN;
-  int frees[MAX_FREES];
-  unsigned nf = with_free ? read_frees(in, frees) : 0;
-  if (!spawn(w, spawns)) return;
-  worker_t *f = who == MAIN || &worker[who] == w ? NULL : &worker[who];
-  if (f != NULL && !spawn(f, spawns)) f = NULL;
+  unsigned n = 1 + f_below(in, FW_MAX_ALLOC);
+  unsigned who = with_free ? f_below(in, FW_WORKERS + 1) : MAIN;
+  int frees[FW_INPUT_FREES];
+  unsigned nf = with_free ? fw_read_frees(&team, in, frees) : 0;
+  if (!fw_spawn(&team, w, spawns)) return;
+  fw_worker_t *f = who == MAIN || &team.worker[who] == w ? NULL : &team.worker[who];
+  if (f != NULL && !fw_spawn(&team, f, spawns)) f = NULL;
   if (with_free && f == NULL && who != MAIN) nf = 0; /* no second thread: no concurrent frees */
   s->allocator = s->actor[0] = w->id;
   s->adoptions0 = adoptions_of(w->id);
@@ -517,43 +309,43 @@ static void alloc_step(f_in_t *in, bool with_free, unsigned *spawns, step_t *s) 
   w->nallocs = 0;
   for (int i = 0; i < SLOTS && w->nallocs < n; i++)
     if (slot[i].p == NULL) w->allocs[w->nallocs++] = i;
-  post(w, CMD_ALLOC);
+  fw_post(w, FW_ALLOC);
   if (f != NULL) {
     s->actor[1] = f->id;
     memcpy(f->frees, frees, nf * sizeof frees[0]);
     f->nfrees = nf;
-    post(f, CMD_FREE);
-    wait_idle(f);
+    fw_post(f, FW_FREE);
+    fw_wait_idle(f);
   } else {
-    do_free(frees, nf); /* the harness thread's frees, at the same time */
+    fw_free_slots(&team, frees, nf); /* the harness thread's frees, at the same time */
   }
-  wait_idle(w);
+  fw_wait_idle(w);
 }
 
 static void free_step(f_in_t *in, unsigned *spawns, step_t *s) {
-  unsigned who = f_below(in, WORKERS + 1);
-  int frees[MAX_FREES];
-  unsigned nf = read_frees(in, frees);
+  unsigned who = f_below(in, FW_WORKERS + 1);
+  int frees[FW_INPUT_FREES];
+  unsigned nf = fw_read_frees(&team, in, frees);
   if (who == MAIN) {
-    do_free(frees, nf);
+    fw_free_slots(&team, frees, nf);
     return;
   }
-  worker_t *w = &worker[who];
-  if (!spawn(w, spawns)) return;
+  fw_worker_t *w = &team.worker[who];
+  if (!fw_spawn(&team, w, spawns)) return;
   s->actor[0] = w->id;
   memcpy(w->frees, frees, nf * sizeof frees[0]);
   w->nfrees = nf;
-  post(w, CMD_FREE);
-  wait_idle(w);
+  fw_post(w, FW_FREE);
+  fw_wait_idle(w);
 }
 
 static void api_step(unsigned op, f_in_t *in, unsigned *spawns) {
-  step_t s = {{OWNER_NONE, OWNER_NONE}, 0, 0, NULL, 0, false};
+  step_t s = {{FW_OWNER_NONE, FW_OWNER_NONE}, 0, 0, NULL, 0, false};
   switch (op) {
   case 1: alloc_step(in, false, spawns, &s); break;
   case 2: free_step(in, spawns, &s); break;
   case 3: {
-    worker_t *w = &worker[f_below(in, WORKERS)];
+    fw_worker_t *w = &team.worker[f_below(in, FW_WORKERS)];
     if (w->alive) exit_worker(w, &s);
     break;
   }
@@ -563,16 +355,12 @@ static void api_step(unsigned op, f_in_t *in, unsigned *spawns) {
 }
 
 static void finish(void) {
-  for (int i = 0; i < SLOTS; i++)
-    if (slot[i].p != NULL) {
-      hak_free(slot[i].p);
-      slot[i].p = NULL;
-    }
+  fw_free_all(&team);
   nruns = 0; /* no run holds a live block any more: the exits orphan nothing */
-  for (int i = 0; i < WORKERS; i++)
-    if (worker[i].alive) {
-      step_t s = {{OWNER_NONE, OWNER_NONE}, 0, 0, NULL, 0, false};
-      exit_worker(&worker[i], &s);
+  for (int i = 0; i < FW_WORKERS; i++)
+    if (team.worker[i].alive) {
+      step_t s = {{FW_OWNER_NONE, FW_OWNER_NONE}, 0, 0, NULL, 0, false};
+      exit_worker(&team.worker[i], &s);
     }
   F_CHECK(f_live_blocks() == 0, "%llu blocks live after everything was freed",
           (unsigned long long)f_live_blocks());

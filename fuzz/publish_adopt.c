@@ -36,182 +36,25 @@
  *   3 w c n w2 c2 n2             workers w and w2 allocate at once (as 0)
  *   4 w c n who count slot*count worker w allocates while who frees (as 0 and 1, at once)
  *   5 who c                      who frees every live block of the c-th class */
-#include "fast.h"
-#include "fuzz.h"
+#include "fuzz_worker.h"
 
 #define SLOTS 128
-#define WORKERS 3
-#define MAX_SPAWNS 6 /* worker threads started per input: each start costs under the sanitizers */
 #define MAX_OPS 64
-#define MAX_FREES SLOTS
-#define MAX_ALLOC 32
-#define MAIN WORKERS /* the harness thread, as an actor */
+#define MAX_FREES SLOTS /* a plan's frees: up to every slot */
+#define MAIN FW_WORKERS /* the harness thread, as an actor */
 #define MARK 16
 
 static const int classes[] = {2, 9, 16, 21, 28};
 #define NCLASSES ((int)(sizeof classes / sizeof classes[0]))
-#define WARMUP_CLASS 1 /* not in classes[]: a worker's first allocation never adopts */
+_Static_assert(MAX_FREES <= FW_MAX_FREES, "a worker's FW_FREE must hold a plan's frees");
 
-/* ---- blocks and workers ---------------------------------------------------------------------- */
+/* ---- blocks, workers and the model of runs --------------------------------------------------- */
 
-enum { CMD_NONE, CMD_ALLOC, CMD_FREE, CMD_EXIT };
-
-typedef struct block_s {
-  uint8_t *p;
-  int cls;
-  unsigned by;  /* incarnation of the worker that allocated it */
-  uint64_t key; /* pattern at its start */
-  bool old;     /* live at the last check: its run cannot have been released since */
-} block_t;
-
-typedef struct worker_s {
-  pthread_t th;
-  bool alive;
-  unsigned id;      /* incarnation, unique within the process */
-  hak_tcache_t *tc; /* its cache, published by the worker before its first command */
-  int cmd, cls;     /* command; wmu */
-  int allocs[MAX_ALLOC]; /* free slots to allocate into (disjoint from concurrent frees) */
-  unsigned nallocs;
-  int frees[MAX_FREES];
-  unsigned nfrees;
-} worker_t;
-
-static block_t slot[SLOTS];
-static worker_t worker[WORKERS];
-static unsigned next_id = 1;
-static uint64_t next_key;
-static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
-
-static hak_slab_t *run_of_base(const void *b) {
-  hak_superslab_t *ss = hak_ss_of(b);
-  return &ss->slabs[ss->slabs[((uintptr_t)b >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)].head];
-}
-
-static hak_slab_t *run_of(const void *p) { return run_of_base((const uint8_t *)p - HAK_HDR_SIZE); }
-
-static size_t mark_len(int cls) {
-  size_t n = hak_class_size(cls);
-  return n < MARK ? n : MARK;
-}
-
-static void do_alloc(worker_t *w) {
-  size_t n = hak_class_size(w->cls);
-  for (unsigned k = 0; k < w->nallocs; k++) {
-    uint8_t *p = hak_malloc(n);
-    F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-    F_CHECK(hak_owner_of(run_of(p)) == hak_tc, "worker %u got a block of a run it does not own",
-            w->id);
-    block_t *b = &slot[w->allocs[k]];
-    *b = (block_t){p, w->cls, w->id, b->key, false};
-    f_fill(p, mark_len(w->cls), b->key);
-  }
-}
-
-static void do_free(const int *frees, unsigned n) {
-  for (unsigned k = 0; k < n; k++) {
-    block_t *b = &slot[frees[k]];
-    hak_free(b->p);
-    b->p = NULL;
-  }
-}
-
-static void *worker_main(void *arg) {
-  worker_t *w = arg;
-  hak_free(hak_malloc(hak_class_size(WARMUP_CLASS))); /* a live cache from the start */
-  pthread_mutex_lock(&wmu);
-  w->tc = hak_tc;
-  pthread_cond_broadcast(&wcv);
-  for (;;) {
-    while (w->cmd == CMD_NONE) pthread_cond_wait(&wcv, &wmu);
-    int cmd = w->cmd;
-    pthread_mutex_unlock(&wmu);
-    if (cmd == CMD_EXIT) return NULL; /* the key destructor flushes and orphans */
-    if (cmd == CMD_ALLOC) do_alloc(w); else do_free(w->frees, w->nfrees);
-    pthread_mutex_lock(&wmu);
-    w->cmd = CMD_NONE;
-    pthread_cond_broadcast(&wcv);
-  }
-}
-
-static bool spawn(worker_t *w, unsigned *spawns) {
-  if (w->alive) return true;
-  if (*spawns >= MAX_SPAWNS) return false;
-  ++*spawns;
-  w->id = next_id++;
-  w->tc = NULL;
-  w->cmd = CMD_NONE;
-  w->alive = true;
-  f_start(&w->th, worker_main, w);
-  pthread_mutex_lock(&wmu);
-  while (w->tc == NULL) pthread_cond_wait(&wcv, &wmu);
-  pthread_mutex_unlock(&wmu);
-  return true;
-}
-
-static void post(worker_t *w, int cmd) {
-  pthread_mutex_lock(&wmu);
-  w->cmd = cmd;
-  pthread_cond_broadcast(&wcv);
-  pthread_mutex_unlock(&wmu);
-}
-
-static void wait_idle(worker_t *w) {
-  pthread_mutex_lock(&wmu);
-  while (w->cmd != CMD_NONE) pthread_cond_wait(&wcv, &wmu);
-  pthread_mutex_unlock(&wmu);
-}
-
-static worker_t *worker_of(unsigned id) {
-  for (int i = 0; i < WORKERS; i++)
-    if (worker[i].alive && worker[i].id == id) return &worker[i];
-  return NULL;
-}
-
-/* ---- the model of runs ----------------------------------------------------------------------- */
-
-#define OWNER_NONE 0u
-#define OWNER_OTHER (~0u) /* an owner that is no live worker's cache (the orphan owner) */
-
-typedef struct runrec_s {
-  hak_slab_t *m;
-  unsigned owner;        /* worker incarnation, OWNER_NONE or OWNER_OTHER */
-  uint32_t live;         /* live blocks of ours in it */
-  uint32_t remote_count; /* its remote queue's count */
-  bool old;              /* holds a block live at the last check: the same binding as then */
-} runrec_t;
-
-static runrec_t runs[SLOTS];
+static fw_block_t slot[SLOTS];
+static fw_team_t team = FW_TEAM_INIT(slot, SLOTS, MARK);
+static uint64_t next_key;       /* the last key given to a slot */
+static fw_runrec_t runs[SLOTS]; /* the runs with live blocks at the last check */
 static unsigned nruns;
-
-static unsigned owner_id(const hak_slab_t *m) {
-  hak_tcache_t *o = hak_owner_of(m);
-  if (o == NULL) return OWNER_NONE;
-  for (int i = 0; i < WORKERS; i++)
-    if (worker[i].alive && worker[i].tc == o) return worker[i].id;
-  return OWNER_OTHER;
-}
-
-static unsigned collect(runrec_t *out) {
-  unsigned n = 0;
-  for (int i = 0; i < SLOTS; i++) {
-    if (slot[i].p == NULL) continue;
-    hak_slab_t *m = run_of(slot[i].p);
-    unsigned k = 0;
-    while (k < n && out[k].m != m) k++;
-    if (k == n)
-      out[n++] = (runrec_t){m, owner_id(m), 0, atomic_load(&m->remote_count), false};
-    out[k].live++;
-    out[k].old |= slot[i].old;
-  }
-  return n;
-}
-
-static const runrec_t *find_run(const runrec_t *set, unsigned n, const hak_slab_t *m) {
-  for (unsigned k = 0; k < n; k++)
-    if (set[k].m == m) return &set[k];
-  return NULL;
-}
 
 /* Length of a chain of blocks of run m; with in_run, counts only those of m (a TLS SLL holds
  * blocks of several runs of its class). Bounded: a cycle is a broken invariant. */
@@ -219,35 +62,27 @@ static uint32_t chain_len(void *head, const hak_slab_t *m, bool in_run) {
   uint32_t n = 0, steps = 0;
   for (void *b = head; b != NULL; b = hak_link_get(b)) {
     F_CHECK(++steps <= 1u << 20, "a chain from %p does not end", head);
-    n += !in_run || run_of_base(b) == m;
+    n += !in_run || fw_run_of_base(b) == m;
   }
   return n;
 }
 
-static bool on_lists(const worker_t *w, const hak_slab_t *m) {
-  for (hak_slab_t *s = w->tc->partial[m->class_idx]; s != NULL; s = s->next)
-    if (s == m) return true;
-  for (hak_slab_t *s = w->tc->full[m->class_idx]; s != NULL; s = s->next)
-    if (s == m) return true;
-  return false;
-}
-
 /* Where a run with live blocks stands, and its block accounting. */
-static void check_run(const runrec_t *r) {
+static void check_run(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
   uint32_t sll = 0;
-  if (r->owner == OWNER_NONE) {
+  if (r->owner == FW_OWNER_NONE) {
     F_CHECK(hak_opt.ss_adopt && m->list == HAK_LIST_PUBLISHED &&
                 atomic_load(&m->orphan_used) == m->used,
             "ownerless run %p: list %d, orphan_used %u, used %u (adoption %s)", (void *)m,
             m->list, atomic_load(&m->orphan_used), m->used, hak_opt.ss_adopt ? "on" : "off");
-  } else if (r->owner == OWNER_OTHER) {
+  } else if (r->owner == FW_OWNER_OTHER) {
     F_CHECK(!hak_opt.ss_adopt && m->list == HAK_LIST_NONE, "run %p owned by %p, no live "
             "worker's cache (list %d)", (void *)m, (void *)hak_owner_of(m), m->list);
   } else {
-    const worker_t *w = worker_of(r->owner);
-    F_CHECK(on_lists(w, m), "run %p not on its owner %u's lists (list %d)", (void *)m, r->owner,
-            m->list);
+    const fw_worker_t *w = fw_worker_of(&team, r->owner);
+    F_CHECK(fw_on_lists(w, m), "run %p not on its owner %u's lists (list %d)", (void *)m,
+            r->owner, m->list);
     sll = chain_len(w->tc->sll[m->class_idx].head, m, true);
   }
   F_CHECK(m->used == r->live + sll + r->remote_count,
@@ -263,8 +98,8 @@ static void check_run(const runrec_t *r) {
 static void check_lists(void) {
   static hak_slab_t *seen[1024];
   unsigned n = 0;
-  for (int i = 0; i < WORKERS; i++) {
-    const worker_t *w = &worker[i];
+  for (int i = 0; i < FW_WORKERS; i++) {
+    const fw_worker_t *w = &team.worker[i];
     if (!w->alive) continue;
     for (int c = 0; c < HAK_NUM_CLASSES; c++)
       for (int l = 0; l < 2; l++)
@@ -280,26 +115,27 @@ static void check_lists(void) {
 }
 
 static int by_address(const void *a, const void *b) {
-  uintptr_t x = (uintptr_t)((const block_t *)a)->p, y = (uintptr_t)((const block_t *)b)->p;
+  uintptr_t x = (uintptr_t)((const fw_block_t *)a)->p, y = (uintptr_t)((const fw_block_t *)b)->p;
   return x < y ? -1 : x > y;
 }
 
 static void check_blocks(void) {
-  static block_t live[SLOTS];
+  static fw_block_t live[SLOTS];
   int n = 0;
   for (int i = 0; i < SLOTS; i++) {
-    const block_t *b = &slot[i];
+    const fw_block_t *b = &slot[i];
     if (b->p == NULL) continue;
-    hak_slab_t *m = run_of(b->p);
+    hak_slab_t *m = fw_run_of(b->p);
     F_CHECK(hak_owns(b->p) && m->state == HAK_SLAB_HEAD && m->class_idx == b->cls,
             "block %p of class %d: owned %d, run of class %d", (void *)b->p, b->cls,
             hak_owns(b->p), m->class_idx);
-    size_t k = mark_len(b->cls);
+    size_t k = fw_mark_len(&team, b->cls);
     F_CHECK(f_verify(b->p, k, b->key) == k, "block %p of class %d changed while live",
             (void *)b->p, b->cls);
-    if (worker_of(b->by) != NULL)
-      F_CHECK(owner_id(m) == b->by, "block %p: allocated by live worker %u, run owned by %p",
-              (void *)b->p, b->by, (void *)hak_owner_of(m));
+    if (fw_worker_of(&team, b->by) != NULL)
+      F_CHECK(fw_owner_id(&team, m) == b->by,
+              "block %p: allocated by live worker %u, run owned by %p", (void *)b->p, b->by,
+              (void *)hak_owner_of(m));
     live[n++] = *b;
   }
   qsort(live, (size_t)n, sizeof live[0], by_address);
@@ -331,17 +167,17 @@ static counters_t counters(void) {
 
 static int alloc_index(const step_t *s, unsigned id) {
   for (int i = 0; i < 2; i++)
-    if (id != OWNER_NONE && s->alloc[i] == id) return i;
+    if (id != FW_OWNER_NONE && s->alloc[i] == id) return i;
   return -1;
 }
 
 /* An owner change from before to now is an exit or an adoption; counts adoptions per worker. */
-static void check_transition(const step_t *s, const runrec_t *before, const runrec_t *now,
+static void check_transition(const step_t *s, const fw_runrec_t *before, const fw_runrec_t *now,
                              unsigned adopted[2], unsigned drained[2]) {
   if (now->owner == before->owner) return;
   bool exit_ok = before->owner == s->exited && hak_owner_of(now->m) != s->exited_tc &&
-                 now->owner == (hak_opt.ss_adopt ? OWNER_NONE : OWNER_OTHER);
-  int a = before->owner == OWNER_NONE ? alloc_index(s, now->owner) : -1;
+                 now->owner == (hak_opt.ss_adopt ? FW_OWNER_NONE : FW_OWNER_OTHER);
+  int a = before->owner == FW_OWNER_NONE ? alloc_index(s, now->owner) : -1;
   F_CHECK(exit_ok || a >= 0, "run %p: owner %u -> %u in a step (exit %u, alloc %u %u)",
           (void *)now->m, before->owner, now->owner, s->exited, s->alloc[0], s->alloc[1]);
   if (a < 0) return;
@@ -353,7 +189,7 @@ static void check_transition(const step_t *s, const runrec_t *before, const runr
 }
 
 static uint64_t ev_of(unsigned id, bool drains) {
-  worker_t *w = worker_of(id);
+  fw_worker_t *w = fw_worker_of(&team, id);
   if (w == NULL) return 0;
   return atomic_load(drains ? &w->tc->ev.remote_drains : &w->tc->ev.adoptions);
 }
@@ -375,24 +211,24 @@ static void check_adoptions(const step_t *s, const unsigned adopted[2],
 }
 
 /* Orphans whose last live blocks this step freed, if they were not adopted. */
-static unsigned released_orphans(const runrec_t *now, unsigned n) {
+static unsigned released_orphans(const fw_runrec_t *now, unsigned n) {
   unsigned k = 0;
   for (unsigned i = 0; i < nruns; i++)
-    if ((runs[i].owner == OWNER_NONE || runs[i].owner == OWNER_OTHER) &&
-        find_run(now, n, runs[i].m) == NULL)
+    if ((runs[i].owner == FW_OWNER_NONE || runs[i].owner == FW_OWNER_OTHER) &&
+        fw_find_run(now, n, runs[i].m) == NULL)
       k++;
   return k;
 }
 
 static void check_step(const step_t *s, counters_t c0) {
-  static runrec_t now[SLOTS];
-  unsigned n = collect(now), adopted[2] = {0, 0}, drained[2] = {0, 0};
+  static fw_runrec_t now[SLOTS];
+  unsigned n = fw_collect(&team, now), adopted[2] = {0, 0}, drained[2] = {0, 0};
   check_blocks();
   check_lists();
   for (unsigned k = 0; k < n; k++) {
     check_run(&now[k]);
     /* A run whose blocks all went may have been released and bound again since. */
-    const runrec_t *b = now[k].old ? find_run(runs, nruns, now[k].m) : NULL;
+    const fw_runrec_t *b = now[k].old ? fw_find_run(runs, nruns, now[k].m) : NULL;
     if (b != NULL) check_transition(s, b, &now[k], adopted, drained);
   }
   check_adoptions(s, adopted, drained);
@@ -407,32 +243,19 @@ static void check_step(const step_t *s, counters_t c0) {
             (unsigned long long)(c.orphaned - c0.orphaned));
   memcpy(runs, now, n * sizeof now[0]);
   nruns = n;
-  for (int i = 0; i < SLOTS; i++) slot[i].old = slot[i].p != NULL;
+  fw_mark_old(&team);
 }
 
-static void exit_worker(worker_t *w, step_t *s) {
+static void exit_worker(fw_worker_t *w, step_t *s) {
   unsigned expect = 0;
   for (unsigned k = 0; k < nruns; k++) expect += runs[k].owner == w->id;
   uint64_t orphaned0 = counters().orphaned;
   s->exited = w->id;
   s->exited_tc = w->tc;
-  post(w, CMD_EXIT);
-  f_join(w->th);
-  w->alive = false;
+  fw_stop(w);
   uint64_t got = counters().orphaned - orphaned0;
   F_CHECK(got == expect, "worker %u exited owning %u runs with live blocks, %llu orphaned", w->id,
           expect, (unsigned long long)got);
-}
-
-static unsigned read_frees(f_in_t *in, int *frees) {
-  unsigned count = 1 + f_below(in, 16), n = 0;
-  for (unsigned k = 0; k < count; k++) {
-    int i = (int)f_below(in, SLOTS);
-    bool dup = false;
-    for (unsigned j = 0; j < n; j++) dup |= frees[j] == i;
-    if (slot[i].p != NULL && !dup) frees[n++] = i;
-  }
-  return n;
 }
 
 static unsigned class_frees(int cls, int *frees) {
@@ -443,7 +266,7 @@ static unsigned class_frees(int cls, int *frees) {
 }
 
 typedef struct plan_s {
-  worker_t *w[2];      /* allocating workers */
+  fw_worker_t *w[2];   /* allocating workers */
   int cls[2];
   unsigned n[2];
   unsigned who;        /* freeing thread: a worker index or MAIN */
@@ -452,7 +275,7 @@ typedef struct plan_s {
 } plan_t;
 
 /* Free slots for w's allocation, none of them given to the other allocation. */
-static void assign_slots(worker_t *w, unsigned n, const worker_t *other) {
+static void assign_slots(fw_worker_t *w, unsigned n, const fw_worker_t *other) {
   w->nallocs = 0;
   for (int i = 0; i < SLOTS && w->nallocs < n; i++) {
     bool taken = false;
@@ -465,12 +288,12 @@ static void assign_slots(worker_t *w, unsigned n, const worker_t *other) {
 
 /* Runs a plan: up to two allocations and a set of frees, all at once. */
 static void run_plan(plan_t *p, unsigned *spawns, step_t *s) {
-  worker_t *f = p->who == MAIN ? NULL : &worker[p->who];
+  fw_worker_t *f = p->who == MAIN ? NULL : &team.worker[p->who];
   for (int i = 0; i < 2; i++)
     if (p->w[i] != NULL && (p->w[i] == f || (i == 1 && p->w[1] == p->w[0]) ||
-                            !spawn(p->w[i], spawns)))
+                            !fw_spawn(&team, p->w[i], spawns)))
       p->w[i] = NULL;
-  if (f != NULL && !spawn(f, spawns)) p->nfrees = 0;
+  if (f != NULL && !fw_spawn(&team, f, spawns)) p->nfrees = 0;
   for (int i = 0; i < 2; i++) {
     if (p->w[i] == NULL) continue;
     s->alloc[i] = p->w[i]->id;
@@ -480,25 +303,25 @@ static void run_plan(plan_t *p, unsigned *spawns, step_t *s) {
     assign_slots(p->w[i], p->n[i], i == 1 ? p->w[0] : NULL);
   }
   for (int i = 0; i < 2; i++) /* after both assignments: a running worker writes slot[] */
-    if (p->w[i] != NULL) post(p->w[i], CMD_ALLOC);
+    if (p->w[i] != NULL) fw_post(p->w[i], FW_ALLOC);
   s->frees = p->nfrees > 0;
   s->concurrent_frees = s->frees && (p->w[0] != NULL || p->w[1] != NULL);
   if (f != NULL && p->nfrees > 0) {
     memcpy(f->frees, p->frees, p->nfrees * sizeof p->frees[0]);
     f->nfrees = p->nfrees;
-    post(f, CMD_FREE);
-    wait_idle(f);
+    fw_post(f, FW_FREE);
+    fw_wait_idle(f);
   } else {
-    do_free(p->frees, p->nfrees);
+    fw_free_slots(&team, p->frees, p->nfrees);
   }
   for (int i = 0; i < 2; i++)
-    if (p->w[i] != NULL) wait_idle(p->w[i]);
+    if (p->w[i] != NULL) fw_wait_idle(p->w[i]);
 }
 
 static void read_alloc(f_in_t *in, plan_t *p, int i) {
-  p->w[i] = &worker[f_below(in, WORKERS)];
+  p->w[i] = &team.worker[f_below(in, FW_WORKERS)];
   p->cls[i] = classes[f_below(in, NCLASSES)];
-  p->n[i] = 1 + f_below(in, MAX_ALLOC);
+  p->n[i] = 1 + f_below(in, FW_MAX_ALLOC);
 }
 
 static void step(f_in_t *in, unsigned *spawns) {
@@ -509,15 +332,15 @@ static void step(f_in_t *in, unsigned *spawns) {
   if (op == 0 || op == 3 || op == 4) read_alloc(in, &p, 0);
   if (op == 3) read_alloc(in, &p, 1);
   if (op == 1 || op == 4) {
-    p.who = f_below(in, WORKERS + 1);
-    p.nfrees = read_frees(in, p.frees);
+    p.who = f_below(in, FW_WORKERS + 1);
+    p.nfrees = fw_read_frees(&team, in, p.frees);
   }
   if (op == 5) {
-    p.who = f_below(in, WORKERS + 1);
+    p.who = f_below(in, FW_WORKERS + 1);
     p.nfrees = class_frees(classes[f_below(in, NCLASSES)], p.frees);
   }
   if (op == 2) {
-    worker_t *w = &worker[f_below(in, WORKERS)];
+    fw_worker_t *w = &team.worker[f_below(in, FW_WORKERS)];
     if (w->alive) exit_worker(w, &s);
   } else {
     run_plan(&p, spawns, &s);
@@ -526,16 +349,12 @@ static void step(f_in_t *in, unsigned *spawns) {
 }
 
 static void finish(void) {
-  for (int i = 0; i < SLOTS; i++)
-    if (slot[i].p != NULL) {
-      hak_free(slot[i].p);
-      slot[i].p = NULL;
-    }
+  fw_free_all(&team);
   nruns = 0; /* no run holds a live block any more: the exits orphan nothing */
-  for (int i = 0; i < WORKERS; i++)
-    if (worker[i].alive) {
+  for (int i = 0; i < FW_WORKERS; i++)
+    if (team.worker[i].alive) {
       step_t s = {{0, 0}, {0, 0}, {0, 0}, 0, NULL, false, false};
-      exit_worker(&worker[i], &s);
+      exit_worker(&team.worker[i], &s);
     }
   F_CHECK(f_live_blocks() == 0, "%llu blocks live after everything was freed",
           (unsigned long long)f_live_blocks());

@@ -37,8 +37,7 @@
  *   [mode 2] j                     drain once after 1 + j % nprod producers are done */
 #include <sched.h>
 
-#include "fast.h"
-#include "fuzz.h"
+#include "fuzz_worker.h"
 
 #define NPROD 4
 #define MAX_K 256
@@ -64,74 +63,24 @@ typedef struct producer_s {
 } producer_t;
 
 static producer_t prod[NPROD];
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t go_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
-static uint64_t round_seq;  /* bumped to start a round; mu */
-static unsigned round_nprod; /* producers taking part; mu */
-static bool round_exact;     /* no drain during the pushes: counts are exact; mu */
-static uint32_t round_want;  /* blocks pushed this round; mu */
-static _Atomic(unsigned) done; /* producers done with the current round */
+/* The round's parameters, set before fw_pool_go() and read by the producers. */
+static bool round_exact;    /* no drain during the pushes: counts are exact */
+static uint32_t round_want; /* blocks pushed this round */
 
-static void push_all(producer_t *p, bool exact, uint32_t want) {
+/* Producer id's part of a round: pushes its list. */
+static void push_all(unsigned id) {
+  producer_t *p = &prod[id];
   for (uint32_t i = 0; i < p->n; i++) {
     uint8_t *b = p->list[i];
     long k = (long)(((uintptr_t)b - (uintptr_t)m->data) / m->stride);
     memcpy(b + PAYLOAD_OFF, &payload[k], sizeof payload[k]);
     uint32_t after = 0;
     if (hak_remote_push_mt(m, b, &after)) p->was_empty++;
-    if (exact && (after < i + 1 || after > want)) p->bad_after++;
+    if (round_exact && (after < i + 1 || after > round_want)) p->bad_after++;
   }
 }
 
-static void *producer(void *arg) {
-  unsigned id = (unsigned)(uintptr_t)arg;
-  uint64_t seen = 0;
-  for (;;) {
-    pthread_mutex_lock(&mu);
-    while (round_seq == seen || id >= round_nprod) {
-      seen = round_seq;
-      pthread_cond_wait(&go_cv, &mu);
-    }
-    seen = round_seq;
-    bool exact = round_exact;
-    uint32_t want = round_want;
-    pthread_mutex_unlock(&mu);
-    push_all(&prod[id], exact, want);
-    pthread_mutex_lock(&mu);
-    atomic_fetch_add(&done, 1);
-    pthread_cond_signal(&done_cv);
-    pthread_mutex_unlock(&mu);
-  }
-  return NULL;
-}
-
-static void start_pool(void) {
-  static bool started;
-  if (started) return;
-  started = true;
-  for (unsigned i = 0; i < NPROD; i++) {
-    pthread_t t;
-    f_start(&t, producer, (void *)(uintptr_t)i);
-    pthread_detach(t);
-  }
-}
-
-static void start_round(unsigned nprod, bool exact, uint32_t want) {
-  pthread_mutex_lock(&mu);
-  atomic_store(&done, 0);
-  round_nprod = nprod;
-  round_exact = exact;
-  round_want = want;
-  round_seq++;
-  pthread_cond_broadcast(&go_cv);
-  pthread_mutex_unlock(&mu);
-}
-
-static void wait_done(unsigned n) {
-  pthread_mutex_lock(&mu);
-  while (atomic_load(&done) < n) pthread_cond_wait(&done_cv, &mu);
-  pthread_mutex_unlock(&mu);
-}
+static fw_pool_t pool = FW_POOL_INIT(push_all, NPROD);
 
 /* ---- the run --------------------------------------------------------------------------------- */
 
@@ -313,17 +262,19 @@ static void round_once(f_in_t *in, unsigned nprod, int r) {
   for (unsigned k = 0; k < K; k++)
     if (chosen[k]) payload[k] = (uint64_t)r << 32 ^ k ^ (uint64_t)(uintptr_t)blk[k];
   snapshot_t before = snap();
-  start_round(nprod, timing == 0, want);
-  while (timing == 1 && atomic_load(&done) < nprod) {
+  round_exact = timing == 0;
+  round_want = want;
+  fw_pool_go(&pool, nprod);
+  while (timing == 1 && atomic_load(&pool.done) < nprod) {
     uint32_t n = drain_counted(&drains);
     drained += n;
     if (n == 0) sched_yield();
   }
   if (timing == 2) {
-    wait_done(early);
+    fw_pool_wait(&pool, early);
     drained += drain_counted(&drains);
   }
-  wait_done(nprod);
+  fw_pool_wait(&pool, nprod);
   if (timing == 0) check_pushes_only(&before, want, r);
   drained += drain_counted(&drains);
   uint64_t was_empty = 0;
@@ -332,7 +283,7 @@ static void round_once(f_in_t *in, unsigned nprod, int r) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  start_pool();
+  fw_pool_start(&pool);
   f_in_t in = f_in(data, size);
   int cls = (int)f_below(&in, HAK_NUM_CLASSES);
   unsigned nprod = 1 + f_below(&in, NPROD);
