@@ -31,20 +31,10 @@
 #define HAKMEM_FUZZ_WORKER_H
 
 #include "fast.h"
+#include "hak_block.h"
 #include "fuzz.h"
 
 /* ---- runs ------------------------------------------------------------------------------------ */
-
-/* The head slab of the run that holds the block at base b. */
-static inline hak_slab_t *fw_run_of_base(const void *b) {
-  hak_superslab_t *ss = hak_ss_of(b);
-  return &ss->slabs[ss->slabs[((uintptr_t)b >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)].head];
-}
-
-/* The run of the block at user pointer p. */
-static inline hak_slab_t *fw_run_of(const void *p) {
-  return fw_run_of_base((const uint8_t *)p - HAK_HDR_SIZE);
-}
 
 /* ---- a team of workers ----------------------------------------------------------------------- */
 
@@ -138,7 +128,7 @@ static inline void fw_do_alloc(fw_worker_t *w) {
   for (unsigned k = 0; k < w->nallocs; k++) {
     uint8_t *p = hak_malloc(n);
     F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-    F_CHECK(hak_owner_of(fw_run_of(p)) == hak_tc, "worker %u got a block of a run it does not own",
+    F_CHECK(hak_owner_of(t_run_of(p)) == hak_tc, "worker %u got a block of a run it does not own",
             w->id);
     fw_block_t *b = &t->slot[w->allocs[k]];
     *b = (fw_block_t){p, w->cls, w->id, b->key, false};
@@ -244,7 +234,7 @@ static inline unsigned fw_collect(const fw_team_t *t, fw_runrec_t *out) {
   for (int i = 0; i < t->nslots; i++) {
     const fw_block_t *b = &t->slot[i];
     if (b->p == NULL) continue;
-    hak_slab_t *m = fw_run_of(b->p);
+    hak_slab_t *m = t_run_of(b->p);
     unsigned k = 0;
     while (k < n && out[k].m != m) k++;
     if (k == n)

@@ -36,19 +36,13 @@
 
 #include "fast.h"
 #include "fuzz.h"
+#include "fuzz_seq.h"
 
 #define SLOTS 32
 #define MAX_OPS 256
 #define MAX_SEEN 64
 #define MAX_WORKERS 4 /* worker threads per input (each start costs) */
 #define WORKER_BLOCKS 32
-
-/* The checks are not coverage targets: no SanitizerCoverage hooks in them. */
-#ifdef __clang__
-#define NOCOV __attribute__((no_sanitize("coverage")))
-#else
-#define NOCOV
-#endif
 
 typedef struct shadow_s {
   uintptr_t ss; /* SuperSlab inserted; 0 for an empty way */
@@ -72,7 +66,7 @@ static void remember(const void *p) {
 }
 
 /* Registered as a SuperSlab and mapped: its header may be read. */
-NOCOV static bool live_ss(uintptr_t ss) {
+F_NOCOV static bool live_ss(uintptr_t ss) {
   unsigned char v;
   return hak_registry_kind(ss) == HAK_REGION_SS && mincore((void *)ss, HAK_PAGE_SIZE, &v) == 0;
 }
@@ -89,7 +83,7 @@ static void shadow_insert(uintptr_t ss, uint64_t gen) {
   sh[0] = (shadow_t){ss, gen, false};
 }
 
-NOCOV static bool shadow_valid(uintptr_t ss) {
+F_NOCOV static bool shadow_valid(uintptr_t ss) {
   for (int i = 0; i < HAK_HINT_WAYS; i++)
     if (sh[i].ss == ss && !sh[i].dead && live_ss(ss) && generation(ss) == sh[i].gen) return true;
   return false;
@@ -97,7 +91,7 @@ NOCOV static bool shadow_valid(uintptr_t ss) {
 
 /* ---- checks --------------------------------------------------------------------------------- */
 
-NOCOV static void check_hit(uintptr_t ss) {
+F_NOCOV static void check_hit(uintptr_t ss) {
   if (!hak_hint_hit(hak_tc, ss)) return;
   F_CHECK(model_on(), "hint hit for %#lx in a build or run without the hint box",
           (unsigned long)ss);
@@ -106,7 +100,7 @@ NOCOV static void check_hit(uintptr_t ss) {
           live_ss(ss) ? (unsigned long long)generation(ss) : 0ull);
 }
 
-NOCOV static void check_hints(void) {
+F_NOCOV static void check_hints(void) {
   for (int i = 0; i < HAK_HINT_WAYS; i++)
     if (sh[i].ss != 0 && !live_ss(sh[i].ss)) sh[i].dead = true;
   for (unsigned i = 0; i < nseen; i++) check_hit(seen[i]);
@@ -207,7 +201,10 @@ static void insert_seen(unsigned idx) {
   if (model_on()) shadow_insert(ss, gen);
 }
 
-static void run_op(f_in_t *in) {
+/* Runs one operation and checks the hints; the input runs in one thread, which never ends
+ * early. */
+static bool run_op(f_in_t *in, bool may_end) {
+  (void)may_end;
   switch (f_u8(in) % 7) {
   case 0: {
     unsigned i = f_below(in, SLOTS), c = f_below(in, HAK_NUM_CLASSES);
@@ -233,35 +230,30 @@ static void run_op(f_in_t *in) {
     break;
   }
   }
+  check_hints();
+  return true;
 }
 
-static void *run_ops(void *arg) {
-  f_in_t in = *(f_in_t *)arg;
+static void thread_start(void) {
   memset(sh, 0, sizeof sh); /* a new thread's cache starts with empty ways */
   alloc_slot(0, 0);        /* a live cache: hak_hint_insert() writes into it */
   free_slot(0);
   check_hints();
-  for (int ops = 0; ops < MAX_OPS && f_more(&in); ops++) {
-    run_op(&in);
-    check_hints();
-  }
+}
+
+static void finish(void) {
   free_all();
   check_hints();
-  return NULL;
 }
+
+static const f_seq_t seq = {.op = run_op, .thread_start = thread_start, .finish = finish,
+                            .max_ops = MAX_OPS, .max_threads = 1};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   hak_opt.decay_ms = 3600000; /* no SuperSlab is unmapped but by the trims */
-  uint64_t live0 = f_live_blocks();
   nseen = 0;
   workers = 0;
-  f_in_t in = f_in(data, size);
-  pthread_t t;
-  f_start(&t, run_ops, &in);
-  f_join(t);
+  f_seq_run(&seq, data, size);
   hak_trim();
-  uint64_t live1 = f_live_blocks();
-  F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",
-          (unsigned long long)live0, (unsigned long long)live1);
   return 0;
 }

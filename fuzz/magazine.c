@@ -34,6 +34,7 @@
  *   5                  audit every class */
 #include "fast.h"
 #include "fuzz.h"
+#include "fuzz_seq.h"
 
 #define MAX_LIVE 1024
 #define MAX_SLL 2048   /* above the largest TLS capacity (1024) */
@@ -42,14 +43,6 @@
 #define MAX_THREADS 4 /* threads running operations per input (each start costs) */
 #define BURST_BYTES ((size_t)2 << 20) /* bursts of large classes stop at about 2 MiB ... */
 #define BURST_MIN 8                   /* ... or 8 blocks */
-
-/* The checks are not coverage targets: no SanitizerCoverage hooks in them, which keeps the
- * audit after every operation cheap. */
-#ifdef __clang__
-#define NOCOV __attribute__((no_sanitize("coverage")))
-#else
-#define NOCOV
-#endif
 
 typedef struct blk_s {
   uint8_t *p;      /* user pointer */
@@ -61,25 +54,10 @@ static blk_t live[MAX_LIVE]; /* in allocation order */
 static unsigned nlive;
 static unsigned thread_no; /* of the thread running the operations */
 
-/* ---- geometry ------------------------------------------------------------------------------- */
-
-static size_t size_of_class(unsigned c, unsigned v) {
-  size_t lo = c == 0 ? 0 : hak_class_size((int)c - 1) + 1, hi = hak_class_size((int)c);
-  return lo + v % (hi - lo + 1);
-}
-
-static hak_slab_t *run_of(const void *p) {
-  hak_superslab_t *ss = hak_ss_of(p);
-  hak_slab_t *m = &ss->slabs[((uintptr_t)p >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-  return &ss->slabs[m->head];
-}
-
-static uint8_t *base_of(const void *user) { return (uint8_t *)user - HAK_HDR_SIZE; }
-
 /* ---- sorted pointer sets -------------------------------------------------------------------- */
 
 /* Heap sort (qsort would allocate for arrays this large, on every audit). */
-NOCOV static void sift(uintptr_t *a, size_t root, size_t n) {
+F_NOCOV static void sift(uintptr_t *a, size_t root, size_t n) {
   for (size_t child; (child = 2 * root + 1) < n; root = child) {
     if (child + 1 < n && a[child] < a[child + 1]) child++;
     if (a[root] >= a[child]) return;
@@ -89,7 +67,7 @@ NOCOV static void sift(uintptr_t *a, size_t root, size_t n) {
   }
 }
 
-NOCOV static void sort_ptrs(uintptr_t *a, size_t n) {
+F_NOCOV static void sort_ptrs(uintptr_t *a, size_t n) {
   for (size_t i = n / 2; i-- > 0;) sift(a, i, n);
   for (size_t end = n; end-- > 1;) {
     uintptr_t t = a[0];
@@ -99,7 +77,7 @@ NOCOV static void sort_ptrs(uintptr_t *a, size_t n) {
   }
 }
 
-NOCOV static size_t lower_bound(const uintptr_t *a, size_t n, uintptr_t v) {
+F_NOCOV static size_t lower_bound(const uintptr_t *a, size_t n, uintptr_t v) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -108,12 +86,12 @@ NOCOV static size_t lower_bound(const uintptr_t *a, size_t n, uintptr_t v) {
   return lo;
 }
 
-NOCOV static bool contains(const uintptr_t *a, size_t n, uintptr_t v) {
+F_NOCOV static bool contains(const uintptr_t *a, size_t n, uintptr_t v) {
   size_t i = lower_bound(a, n, v);
   return i < n && a[i] == v;
 }
 
-NOCOV static size_t count_range(const uintptr_t *a, size_t n, uintptr_t lo, uintptr_t hi) {
+F_NOCOV static size_t count_range(const uintptr_t *a, size_t n, uintptr_t lo, uintptr_t hi) {
   return lower_bound(a, n, hi) - lower_bound(a, n, lo);
 }
 
@@ -134,7 +112,7 @@ static uint32_t seen[MAX_BLOCKS]; /* == stamp: block already met in this run's l
 static uint32_t stamp;
 
 /* Checks one node of a run's freelist or remote queue. */
-NOCOV static void check_free_node(const hak_slab_t *m, uintptr_t b, const char *list) {
+F_NOCOV static void check_free_node(const hak_slab_t *m, uintptr_t b, const char *list) {
   uintptr_t d = (uintptr_t)m->data;
   F_CHECK(b >= d && (b - d) % m->stride == 0 && (b - d) / m->stride < m->carved,
           "class %u run %p: %s node %#lx is not a carved block of the run", au.c, (void *)m, list,
@@ -149,7 +127,7 @@ NOCOV static void check_free_node(const hak_slab_t *m, uintptr_t b, const char *
           (unsigned long)b, list);
 }
 
-NOCOV static uint32_t walk_freelist(const hak_slab_t *m) {
+F_NOCOV static uint32_t walk_freelist(const hak_slab_t *m) {
   uint32_t n = 0;
   for (const void *b = m->freelist; b != NULL; b = hak_link_get(b)) {
     F_CHECK(++n <= m->carved, "class %u run %p: freelist longer than carved", au.c, (void *)m);
@@ -158,7 +136,7 @@ NOCOV static uint32_t walk_freelist(const hak_slab_t *m) {
   return n;
 }
 
-NOCOV static uint32_t walk_remote(const hak_slab_t *m) {
+F_NOCOV static uint32_t walk_remote(const hak_slab_t *m) {
   uint32_t n = 0;
   uintptr_t h = atomic_load_explicit(&((hak_slab_t *)m)->remote_head, memory_order_acquire);
   for (const void *b = (const void *)h; b != NULL; b = hak_link_get(b)) {
@@ -171,7 +149,7 @@ NOCOV static uint32_t walk_remote(const hak_slab_t *m) {
   return n;
 }
 
-NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
+F_NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
   unsigned c = au.c;
   F_CHECK(m->list == tag, "class %u run %p: list tag %d on list %d", c, (void *)m, m->list, tag);
   F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c, "run %p on class %u lists: state %d "
@@ -201,18 +179,18 @@ NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
   au.sll_in += si;
 }
 
-NOCOV static unsigned list_length(const hak_slab_t *m) {
+F_NOCOV static unsigned list_length(const hak_slab_t *m) {
   unsigned n = 0;
   for (; m != NULL; m = m->next) F_CHECK(++n <= 4096, "class %u: run list cycles", au.c);
   return n;
 }
 
-NOCOV static void collect(unsigned c) {
+F_NOCOV static void collect(unsigned c) {
   au.c = c;
   au.nl = au.ns = au.live_in = au.sll_in = 0;
   au.empty = 0;
   for (unsigned i = 0; i < nlive; i++)
-    if (live[i].cls == c) au.live[au.nl++] = (uintptr_t)base_of(live[i].p);
+    if (live[i].cls == c) au.live[au.nl++] = (uintptr_t)f_base_of(live[i].p);
   sort_ptrs(au.live, au.nl);
   for (size_t i = 1; i < au.nl; i++)
     F_CHECK(au.live[i] != au.live[i - 1], "class %u: block %#lx handed out twice", c,
@@ -232,11 +210,11 @@ NOCOV static void collect(unsigned c) {
 }
 
 /* Live blocks of class c in runs this thread owns; those it allocated itself are all there. */
-NOCOV static size_t owned_live(unsigned c) {
+F_NOCOV static size_t owned_live(unsigned c) {
   size_t n = 0;
   for (unsigned i = 0; i < nlive; i++) {
     if (live[i].cls != c) continue;
-    bool own = hak_owner_of(run_of(base_of(live[i].p))) == hak_tc;
+    bool own = hak_owner_of(t_run_of(f_base_of(live[i].p))) == hak_tc;
     F_CHECK(own || live[i].thread != thread_no, "class %u: block %p of this thread in a run it "
             "does not own", c, (void *)live[i].p);
     n += own;
@@ -244,7 +222,7 @@ NOCOV static size_t owned_live(unsigned c) {
   return n;
 }
 
-NOCOV static void audit(unsigned c) {
+F_NOCOV static void audit(unsigned c) {
   collect(c);
   list_length(hak_tc->partial[c]);
   list_length(hak_tc->full[c]);
@@ -259,7 +237,7 @@ NOCOV static void audit(unsigned c) {
           au.ns, au.sll_in);
 }
 
-NOCOV static void audit_all(void) {
+F_NOCOV static void audit_all(void) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) audit(c);
 }
 
@@ -269,7 +247,7 @@ static void alloc_burst(unsigned c, unsigned k) {
   size_t most = BURST_BYTES / hak_class_size((int)c);
   if (k > most) k = most < BURST_MIN ? BURST_MIN : (unsigned)most;
   for (unsigned i = 0; i < k && nlive < MAX_LIVE; i++) {
-    uint8_t *p = hak_malloc(size_of_class(c, i * 7919u));
+    uint8_t *p = hak_malloc(f_size_in_class(c, i * 7919u));
     F_CHECK(p != NULL, "hak_malloc of class %u failed", c);
     live[nlive++] = (blk_t){p, c, thread_no};
   }
@@ -341,13 +319,6 @@ static void remote_burst(unsigned c, unsigned k) {
   pthread_mutex_unlock(&rf.mu);
 }
 
-typedef struct run_s {
-  f_in_t in;
-  int ops;
-  int threads; /* started so far */
-  bool done;   /* the input is used up and everything freed */
-} run_t;
-
 /* Runs one operation; returns false when the thread should end (only if may_end). */
 static bool run_op(f_in_t *in, bool may_end) {
   unsigned op = f_u8(in) % 6;
@@ -371,12 +342,11 @@ static bool run_op(f_in_t *in, bool may_end) {
   return true;
 }
 
-
-/* Adopts every run earlier threads left published, so that the input leaves nothing behind:
- * the exit of the calling thread releases them. */
-static void adopt_leftovers(void) {
-  for (int c = 0; c < HAK_NUM_CLASSES; c++)
-    while (hak_adopt_slow(hak_tc, c) != NULL) continue;
+/* Each thread makes its cache live and starts from a clean audit. */
+static void thread_start(void) {
+  hak_free(hak_malloc(1)); /* a live cache, so hak_tc stays the same from here on */
+  thread_no++;
+  audit_all();
 }
 
 /* The last thread frees what is left (blocks of earlier threads remotely) and adopts what
@@ -385,36 +355,12 @@ static void finish(void) {
   for (unsigned i = 0; i < nlive; i++) hak_free(live[i].p);
   nlive = 0;
   audit_all();
-  adopt_leftovers();
+  f_seq_adopt_leftovers();
 }
 
-static void *run_ops(void *arg) {
-  run_t *r = arg;
-  hak_free(hak_malloc(1)); /* a live cache, so hak_tc stays the same from here on */
-  thread_no++;
-  audit_all();
-  bool more = true;
-  while (more && r->ops < MAX_OPS && f_more(&r->in)) {
-    more = run_op(&r->in, r->threads < MAX_THREADS);
-    r->ops++;
-  }
-  audit_all();
-  r->done = r->ops >= MAX_OPS || !f_more(&r->in);
-  if (r->done) finish();
-  return NULL;
-}
+static const f_seq_t seq = {.op = run_op, .thread_start = thread_start, .thread_end = audit_all,
+                            .finish = finish, .max_ops = MAX_OPS, .max_threads = MAX_THREADS};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  uint64_t live0 = f_live_blocks();
-  run_t r = {f_in(data, size), 0, 0, false};
-  while (!r.done) {
-    pthread_t t;
-    r.threads++;
-    f_start(&t, run_ops, &r);
-    f_join(t);
-  }
-  uint64_t live1 = f_live_blocks();
-  F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",
-          (unsigned long long)live0, (unsigned long long)live1);
-  return 0;
+  return f_seq_run(&seq, data, size);
 }

@@ -201,7 +201,7 @@ static void check_blocks(void) {
   for (int i = 0; i < SLOTS; i++) {
     const fw_block_t *b = &slot[i];
     if (b->p == NULL) continue;
-    hak_slab_t *m = fw_run_of(b->p);
+    hak_slab_t *m = t_run_of(b->p);
     F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == b->cls, "block %p of class %d in a run "
             "of class %d", (void *)b->p, b->cls, m->class_idx);
     if (fw_worker_of(&team, b->by) != NULL)

@@ -34,20 +34,13 @@
  *   5                              free every slot */
 #include "fast.h"
 #include "fuzz.h"
+#include "fuzz_seq.h"
 
 #define SLOTS 48
 #define MAX_OPS 256
 #define FILL_HEAD 64    /* pattern bytes at the start of a block */
 #define FILL_TAIL 16    /* ... and at the end of its usable bytes */
 #define CALLOC_MAX 8192 /* larger requests use malloc: zeroing whole mid blocks is slow */
-
-/* The checks are not coverage targets: no SanitizerCoverage hooks in them, which keeps the
- * checks of every live slot after every operation cheap. */
-#ifdef __clang__
-#define NOCOV __attribute__((no_sanitize("coverage")))
-#else
-#define NOCOV
-#endif
 
 typedef struct slot_s {
   uint8_t *p;   /* user pointer; NULL when the slot is empty */
@@ -62,22 +55,8 @@ static uint64_t next_key;
 
 /* ---- geometry ------------------------------------------------------------------------------- */
 
-static size_t class_lo(unsigned c) { return c == 0 ? 0 : hak_class_size((int)c - 1) + 1; }
-
-/* A request in class c chosen by v. */
-static size_t size_in_class(unsigned c, uint16_t v) {
-  size_t lo = class_lo(c), hi = hak_class_size((int)c);
-  return lo + v % (hi - lo + 1);
-}
-
-NOCOV static hak_slab_t *run_of(const void *p) {
-  hak_superslab_t *ss = hak_ss_of(p);
-  hak_slab_t *m = &ss->slabs[((uintptr_t)p >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-  return &ss->slabs[m->head];
-}
-
 #if !HAKMEM_TINY_HEADERLESS
-NOCOV static uint64_t header_of(const uint8_t *base) {
+F_NOCOV static uint64_t header_of(const uint8_t *base) {
   uint64_t h;
   memcpy(&h, base, sizeof h);
   return h;
@@ -85,12 +64,12 @@ NOCOV static uint64_t header_of(const uint8_t *base) {
 #endif
 
 /* The block a live slot lies in, after checking the run it belongs to. */
-NOCOV static uint8_t *block_of(const slot_t *s) {
+F_NOCOV static uint8_t *block_of(const slot_t *s) {
   uintptr_t u = (uintptr_t)s->p;
   F_CHECK(hak_registry_kind(u) == HAK_REGION_SS, "live %p (%zu bytes) not in a SuperSlab", s->p,
           s->n);
   F_CHECK(hak_registry_ss_peek(u) == hak_ss_of(s->p), "live %p: SuperSlab magic bad", s->p);
-  hak_slab_t *m = run_of(s->p);
+  hak_slab_t *m = t_run_of(s->p);
   F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == s->cls,
           "live %p: run state %d class %d, expected class %u", s->p, m->state, m->class_idx,
           s->cls);
@@ -106,7 +85,7 @@ NOCOV static uint8_t *block_of(const slot_t *s) {
 
 /* ---- fill patterns -------------------------------------------------------------------------- */
 
-NOCOV static size_t head_len(const slot_t *s) { return s->n < FILL_HEAD ? s->n : FILL_HEAD; }
+F_NOCOV static size_t head_len(const slot_t *s) { return s->n < FILL_HEAD ? s->n : FILL_HEAD; }
 
 static void fill(slot_t *s, size_t usable) {
   size_t h = head_len(s);
@@ -115,7 +94,7 @@ static void fill(slot_t *s, size_t usable) {
   f_fill(s->p + usable - t, t, ~s->key);
 }
 
-NOCOV static void verify_fill(const slot_t *s, size_t usable) {
+F_NOCOV static void verify_fill(const slot_t *s, size_t usable) {
   size_t h = head_len(s);
   size_t t = usable - h < FILL_TAIL ? usable - h : FILL_TAIL;
   size_t at = f_verify(s->p, h, s->key);
@@ -126,7 +105,7 @@ NOCOV static void verify_fill(const slot_t *s, size_t usable) {
 
 /* ---- checks --------------------------------------------------------------------------------- */
 
-NOCOV static void check_marker(const slot_t *s, uint8_t *base) {
+F_NOCOV static void check_marker(const slot_t *s, uint8_t *base) {
   uint8_t *inner = base + HAK_HDR_SIZE;
   F_CHECK(s->p >= inner + 2 * sizeof(uint64_t), "aligned %p too close to its block %p", s->p,
           base);
@@ -141,7 +120,7 @@ NOCOV static void check_marker(const slot_t *s, uint8_t *base) {
 }
 
 /* decode(encode(b)) == b on a live block: re-encoding it must leave it as it is. */
-NOCOV static void check_round_trip(const slot_t *s, uint8_t *base) {
+F_NOCOV static void check_round_trip(const slot_t *s, uint8_t *base) {
   uint8_t *inner = base + HAK_HDR_SIZE;
   F_CHECK(hak_bridge_base(inner) == base, "bridge_base(%p) = %p, block %p", (void *)inner,
           hak_bridge_base(inner), (void *)base);
@@ -153,7 +132,7 @@ NOCOV static void check_round_trip(const slot_t *s, uint8_t *base) {
 #endif
 }
 
-NOCOV static void check_slot(const slot_t *s) {
+F_NOCOV static void check_slot(const slot_t *s) {
   uint8_t *base = block_of(s);
   uint32_t stride = hak_stride_of((int)s->cls);
   F_CHECK(((uintptr_t)s->p & 15) == 0, "user pointer %p not 16-aligned", s->p);
@@ -178,7 +157,7 @@ NOCOV static void check_slot(const slot_t *s) {
   verify_fill(s, usable);
 }
 
-NOCOV static void check_all(void) {
+F_NOCOV static void check_all(void) {
   for (int i = 0; i < SLOTS; i++)
     if (slot[i].p != NULL) check_slot(&slot[i]);
 }
@@ -214,7 +193,7 @@ static void free_slot(slot_t *s) {
     F_CHECK(l->count == count0 + 1, "free(%p): SLL count %u -> %u", s->p, count0, l->count);
   }
 #if !HAKMEM_TINY_HEADERLESS
-  hak_slab_t *m = run_of(base);
+  hak_slab_t *m = t_run_of(base);
   if (m->state == HAK_SLAB_HEAD && m->class_idx == c) {
     F_CHECK(header_of(base) == HAK_HDR_FREE(c), "freed %p: header %#llx, expected %#llx", s->p,
             (unsigned long long)header_of(base), (unsigned long long)HAK_HDR_FREE(c));
@@ -226,7 +205,7 @@ static void free_slot(slot_t *s) {
 
 static void op_alloc(f_in_t *in, slot_t *s) {
   unsigned c = f_below(in, HAK_NUM_CLASSES);
-  size_t n = size_in_class(c, f_u16(in));
+  size_t n = f_size_in_class(c, f_u16(in));
   bool zero = (f_u8(in) & 1) && n <= CALLOC_MAX;
   if (s->p != NULL) free_slot(s);
   uint8_t *p = zero ? hak_calloc(1, n) : hak_malloc(n);
@@ -265,7 +244,7 @@ static void *aligned_call(unsigned api, size_t *n, size_t *align) {
 
 static void op_aligned(f_in_t *in, slot_t *s) {
   unsigned c = f_below(in, HAK_NUM_CLASSES);
-  size_t n = size_in_class(c, f_u16(in));
+  size_t n = f_size_in_class(c, f_u16(in));
   size_t align = (size_t)1 << (3 + f_u8(in) % 10);
   unsigned api = f_u8(in);
   /* Stay inside slab blocks: the request plus the alignment (and pvalloc's rounding). */
@@ -297,7 +276,7 @@ static void op_manual(f_in_t *in, slot_t *s) {
 
 static void op_realloc(f_in_t *in, slot_t *s) {
   unsigned c = f_below(in, HAK_NUM_CLASSES);
-  size_t n = size_in_class(c, f_u16(in));
+  size_t n = f_size_in_class(c, f_u16(in));
   if (n == 0) n = 1; /* realloc(p, 0) frees */
   if (s->p == NULL) {
     set_slot(s, hak_realloc(NULL, n), n, 0, c);
@@ -322,34 +301,30 @@ static void free_all(void) {
     if (slot[i].p != NULL) free_slot(&slot[i]);
 }
 
-static void *run_ops(void *arg) {
-  f_in_t in = *(f_in_t *)arg;
+static void thread_start(void) {
   hak_free(hak_malloc(1)); /* a live thread cache: op_manual uses it directly */
-  for (int ops = 0; ops < MAX_OPS && f_more(&in); ops++) {
-    unsigned op = f_u8(&in) % 6;
-    slot_t *s = op == 5 ? NULL : &slot[f_below(&in, SLOTS)];
-    switch (op) {
-    case 0: op_alloc(&in, s); break;
-    case 1: op_aligned(&in, s); break;
-    case 2: if (s->p != NULL) free_slot(s); break;
-    case 3: op_manual(&in, s); break;
-    case 4: op_realloc(&in, s); break;
-    default: free_all(); break;
-    }
-    check_all();
-  }
-  free_all();
-  return NULL;
 }
 
+/* Runs one operation; the input runs in one thread, which never ends early. */
+static bool run_op(f_in_t *in, bool may_end) {
+  (void)may_end;
+  unsigned op = f_u8(in) % 6;
+  slot_t *s = op == 5 ? NULL : &slot[f_below(in, SLOTS)];
+  switch (op) {
+  case 0: op_alloc(in, s); break;
+  case 1: op_aligned(in, s); break;
+  case 2: if (s->p != NULL) free_slot(s); break;
+  case 3: op_manual(in, s); break;
+  case 4: op_realloc(in, s); break;
+  default: free_all(); break;
+  }
+  check_all();
+  return true;
+}
+
+static const f_seq_t seq = {.op = run_op, .thread_start = thread_start, .finish = free_all,
+                            .max_ops = MAX_OPS, .max_threads = 1};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  uint64_t live0 = f_live_blocks();
-  f_in_t in = f_in(data, size);
-  pthread_t t;
-  f_start(&t, run_ops, &in);
-  f_join(t);
-  uint64_t live1 = f_live_blocks();
-  F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",
-          (unsigned long long)live0, (unsigned long long)live1);
-  return 0;
+  return f_seq_run(&seq, data, size);
 }

@@ -62,7 +62,7 @@ static uint32_t chain_len(void *head, const hak_slab_t *m, bool in_run) {
   uint32_t n = 0, steps = 0;
   for (void *b = head; b != NULL; b = hak_link_get(b)) {
     F_CHECK(++steps <= 1u << 20, "a chain from %p does not end", head);
-    n += !in_run || fw_run_of_base(b) == m;
+    n += !in_run || t_run_of(b) == m;
   }
   return n;
 }
@@ -125,7 +125,7 @@ static void check_blocks(void) {
   for (int i = 0; i < SLOTS; i++) {
     const fw_block_t *b = &slot[i];
     if (b->p == NULL) continue;
-    hak_slab_t *m = fw_run_of(b->p);
+    hak_slab_t *m = t_run_of(b->p);
     F_CHECK(hak_owns(b->p) && m->state == HAK_SLAB_HEAD && m->class_idx == b->cls,
             "block %p of class %d: owned %d, run of class %d", (void *)b->p, b->cls,
             hak_owns(b->p), m->class_idx);

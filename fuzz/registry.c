@@ -23,12 +23,14 @@
  *   6                         end the thread running the operations (its caches are flushed and
  *                             its runs released or orphaned), go on in a new one
  * Operations run in a thread of their own: only thread exit empties a thread's caches, so only
- * then can a SuperSlab become empty and be unmapped by a trim. */
+ * then can a SuperSlab become empty and be unmapped by a trim. The last thread frees every slot;
+ * after it a trim, and the checks once more. */
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "fast.h"
 #include "fuzz.h"
+#include "fuzz_seq.h"
 
 #define SLOTS 32
 #define MAX_REGIONS 512
@@ -96,83 +98,66 @@ static void free_slot(int i) {
   slot[i] = NULL;
 }
 
-typedef struct run_s {
-  f_in_t in;
-  int ops;
-} run_t;
-
-/* Runs operations until the input ends or asks for a new thread. */
-static void *run_ops(void *arg) {
-  run_t *r = arg;
-  f_in_t in = r->in;
-  for (; r->ops < MAX_OPS && f_more(&in); r->ops++) {
-    switch (f_u8(&in) % 7) {
-    case 0: {
-      int i = (int)f_below(&in, SLOTS);
-      unsigned kind = f_u8(&in);
-      size_t n = size_of(kind, f_u16(&in));
-      if (slot[i] != NULL) free_slot(i);
-      slot[i] = hak_malloc(n);
-      F_CHECK(slot[i] != NULL, "hak_malloc(%zu) failed", n);
-      slot_size[i] = n;
-      remember((uintptr_t)slot[i]);
-      break;
-    }
-    case 1: {
-      int i = (int)f_below(&in, SLOTS);
-      if (slot[i] != NULL) free_slot(i);
-      break;
-    }
-    case 2:
-      hak_trim();
-      break;
-    case 3: {
-      unsigned r = nregions ? f_below(&in, nregions) : 0;
-      uint32_t off = f_u32(&in) & (uint32_t)HAK_SS_MASK;
-      if (nregions) check_address(regions[r] + off);
-      break;
-    }
-    case 4: {
-      uint64_t a = f_u32(&in);
-      a |= (uint64_t)f_u32(&in) << 32;
-      unsigned kind = hak_registry_kind((uintptr_t)a);
-      if (a >> HAK_ADDR_BITS)
-        F_CHECK(kind == HAK_REGION_NONE, "address %#llx beyond the user space has kind %u",
-                (unsigned long long)a, kind);
-      check_address((uintptr_t)a);
-      break;
-    }
-    case 5:
-      for (int i = 0; i < SLOTS; i++)
-        if (slot[i] != NULL) free_slot(i);
-      break;
-    default:
-      r->in = in;
-      r->ops++;
-      return NULL;
-    }
-    check_all();
-  }
-  r->in = in;
-  return NULL;
-}
-
-static void *free_all(void *arg) {
+static void free_all(void) {
   for (int i = 0; i < SLOTS; i++)
     if (slot[i] != NULL) free_slot(i);
-  return arg;
 }
 
+/* Runs one operation; returns false when the thread should end. */
+static bool run_op(f_in_t *in, bool may_end) {
+  switch (f_u8(in) % 7) {
+  case 0: {
+    int i = (int)f_below(in, SLOTS);
+    unsigned kind = f_u8(in);
+    size_t n = size_of(kind, f_u16(in));
+    if (slot[i] != NULL) free_slot(i);
+    slot[i] = hak_malloc(n);
+    F_CHECK(slot[i] != NULL, "hak_malloc(%zu) failed", n);
+    slot_size[i] = n;
+    remember((uintptr_t)slot[i]);
+    break;
+  }
+  case 1: {
+    int i = (int)f_below(in, SLOTS);
+    if (slot[i] != NULL) free_slot(i);
+    break;
+  }
+  case 2:
+    hak_trim();
+    break;
+  case 3: {
+    unsigned r = nregions ? f_below(in, nregions) : 0;
+    uint32_t off = f_u32(in) & (uint32_t)HAK_SS_MASK;
+    if (nregions) check_address(regions[r] + off);
+    break;
+  }
+  case 4: {
+    uint64_t a = f_u32(in);
+    a |= (uint64_t)f_u32(in) << 32;
+    unsigned kind = hak_registry_kind((uintptr_t)a);
+    if (a >> HAK_ADDR_BITS)
+      F_CHECK(kind == HAK_REGION_NONE, "address %#llx beyond the user space has kind %u",
+              (unsigned long long)a, kind);
+    check_address((uintptr_t)a);
+    break;
+  }
+  case 5:
+    free_all();
+    break;
+  default:
+    if (may_end) return false;
+    break;
+  }
+  check_all();
+  return true;
+}
+
+/* Every thread but the last ends after an operation, so MAX_OPS + 1 is no limit. */
+static const f_seq_t seq = {.op = run_op, .finish = free_all, .joined = check_all,
+                            .max_ops = MAX_OPS, .max_threads = MAX_OPS + 1};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  run_t r = {f_in(data, size), 0};
-  pthread_t t;
-  do {
-    f_start(&t, run_ops, &r);
-    f_join(t);
-    check_all();
-  } while (r.ops < MAX_OPS && f_more(&r.in));
-  f_start(&t, free_all, NULL);
-  f_join(t);
+  f_seq_run(&seq, data, size);
   hak_trim();
   check_all();
   return 0;

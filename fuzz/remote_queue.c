@@ -90,33 +90,6 @@ static long index_of(const void *b) {
   return (long)((u - d) / m->stride);
 }
 
-/* The fields a push must leave alone. */
-typedef struct snapshot_s {
-  void *freelist;
-  uint8_t *data;
-  uint64_t recip;
-  uint32_t stride, capacity, used, carved, notified;
-  uint8_t class_idx, head, nslabs, state, list;
-  hak_tcache_t *owner;
-  hak_slab_t *next, *prev, *notify_next, *notify;
-} snapshot_t;
-
-static snapshot_t snap(void) {
-  return (snapshot_t){m->freelist, m->data, m->recip, m->stride, m->capacity, m->used, m->carved,
-                      atomic_load(&m->notified), m->class_idx, m->head, m->nslabs, m->state,
-                      m->list, hak_owner_of(m), m->next, m->prev, m->notify_next,
-                      atomic_load(&owner_token.notify)};
-}
-
-static bool same(const snapshot_t *a, const snapshot_t *b) {
-  return a->freelist == b->freelist && a->data == b->data && a->recip == b->recip &&
-         a->stride == b->stride && a->capacity == b->capacity && a->used == b->used &&
-         a->carved == b->carved && a->notified == b->notified && a->class_idx == b->class_idx &&
-         a->head == b->head && a->nslabs == b->nslabs && a->state == b->state &&
-         a->list == b->list && a->owner == b->owner && a->next == b->next && a->prev == b->prev &&
-         a->notify_next == b->notify_next && a->notify == b->notify;
-}
-
 /* Walks a chain linked at HAK_LINK_OFF; every block on it must be one of ours, on it once, and
  * (want >= 0) in shadow state want. Returns its length. */
 static uint32_t walk(void *head, const char *what, int want, bool check_payload) {
@@ -218,9 +191,9 @@ static uint32_t drain_counted(uint64_t *drains) {
 }
 
 /* The pushes alone: only the queue and its count moved. */
-static void check_pushes_only(const snapshot_t *before, uint32_t want, int r) {
-  snapshot_t after = snap();
-  F_CHECK(same(before, &after), "round %d: a push touched the run beyond its "
+static void check_pushes_only(const t_run_snapshot_t *before, uint32_t want, int r) {
+  t_run_snapshot_t after = t_run_snap(m, &owner_token);
+  F_CHECK(t_run_same(before, &after), "round %d: a push touched the run beyond its "
           "queue (used %u -> %u, freelist %p -> %p, owner %p -> %p)", r, before->used,
           after.used, before->freelist, after.freelist, (void *)before->owner,
           (void *)after.owner);
@@ -261,7 +234,7 @@ static void round_once(f_in_t *in, unsigned nprod, int r) {
   for (unsigned p = 0; p < NPROD; p++) was_empty0 += prod[p].was_empty;
   for (unsigned k = 0; k < K; k++)
     if (chosen[k]) payload[k] = (uint64_t)r << 32 ^ k ^ (uint64_t)(uintptr_t)blk[k];
-  snapshot_t before = snap();
+  t_run_snapshot_t before = t_run_snap(m, &owner_token);
   round_exact = timing == 0;
   round_want = want;
   fw_pool_go(&pool, nprod);

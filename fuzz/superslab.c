@@ -43,6 +43,7 @@
 #include <sys/mman.h>
 
 #include "fast.h"
+#include "hak_block.h"
 #include "fuzz.h"
 
 #define SLOTS 64
@@ -82,11 +83,6 @@ static uint64_t reused_seen; /* superslabs_reused when last compared */
 
 static unsigned slab_index(const void *p) {
   return (unsigned)(((uintptr_t)p >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1));
-}
-
-static hak_slab_t *run_of(const void *p) {
-  hak_superslab_t *ss = hak_ss_of(p);
-  return &ss->slabs[ss->slabs[slab_index(p)].head];
 }
 
 static uint8_t *run_start(const hak_slab_t *m) {
@@ -256,7 +252,7 @@ static bool is_held(const hak_slab_t *m) {
 
 static void check_block(const block_t *b) {
   F_CHECK(hak_owns(b->p), "hak_owns(%p) is 0 for a live block of class %d", (void *)b->p, b->cls);
-  hak_slab_t *m = run_of(b->p);
+  hak_slab_t *m = t_run_of(b->p);
   F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == b->cls && !is_held(m),
           "block %p of class %d: run %p state %d class %d", (void *)b->p, b->cls, (void *)m,
           m->state, m->class_idx);
@@ -361,7 +357,7 @@ static void free_slot(int i) {
 
 static void free_tails(void) {
   for (int i = 0; i < SLOTS; i++)
-    if (slot[i].p != NULL && slab_index(slot[i].p) != slab_index(run_of(slot[i].p)))
+    if (slot[i].p != NULL && slab_index(slot[i].p) != slab_index(t_run_of(slot[i].p)))
       free_slot(i);
 }
 

@@ -33,6 +33,7 @@
  *   7                       walk the lists of every class */
 #include "fast.h"
 #include "fuzz.h"
+#include "fuzz_seq.h"
 
 #define MAX_LIVE 512
 #define MAX_OPS 256
@@ -42,14 +43,6 @@
 #define BURST_MIN 8                   /* ... or 8 blocks */
 #define SET_BITS 11 /* live set: 2048 entries, at most a quarter full */
 #define SET_SIZE ((size_t)1 << SET_BITS)
-
-/* The checks are not coverage targets: no SanitizerCoverage hooks in them, which keeps the
- * walks after every operation cheap. */
-#ifdef __clang__
-#define NOCOV __attribute__((no_sanitize("coverage")))
-#else
-#define NOCOV
-#endif
 
 typedef struct blk_s {
   uint8_t *p;   /* user pointer */
@@ -64,17 +57,17 @@ static unsigned nlive;
 
 static uintptr_t live_set[SET_SIZE];
 
-NOCOV static size_t set_home(uintptr_t k) {
+F_NOCOV static size_t set_home(uintptr_t k) {
   return (size_t)(((uint64_t)k >> 3) * 0x9E3779B97F4A7C15ull >> (64 - SET_BITS));
 }
 
-NOCOV static size_t set_find(uintptr_t k) {
+F_NOCOV static size_t set_find(uintptr_t k) {
   size_t i = set_home(k);
   while (live_set[i] != 0 && live_set[i] != k) i = (i + 1) & (SET_SIZE - 1);
   return i;
 }
 
-NOCOV static bool set_has(uintptr_t k) { return live_set[set_find(k)] == k; }
+F_NOCOV static bool set_has(uintptr_t k) { return live_set[set_find(k)] == k; }
 
 static void set_add(uintptr_t k) {
   size_t i = set_find(k);
@@ -99,30 +92,15 @@ static void set_del(uintptr_t k) {
   live_set[i] = 0;
 }
 
-/* ---- geometry ------------------------------------------------------------------------------- */
-
-static size_t size_in_class(unsigned c, uint16_t v) {
-  size_t lo = c == 0 ? 0 : hak_class_size((int)c - 1) + 1, hi = hak_class_size((int)c);
-  return lo + v % (hi - lo + 1);
-}
-
-static hak_slab_t *run_of(const void *p) {
-  hak_superslab_t *ss = hak_ss_of(p);
-  hak_slab_t *m = &ss->slabs[((uintptr_t)p >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-  return &ss->slabs[m->head];
-}
-
-static uint8_t *base_of(const void *user) { return (uint8_t *)user - HAK_HDR_SIZE; }
-
 /* ---- the list walk -------------------------------------------------------------------------- */
 
-NOCOV static void check_node(unsigned c, const uint8_t *b) {
+F_NOCOV static void check_node(unsigned c, const uint8_t *b) {
   uintptr_t u = (uintptr_t)b;
   F_CHECK((u & 15) == (16 - HAK_HDR_SIZE) % 16, "class %u: node %p is not a base pointer", c,
           (const void *)b);
   F_CHECK(hak_registry_kind(u) == HAK_REGION_SS && hak_registry_ss_peek(u) == hak_ss_of(b),
           "class %u: node %p not in a registered SuperSlab", c, (const void *)b);
-  hak_slab_t *m = run_of(b);
+  hak_slab_t *m = t_run_of(b);
   F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c,
           "class %u: node %p in a run of state %d class %d", c, (const void *)b, m->state,
           m->class_idx);
@@ -140,7 +118,7 @@ NOCOV static void check_node(unsigned c, const uint8_t *b) {
 #endif
 }
 
-NOCOV static void check_list(unsigned c) {
+F_NOCOV static void check_list(unsigned c) {
   const hak_sll_t *l = &hak_tc->sll[c];
   uint32_t n = 0;
   for (const uint8_t *b = l->head; b != NULL; b = hak_link_get(b)) {
@@ -152,7 +130,7 @@ NOCOV static void check_list(unsigned c) {
   F_CHECK(hak_sll_validate(l), "class %u: hak_sll_validate refuses a valid list", c);
 }
 
-NOCOV static void check_every_list(void) {
+F_NOCOV static void check_every_list(void) {
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) check_list(c);
 }
 
@@ -170,7 +148,7 @@ static void alloc_one(unsigned c, size_t n) {
   uint8_t *p = hak_malloc(n);
   F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
   if (head != NULL) {
-    F_CHECK(base_of(p) == head, "malloc(%zu) gave %p, the head of class %u was %p", n, (void *)p,
+    F_CHECK(f_base_of(p) == head, "malloc(%zu) gave %p, the head of class %u was %p", n, (void *)p,
             c, head);
     F_CHECK(l->head == next && l->count == count - 1, "class %u: pop left head %p count %u", c,
             l->head, l->count);
@@ -180,7 +158,7 @@ static void alloc_one(unsigned c, size_t n) {
     F_CHECK(l->count <= l->cap / 2, "class %u: refill left %u blocks, cap %u", c, l->count,
             l->cap);
   }
-  set_add((uintptr_t)base_of(p));
+  set_add((uintptr_t)f_base_of(p));
   memset(p, 0xA5, n < 32 ? n : 32);
   live[nlive++] = (blk_t){p, n, c};
 }
@@ -197,9 +175,9 @@ static void *nth_after_push(void *b, void *head, uint32_t k) {
  * untouched list). */
 static void free_last(void) {
   blk_t k = live[--nlive];
-  uint8_t *b = base_of(k.p);
+  uint8_t *b = f_base_of(k.p);
   hak_sll_t *l = &hak_tc->sll[k.cls];
-  bool own = hak_owner_of(run_of(b)) == hak_tc;
+  bool own = hak_owner_of(t_run_of(b)) == hak_tc;
   void *head = l->head;
   uint32_t count = l->count, cap = l->cap;
   bool spill = own && count + 1 > cap;
@@ -233,7 +211,7 @@ static void free_ordered(unsigned i) {
 
 static void op_free_malloc(unsigned i) {
   blk_t k = live[i];
-  bool own = hak_owner_of(run_of(base_of(k.p))) == hak_tc;
+  bool own = hak_owner_of(t_run_of(f_base_of(k.p))) == hak_tc;
   uint64_t spills = counter(&hak_tc->stat[k.cls].spills);
   free_ordered(i);
   alloc_one(k.cls, k.n);
@@ -258,25 +236,18 @@ static void op_free_class(unsigned c, unsigned k, bool newest) {
   }
 }
 
-typedef struct run_s {
-  f_in_t in;
-  int ops;
-  int threads; /* started so far */
-  bool done;   /* the input is used up and everything freed */
-} run_t;
-
 /* Runs one operation; returns false when the thread should end (only if may_end). */
 static bool run_op(f_in_t *in, bool may_end) {
   unsigned op = f_u8(in) % 8;
   if (op == 5 && may_end) return false;
   unsigned c = op == 1 || op == 4 || op >= 5 ? 0 : f_below(in, HAK_NUM_CLASSES);
   switch (op) {
-  case 0: alloc_one(c, size_in_class(c, f_u16(in))); break;
+  case 0: alloc_one(c, f_size_in_class(c, f_u16(in))); break;
   case 2: {
     unsigned k = f_u8(in) % BURST + 1;
     size_t most = BURST_BYTES / hak_class_size((int)c);
     if (k > most) k = most < BURST_MIN ? BURST_MIN : (unsigned)most;
-    for (unsigned i = 0; i < k; i++) alloc_one(c, size_in_class(c, (uint16_t)(i * 37)));
+    for (unsigned i = 0; i < k; i++) alloc_one(c, f_size_in_class(c, (uint16_t)(i * 37)));
     break;
   }
   case 1:
@@ -299,43 +270,22 @@ static bool run_op(f_in_t *in, bool may_end) {
   return true;
 }
 
-/* Adopts every run earlier threads left published, so that the input leaves nothing behind:
- * the exit of the calling thread releases them. */
-static void adopt_leftovers(void) {
-  for (int c = 0; c < HAK_NUM_CLASSES; c++)
-    while (hak_adopt_slow(hak_tc, c) != NULL) continue;
+static void thread_start(void) {
+  hak_free(hak_malloc(1)); /* a live cache, so hak_tc stays the same from here on */
 }
 
-static void *run_ops(void *arg) {
-  run_t *r = arg;
-  hak_free(hak_malloc(1)); /* a live cache, so hak_tc stays the same from here on */
-  bool more = true;
-  while (more && r->ops < MAX_OPS && f_more(&r->in)) {
-    more = run_op(&r->in, r->threads < MAX_THREADS);
-    r->ops++;
-  }
+/* The last thread frees what is left (blocks of earlier threads remotely) and adopts what
+ * earlier threads left published. */
+static void finish(void) {
+  while (nlive > 0) free_last();
   check_every_list();
-  r->done = r->ops >= MAX_OPS || !f_more(&r->in);
-  if (r->done) {
-    /* The last thread frees what is left (blocks of earlier threads remotely). */
-    while (nlive > 0) free_last();
-    check_every_list();
-    adopt_leftovers();
-  }
-  return NULL;
+  f_seq_adopt_leftovers();
 }
+
+static const f_seq_t seq = {.op = run_op, .thread_start = thread_start,
+                            .thread_end = check_every_list, .finish = finish,
+                            .max_ops = MAX_OPS, .max_threads = MAX_THREADS};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  uint64_t live0 = f_live_blocks();
-  run_t r = {f_in(data, size), 0, 0, false};
-  while (!r.done) {
-    pthread_t t;
-    r.threads++;
-    f_start(&t, run_ops, &r);
-    f_join(t);
-  }
-  uint64_t live1 = f_live_blocks();
-  F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",
-          (unsigned long long)live0, (unsigned long long)live1);
-  return 0;
+  return f_seq_run(&seq, data, size);
 }

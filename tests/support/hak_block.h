@@ -28,4 +28,33 @@ static inline size_t t_class_request(int c) {
   return (int)hak_size_class(n) == c ? n : 0;
 }
 
+/* The fields of a run that a remote push must leave alone (Box 2: a push touches only the
+ * queue and its count), and the head of the notify stack of a cache the caller watches. */
+typedef struct t_run_snapshot_s {
+  void *freelist;
+  uint8_t *data;
+  uint64_t recip;
+  uint32_t stride, capacity, used, carved, notified;
+  uint8_t class_idx, head, nslabs, state, list;
+  hak_tcache_t *owner;
+  hak_slab_t *next, *prev, *notify_next, *watched_notify;
+} t_run_snapshot_t;
+
+static inline t_run_snapshot_t t_run_snap(hak_slab_t *m, hak_tcache_t *watch) {
+  t_run_snapshot_t s = {m->freelist, m->data, m->recip, m->stride, m->capacity, m->used,
+                        m->carved, atomic_load(&m->notified), m->class_idx, m->head, m->nslabs,
+                        m->state, m->list, hak_owner_of(m), m->next, m->prev, m->notify_next,
+                        watch ? atomic_load(&watch->notify) : NULL};
+  return s;
+}
+
+static inline bool t_run_same(const t_run_snapshot_t *a, const t_run_snapshot_t *b) {
+  return a->freelist == b->freelist && a->data == b->data && a->recip == b->recip &&
+         a->stride == b->stride && a->capacity == b->capacity && a->used == b->used &&
+         a->carved == b->carved && a->notified == b->notified && a->class_idx == b->class_idx &&
+         a->head == b->head && a->nslabs == b->nslabs && a->state == b->state &&
+         a->list == b->list && a->owner == b->owner && a->next == b->next && a->prev == b->prev &&
+         a->notify_next == b->notify_next && a->watched_notify == b->watched_notify;
+}
+
 #endif /* HAK_BLOCK_H */

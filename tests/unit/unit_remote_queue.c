@@ -48,33 +48,6 @@ static void *producer(void *arg) {
   return NULL;
 }
 
-/* The fields a push must not touch. */
-typedef struct snapshot_s {
-  void *freelist;
-  uint8_t *data;
-  uint64_t recip;
-  uint32_t stride, capacity, used, carved, notified;
-  uint8_t class_idx, head, nslabs, state, list;
-  hak_tcache_t *owner;
-  hak_slab_t *next, *prev, *notify_next;
-} snapshot_t;
-
-static snapshot_t snap(void) {
-  snapshot_t s = {m->freelist, m->data, m->recip, m->stride, m->capacity, m->used, m->carved,
-                  atomic_load(&m->notified), m->class_idx, m->head, m->nslabs, m->state, m->list,
-                  hak_owner_of(m), m->next, m->prev, m->notify_next};
-  return s;
-}
-
-static int same(const snapshot_t *a, const snapshot_t *b) {
-  return a->freelist == b->freelist && a->data == b->data && a->recip == b->recip &&
-         a->stride == b->stride && a->capacity == b->capacity && a->used == b->used &&
-         a->carved == b->carved && a->notified == b->notified && a->class_idx == b->class_idx &&
-         a->head == b->head && a->nslabs == b->nslabs && a->state == b->state &&
-         a->list == b->list && a->owner == b->owner && a->next == b->next && a->prev == b->prev &&
-         a->notify_next == b->notify_next;
-}
-
 /* Walks a chain linked at HAK_LINK_OFF, marking each block; returns its length. */
 static uint32_t walk_mark(void *head, const char *what, int round) {
   memset(mark, 0, sizeof mark);
@@ -128,7 +101,7 @@ int main(void) {
     atomic_store(&pushes_done, 0);
     bool concurrent = r % 2 == 1;
     uint64_t drains = 0, drained = 0;
-    snapshot_t before = snap();
+    t_run_snapshot_t before = t_run_snap(m, NULL);
     hak_slab_t *notify_before = atomic_load(&tc->notify);
 
     pthread_barrier_wait(&start_bar);
@@ -142,8 +115,8 @@ int main(void) {
 
     if (!concurrent) {
       /* Pushes alone: only the queue moved. */
-      snapshot_t after = snap();
-      U_CHECK(same(&before, &after), "round %d: a push touched the run beyond its queue", r);
+      t_run_snapshot_t after = t_run_snap(m, NULL);
+      U_CHECK(t_run_same(&before, &after), "round %d: a push touched the run beyond its queue", r);
       U_CHECK(atomic_load(&tc->notify) == notify_before, "round %d: a push notified", r);
       U_CHECK(atomic_load(&m->remote_count) == want, "round %d: remote_count %u, pushed %u", r,
               atomic_load(&m->remote_count), want);
