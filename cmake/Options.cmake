@@ -9,6 +9,11 @@
 #   HAKMEM_DEBUG_HDRLESS      HAKMEM_DEBUG_HDRLESS       OFF      one-shot diagnostic logs
 #                                                                 ([HINT_LOOKUP], ...)
 #   HAKMEM_DEBUG              HAKMEM_DEBUG               OFF      hak_assert checks on
+#   HAKMEM_CHECKED            HAKMEM_CHECKED             OFF      expensive checks (implies
+#                                                                 HAKMEM_DEBUG): free blocks
+#                                                                 filled and verified on reuse,
+#                                                                 protected free-list links, full
+#                                                                 invariant walks
 #   HAKMEM_OVERRIDE           HAKMEM_OVERRIDE            ON       export malloc/free/..., the
 #                                                                 __libc_* aliases and the C++
 #                                                                 operators new/delete
@@ -33,6 +38,10 @@ option(HAKMEM_TINY_HEADERLESS "Tiny blocks without a per-block header" OFF)
 option(HAKMEM_TINY_SS_TLS_HINT "Compile the per-thread SuperSlab hint box" ON)
 option(HAKMEM_DEBUG_HDRLESS "One-shot diagnostic logs of the headerless paths" OFF)
 option(HAKMEM_DEBUG "Debug assertions (hak_assert)" OFF)
+option(HAKMEM_CHECKED "Expensive checks: fill patterns, protected links, invariant walks" OFF)
+if(HAKMEM_CHECKED AND NOT HAKMEM_DEBUG)
+  set(HAKMEM_DEBUG ON CACHE BOOL "Debug assertions (hak_assert)" FORCE)
+endif()
 option(HAKMEM_OVERRIDE "Export malloc/free/... and the C++ operators" ON)
 option(HAKMEM_BUILD_TESTS "Build and register the tests under tests/" ON)
 
@@ -101,7 +110,7 @@ endfunction()
 
 set(HAKMEM_DEFINITIONS "")
 foreach(_opt HAKMEM_TINY_HEADERLESS HAKMEM_TINY_SS_TLS_HINT HAKMEM_DEBUG_HDRLESS HAKMEM_DEBUG
-             HAKMEM_OVERRIDE)
+             HAKMEM_CHECKED HAKMEM_OVERRIDE)
   _hakmem_bool(_val "${${_opt}}")
   list(APPEND HAKMEM_DEFINITIONS "${_opt}=${_val}")
 endforeach()

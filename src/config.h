@@ -8,6 +8,9 @@
  *   HAKMEM_TINY_SS_TLS_HINT   HAKMEM_TINY_SS_TLS_HINT    compile the hint box (headerless only)
  *   HAKMEM_DEBUG_HDRLESS      HAKMEM_DEBUG_HDRLESS       one-shot diagnostic logs
  *   HAKMEM_DEBUG              HAKMEM_DEBUG               hak_assert() checks on
+ *   HAKMEM_CHECKED            HAKMEM_CHECKED             hak_assert_expensive() too: fill
+ *                                                        patterns, protected links (implies
+ *                                                        HAKMEM_DEBUG)
  *   HAKMEM_OVERRIDE           HAKMEM_OVERRIDE            export malloc, free, operator new ...
  *   HAKMEM_SANITIZER=asan     HAKMEM_ASAN                poison free blocks for ASan
  *   HAKMEM_SANITIZER=tsan     HAKMEM_TSAN                built for ThreadSanitizer
@@ -22,7 +25,8 @@
  *   HAKMEM_TINY_RF_FORCE_NOTIFY=0  1: every remote free notifies, not only the first
  *   HAKMEM_TINY_MUST_ADOPT=0    1: every refill tries adoption before its own slabs
  *   HAKMEM_ACE_ENABLED=1        0: TLS SLL capacities stay at their initial value
- *   HAKMEM_STATS=0              1: print the counters at exit
+ *   HAKMEM_STATS=0              1: print the counters at exit; json:PATH: write them as JSON
+ *   HAKMEM_TRACE=PATH           record every allocation call to PATH (hakmem-replay reads it)
  *   HAKMEM_VERBOSE=0            1: print version, build configuration and options at start
  *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
  *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse
@@ -42,6 +46,9 @@
 #endif
 #ifndef HAKMEM_DEBUG
 #define HAKMEM_DEBUG 0
+#endif
+#ifndef HAKMEM_CHECKED
+#define HAKMEM_CHECKED 0
 #endif
 #ifndef HAKMEM_OVERRIDE
 #define HAKMEM_OVERRIDE 1

@@ -57,6 +57,15 @@ void hak_write_err(const char *s, size_t n);
 #else
 #define hak_assert(cond) ((void)0)
 #endif
+/* Full invariant walks and content checks: checked builds only (HAKMEM_CHECKED). */
+#if HAKMEM_CHECKED
+#define hak_assert_expensive(cond) \
+  do {                             \
+    if (hak_unlikely(!(cond))) hak_fail_assert(#cond, __FILE__, __LINE__); \
+  } while (0)
+#else
+#define hak_assert_expensive(cond) ((void)0)
+#endif
 
 #if HAKMEM_DEBUG_HDRLESS
 #define hak_log_once_at(tag, ptr, ss, a, b)            \
@@ -87,13 +96,18 @@ void hak_os_thp(void *p, size_t size, bool huge);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
+#define HAK_PATH_MAX 1024
+enum hak_stats_mode { HAK_STATS_OFF = 0, HAK_STATS_TABLE = 1, HAK_STATS_JSON = 2 };
 typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
-  long stats, verbose, decay_ms, large_cache_mb, thp;
+  long stats; /* enum hak_stats_mode */
+  long verbose, decay_ms, large_cache_mb, thp;
+  char stats_path[HAK_PATH_MAX]; /* HAKMEM_STATS=json:PATH, else "" */
+  char trace_path[HAK_PATH_MAX]; /* HAKMEM_TRACE=PATH, else "" */
 } hak_options_t;
 extern hak_options_t hak_opt;
 void hak_options_init(void); /* parses the environment; warns on malformed values */
-long hak_options_lookup(const char *name);
+long hak_options_lookup(const char *name); /* a path option: 1 when set */
 void hak_options_print(void);
 
 /* ---- init.c: process and thread life cycle, fork ------------------------------------- */

@@ -12,27 +12,38 @@ extern char **environ;
 
 hak_options_t hak_opt = {
     .tls_hint = 1, .ss_adopt = 1, .rf_force_notify = 0, .must_adopt = 0, .ace_enabled = 1,
-    .stats = 0,    .verbose = 0,  .decay_ms = 1000,     .large_cache_mb = 64, .thp = 0,
+    .stats = HAK_STATS_OFF, .verbose = 0, .decay_ms = 1000, .large_cache_mb = 64, .thp = 0,
 };
+
+/* How an option's value is read: a number in [min, max], a path, or HAKMEM_STATS's
+ * "0" | "1" | "json:PATH". */
+enum option_kind { OPT_LONG, OPT_PATH, OPT_STATS };
 
 typedef struct option_desc_s {
   const char *name;
+  enum option_kind kind;
   long *value;
+  char *path; /* OPT_PATH and OPT_STATS: HAK_PATH_MAX bytes, "" when unset */
   long min, max;
   const char *what;
 } option_desc_t;
 
+#define LONG_OPT(name, field, min, max, what) {name, OPT_LONG, &hak_opt.field, NULL, min, max, what}
+
 static const option_desc_t options[] = {
-    {"HAKMEM_TINY_SS_TLS_HINT", &hak_opt.tls_hint, 0, 1, "hint box on"},
-    {"HAKMEM_TINY_SS_ADOPT", &hak_opt.ss_adopt, 0, 1, "adopt orphaned slabs"},
-    {"HAKMEM_TINY_RF_FORCE_NOTIFY", &hak_opt.rf_force_notify, 0, 1, "every remote free notifies"},
-    {"HAKMEM_TINY_MUST_ADOPT", &hak_opt.must_adopt, 0, 1, "refill tries adoption first"},
-    {"HAKMEM_ACE_ENABLED", &hak_opt.ace_enabled, 0, 1, "adaptive TLS capacity"},
-    {"HAKMEM_STATS", &hak_opt.stats, 0, 1, "print counters at exit"},
-    {"HAKMEM_VERBOSE", &hak_opt.verbose, 0, 1, "print configuration at start"},
-    {"HAKMEM_DECAY_MS", &hak_opt.decay_ms, 0, 3600000, "ms before freed memory is returned"},
-    {"HAKMEM_LARGE_CACHE_MB", &hak_opt.large_cache_mb, 0, 1 << 20, "MiB of large mappings kept"},
-    {"HAKMEM_THP", &hak_opt.thp, 0, 1, "transparent huge pages for hakmem's mappings"},
+    LONG_OPT("HAKMEM_TINY_SS_TLS_HINT", tls_hint, 0, 1, "hint box on"),
+    LONG_OPT("HAKMEM_TINY_SS_ADOPT", ss_adopt, 0, 1, "adopt orphaned slabs"),
+    LONG_OPT("HAKMEM_TINY_RF_FORCE_NOTIFY", rf_force_notify, 0, 1, "every remote free notifies"),
+    LONG_OPT("HAKMEM_TINY_MUST_ADOPT", must_adopt, 0, 1, "refill tries adoption first"),
+    LONG_OPT("HAKMEM_ACE_ENABLED", ace_enabled, 0, 1, "adaptive TLS capacity"),
+    {"HAKMEM_STATS", OPT_STATS, &hak_opt.stats, hak_opt.stats_path, 0, 1,
+     "counters at exit: 1 table on stderr, json:PATH a JSON file"},
+    LONG_OPT("HAKMEM_VERBOSE", verbose, 0, 1, "print configuration at start"),
+    LONG_OPT("HAKMEM_DECAY_MS", decay_ms, 0, 3600000, "ms before freed memory is returned"),
+    LONG_OPT("HAKMEM_LARGE_CACHE_MB", large_cache_mb, 0, 1 << 20, "MiB of large mappings kept"),
+    LONG_OPT("HAKMEM_THP", thp, 0, 1, "transparent huge pages for hakmem's mappings"),
+    {"HAKMEM_TRACE", OPT_PATH, NULL, hak_opt.trace_path, 0, 0,
+     "record every allocation call to this file"},
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -62,6 +73,45 @@ static bool parse_long(const char *s, long *out) {
   return true;
 }
 
+/* Copies a path value; false when it is empty or does not fit. */
+static bool set_path(char *dst, const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n >= HAK_PATH_MAX) return false;
+  memcpy(dst, s, n + 1);
+  return true;
+}
+
+static void apply_long(const option_desc_t *o, const char *entry, const char *val) {
+  long v;
+  if (!parse_long(val, &v)) {
+    warn(entry, "malformed value, default kept");
+  } else if (v < o->min || v > o->max) {
+    warn(entry, "value out of range, default kept");
+  } else {
+    *o->value = v;
+  }
+}
+
+static void apply_one(const option_desc_t *o, const char *entry, const char *val) {
+  switch (o->kind) {
+  case OPT_LONG:
+    apply_long(o, entry, val);
+    return;
+  case OPT_PATH:
+    if (!set_path(o->path, val)) warn(entry, "empty or too long path, ignored");
+    return;
+  case OPT_STATS:
+    if (strncmp(val, "json:", 5) != 0) {
+      apply_long(o, entry, val);
+    } else if (set_path(o->path, val + 5)) {
+      *o->value = HAK_STATS_JSON;
+    } else {
+      warn(entry, "empty or too long path, default kept");
+    }
+    return;
+  }
+}
+
 static void apply(const char *entry) {
   const char *eq = strchr(entry, '=');
   if (eq == NULL) return;
@@ -69,14 +119,7 @@ static void apply(const char *entry) {
   for (size_t i = 0; i < NUM_OPTIONS; i++) {
     const option_desc_t *o = &options[i];
     if (strlen(o->name) != len || memcmp(o->name, entry, len) != 0) continue;
-    long v;
-    if (!parse_long(eq + 1, &v)) {
-      warn(entry, "malformed value, default kept");
-    } else if (v < o->min || v > o->max) {
-      warn(entry, "value out of range, default kept");
-    } else {
-      *o->value = v;
-    }
+    apply_one(o, entry, eq + 1);
     return;
   }
   warn(entry, "unknown variable ignored");
@@ -90,13 +133,28 @@ void hak_options_init(void) {
 }
 
 long hak_options_lookup(const char *name) {
-  for (size_t i = 0; i < NUM_OPTIONS; i++)
-    if (strcmp(options[i].name, name) == 0) return *options[i].value;
+  for (size_t i = 0; i < NUM_OPTIONS; i++) {
+    const option_desc_t *o = &options[i];
+    if (strcmp(o->name, name) != 0) continue;
+    if (o->kind == OPT_PATH) return o->path[0] != '\0';
+    return *o->value;
+  }
   return -1;
 }
 
+static void print_value(hak_buf_t *b, const option_desc_t *o) {
+  if (o->kind == OPT_LONG || (o->kind == OPT_STATS && *o->value != HAK_STATS_JSON)) {
+    hak_buf_u64(b, (uint64_t)*o->value);
+  } else if (o->path[0] == '\0') {
+    hak_buf_str(b, "(unset)");
+  } else {
+    hak_buf_str(b, o->kind == OPT_STATS ? "json:" : "");
+    hak_buf_str(b, o->path);
+  }
+}
+
 void hak_options_print(void) {
-  char buf[2048];
+  char buf[2048 + 2 * HAK_PATH_MAX];
   hak_buf_t b = {buf, buf + sizeof(buf) - 1};
   hak_buf_str(&b, "hakmem: version ");
   hak_buf_u64(&b, HAKMEM_VERSION_MAJOR);
@@ -114,7 +172,7 @@ void hak_options_print(void) {
     const char *start = b.p;
     hak_buf_str(&b, options[i].name);
     hak_buf_pad(&b, start, 30);
-    hak_buf_u64(&b, (uint64_t)*options[i].value);
+    print_value(&b, &options[i]);
     hak_buf_str(&b, "  (");
     hak_buf_str(&b, options[i].what);
     hak_buf_str(&b, ")\n");

@@ -143,7 +143,7 @@ static void kv(hak_buf_t *b, const char *key, uint64_t v) {
 static int stats_fd = 2;
 
 void hak_stats_init(void) {
-  if (hak_opt.stats) stats_fd = hak_os_dup_stderr();
+  if (hak_opt.stats == HAK_STATS_TABLE) stats_fd = hak_os_dup_stderr();
 }
 
 static void line_out(char *buf, hak_buf_t *b) {
@@ -211,5 +211,5 @@ hak_api void hak_stats_print(void) {
 }
 
 void hak_stats_at_exit(void) {
-  if (hak_opt.stats) hak_stats_print();
+  if (hak_opt.stats == HAK_STATS_TABLE) hak_stats_print();
 }
