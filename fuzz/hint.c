@@ -127,7 +127,6 @@ static void alloc_slot(unsigned i, unsigned c) {
   slot[i] = p;
 }
 
-static uint64_t counter(_Atomic(uint64_t) *v) { return atomic_load_explicit(v, memory_order_relaxed); }
 
 /* A local free: hit (through a valid entry) or miss (which inserts). */
 static void free_slot(unsigned i) {
@@ -136,10 +135,10 @@ static void free_slot(unsigned i) {
   uintptr_t ss = (uintptr_t)hak_ss_of(p);
   uint64_t gen = generation(ss);
   bool valid = shadow_valid(ss);
-  uint64_t hits = counter(&hak_tc->ev.hint_hits), misses = counter(&hak_tc->ev.hint_misses);
+  uint64_t hits = t_tc_sum(hak_tc, hint_hits), misses = t_tc_sum(hak_tc, hint_misses);
   hak_free(p);
-  uint64_t dh = counter(&hak_tc->ev.hint_hits) - hits;
-  uint64_t dm = counter(&hak_tc->ev.hint_misses) - misses;
+  uint64_t dh = t_tc_sum(hak_tc, hint_hits) - hits;
+  uint64_t dm = t_tc_sum(hak_tc, hint_misses) - misses;
   if (!HAK_HINT_COMPILED) {
     F_CHECK(dh == 0 && dm == 0, "free(%p): hint counters moved (%llu hits, %llu misses) without "
             "the hint box", p, (unsigned long long)dh, (unsigned long long)dm);

@@ -244,7 +244,7 @@ static void check_transition(const step_t *s, const fw_runrec_t *before, const f
 
 static uint64_t adoptions_of(unsigned id) {
   fw_worker_t *w = fw_worker_of(&team, id);
-  return w ? atomic_load(&w->tc->ev.adoptions) : 0;
+  return w ? t_tc_sum(w->tc, adoptions) : 0;
 }
 
 /* After a step, at rest: compare the runs with live blocks with those before the step. */

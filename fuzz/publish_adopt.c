@@ -191,7 +191,7 @@ static void check_transition(const step_t *s, const fw_runrec_t *before, const f
 static uint64_t ev_of(unsigned id, bool drains) {
   fw_worker_t *w = fw_worker_of(&team, id);
   if (w == NULL) return 0;
-  return atomic_load(drains ? &w->tc->ev.remote_drains : &w->tc->ev.adoptions);
+  return drains ? t_tc_sum(w->tc, remote_drains) : t_tc_sum(w->tc, adoptions);
 }
 
 static void check_adoptions(const step_t *s, const unsigned adopted[2],

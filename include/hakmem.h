@@ -74,6 +74,10 @@ typedef struct hak_stats_s {
   uint64_t live_blocks;      /* allocs - frees                                 */
   uint64_t threads_started;  /* thread caches created                          */
   uint64_t threads_exited;   /* thread caches flushed at thread exit           */
+  uint64_t live_bytes;       /* usable bytes of live blocks, every size        */
+  uint64_t large_frees;      /* frees of large allocations                     */
+  uint64_t large_live_bytes; /* usable bytes of live large allocations         */
+  uint64_t peak_rss_bytes;   /* the process's peak resident set size           */
 } hak_stats_t;
 
 void hak_stats_get(hak_stats_t *out);
@@ -83,6 +87,14 @@ typedef struct hak_class_stats_s {
   size_t block_size; /* usable bytes of a block of this class */
   uint64_t allocs, frees, remote_frees, refills, spills;
   uint32_t tls_cap;  /* current TLS SLL capacity of the calling thread */
+  uint64_t remote_drains;    /* drains of this class's remote queues by their owners */
+  uint64_t drained_blocks;   /* blocks those drains moved                            */
+  uint64_t adoptions;        /* published runs of this class adopted                 */
+  uint64_t hint_hits;        /* local frees whose SuperSlab the hint box knew        */
+  uint64_t hint_misses;      /* local frees the hint box did not know                */
+  uint64_t registry_lookups; /* frees whose SuperSlab came from the registry         */
+  uint64_t live_blocks;      /* allocs - frees                                       */
+  uint64_t live_bytes;       /* live_blocks * block_size                             */
 } hak_class_stats_t;
 
 int hak_class_count(void);
@@ -99,6 +111,8 @@ typedef struct hak_config_s {
   int asan;          /* free blocks poisoned for AddressSanitizer */
   size_t tiny_max;   /* largest request served by the tiny classes */
   size_t mid_max;    /* largest request served by slab runs */
+  int checked;       /* HAKMEM_CHECKED: fill patterns, protected links, invariant walks */
+  int debug;         /* HAKMEM_DEBUG: hak_assert checks */
 } hak_config_t;
 
 void hak_config_get(hak_config_t *out);

@@ -44,6 +44,17 @@ void hak_buf_pad(hak_buf_t *b, const char *start, size_t width) {
 
 void hak_write_err(const char *s, size_t n) { hak_os_write(2, s, n); }
 
+void hak_warn(const char *why, const char *what) {
+  char buf[HAK_PATH_MAX + 256];
+  hak_buf_t b = {buf, buf + sizeof(buf) - 1};
+  hak_buf_str(&b, "hakmem: warning: ");
+  hak_buf_str(&b, why);
+  hak_buf_str(&b, ": ");
+  hak_buf_str(&b, what);
+  hak_buf_str(&b, "\n");
+  hak_write_err(buf, (size_t)(b.p - buf));
+}
+
 /* ---- debug ring ----------------------------------------------------------------------------- */
 
 #define RING_SIZE 256 /* power of two */
@@ -131,9 +142,35 @@ void hak_fail_assert(const char *expr, const char *file, int line) {
 
 /* ---- one-shot logs ---------------------------------------------------------------------------- */
 
+/* Sites that fired, for the counts in the statistics: appended once each, never removed. */
+static struct {
+  const char *_Atomic tag;
+  _Atomic(int) *site;
+} log_sites[HAK_LOG_SITES_MAX];
+static _Atomic(int) log_nsites;
+
+static void log_site_add(_Atomic(int) *site, const char *tag) {
+  int i = atomic_fetch_add_explicit(&log_nsites, 1, hak_relaxed);
+  if (i >= HAK_LOG_SITES_MAX) return;
+  log_sites[i].site = site;
+  atomic_store_explicit(&log_sites[i].tag, tag, memory_order_release);
+}
+
+int hak_log_sites(const char **tags, uint64_t *counts, int max) {
+  int n = atomic_load_explicit(&log_nsites, hak_relaxed), out = 0;
+  for (int i = 0; i < n && i < HAK_LOG_SITES_MAX && out < max; i++) {
+    const char *tag = atomic_load_explicit(&log_sites[i].tag, memory_order_acquire);
+    if (tag == NULL) continue; /* being added */
+    tags[out] = tag;
+    counts[out++] = (uint64_t)atomic_load_explicit(log_sites[i].site, hak_relaxed);
+  }
+  return out;
+}
+
 void hak_log_once(_Atomic(int) *site, const char *tag, const void *ptr, const void *ss,
                   uint64_t a, uint64_t b2) {
   if (atomic_fetch_add_explicit(site, 1, hak_relaxed) != 0) return;
+  log_site_add(site, tag);
   char buf[200];
   hak_buf_t b = {buf, buf + sizeof(buf) - 1};
   hak_buf_str(&b, "hakmem: ");

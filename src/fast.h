@@ -103,7 +103,7 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
     return;
   }
   if (hak_unlikely(atomic_load_explicit(&m->owner, hak_relaxed) != tc)) {
-    hak_free_remote_mt(m, base, tc);
+    hak_free_remote_mt(m, base, tc, hit);
     return;
   }
 #if HAK_HINT_COMPILED
@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
     hak_free_local_hint_miss(tc, base, c);
     return;
   }
-  hak_stat_inc(tc->ev.hint_hits);
+  hak_stat_inc(tc->stat[c].hint_hits);
 #endif
   hak_stat_inc(tc->stat[c].frees);
 #if HAK_PLANTED(sll_userptr)

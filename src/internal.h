@@ -34,6 +34,11 @@ void hak_ring_dump(void);
 /* One-shot log (HAKMEM_DEBUG_HDRLESS builds): prints once per site, counts the rest. */
 void hak_log_once(_Atomic(int) *site, const char *tag, const void *ptr, const void *ss,
                   uint64_t a, uint64_t b);
+/* The sites that fired so far (at most max): tag and how often each was reached. */
+#define HAK_LOG_SITES_MAX 32
+int hak_log_sites(const char **tags, uint64_t *counts, int max);
+/* `hakmem: warning: <why>: <what>` on stderr. */
+void hak_warn(const char *why, const char *what);
 /* Minimal formatted output into a stack buffer, then write(2). No allocation, no stdio. */
 typedef struct hak_buf_s {
   char *p, *end;
@@ -93,6 +98,9 @@ void hak_os_write(int fd, const void *buf, size_t n);
 uint64_t hak_os_peak_rss_kb(void);
 int hak_os_dup_stderr(void);
 void hak_os_thp(void *p, size_t size, bool huge);
+int hak_os_create(const char *path); /* write-only, created or truncated, 0644; -1 on error */
+void hak_os_close(int fd);
+uint64_t hak_os_pid(void);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
@@ -126,11 +134,12 @@ void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg);
 /* ---- stats.c ---------------------------------------------------------------------------- */
 
 void hak_stats_retire(hak_tcache_t *tc); /* fold an exiting thread's counters in */
+void hak_stats_remote_free_dead(int cls, bool notified); /* a free by a thread without cache */
 typedef enum hak_gstat_e {
   HAK_G_ORPHANED, HAK_G_LAST_FREE_RELEASES, HAK_G_SLABS_BOUND, HAK_G_SS_MAPPED,
   HAK_G_SS_UNMAPPED, HAK_G_SS_REUSED, HAK_G_LARGE_ALLOCS, HAK_G_LARGE_CACHE_HITS,
   HAK_G_LARGE_FREES, HAK_G_BYTES_MAPPED, HAK_G_BYTES_PURGED, HAK_G_THREADS_STARTED,
-  HAK_G_THREADS_EXITED, HAK_G_REMOTE_FREES_NO_TC, HAK_G_NOTIFIES_NO_TC, HAK_G_COUNT
+  HAK_G_THREADS_EXITED, HAK_G_LARGE_LIVE_BYTES, HAK_G_COUNT
 } hak_gstat_t;
 void hak_gstat_add(hak_gstat_t which, int64_t n);
 void hak_stats_at_exit(void);
@@ -194,7 +203,8 @@ static inline hak_tcache_t *hak_owner_of(const hak_slab_t *m) {
 
 /* ---- tiny/adopt.c: Box 4 ----------------------------------------------------------------- */
 
-void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc);
+/* hint_hit: the hint box resolved the SuperSlab (counted with the free). */
+void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc, bool hint_hit);
 void hak_notify_mt(hak_slab_t *m);
 hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls);
 hak_slab_t *hak_fresh_run(hak_tcache_t *tc, int cls);

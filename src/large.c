@@ -128,6 +128,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   if (zero && !h->fresh) memset(h->user, 0, size);
   h->fresh = 0;
   hak_gstat_add(HAK_G_LARGE_ALLOCS, 1);
+  hak_gstat_add(HAK_G_LARGE_LIVE_BYTES, (int64_t)h->usable);
   if (hit) hak_gstat_add(HAK_G_LARGE_CACHE_HITS, 1);
   return h->user;
 }
@@ -135,6 +136,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
 void hak_large_free(void *p, hak_large_t *h) {
   (void)p;
   hak_gstat_add(HAK_G_LARGE_FREES, 1);
+  hak_gstat_add(HAK_G_LARGE_LIVE_BYTES, -(int64_t)h->usable);
   h->user = NULL;
   uint64_t now = hak_os_now_ms();
   size_t budget = (size_t)hak_opt.large_cache_mb << 20;

@@ -47,17 +47,6 @@ static const option_desc_t options[] = {
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static void warn(const char *entry, const char *why) {
-  char buf[256];
-  hak_buf_t b = {buf, buf + sizeof(buf) - 1};
-  hak_buf_str(&b, "hakmem: warning: ");
-  hak_buf_str(&b, why);
-  hak_buf_str(&b, ": ");
-  hak_buf_str(&b, entry);
-  hak_buf_str(&b, "\n");
-  hak_write_err(buf, (size_t)(b.p - buf));
-}
-
 /* Strict decimal: optional sign, digits, nothing else. */
 static bool parse_long(const char *s, long *out) {
   bool neg = false;
@@ -84,9 +73,9 @@ static bool set_path(char *dst, const char *s) {
 static void apply_long(const option_desc_t *o, const char *entry, const char *val) {
   long v;
   if (!parse_long(val, &v)) {
-    warn(entry, "malformed value, default kept");
+    hak_warn("malformed value, default kept", entry);
   } else if (v < o->min || v > o->max) {
-    warn(entry, "value out of range, default kept");
+    hak_warn("value out of range, default kept", entry);
   } else {
     *o->value = v;
   }
@@ -98,7 +87,7 @@ static void apply_one(const option_desc_t *o, const char *entry, const char *val
     apply_long(o, entry, val);
     return;
   case OPT_PATH:
-    if (!set_path(o->path, val)) warn(entry, "empty or too long path, ignored");
+    if (!set_path(o->path, val)) hak_warn("empty or too long path, ignored", entry);
     return;
   case OPT_STATS:
     if (strncmp(val, "json:", 5) != 0) {
@@ -106,7 +95,7 @@ static void apply_one(const option_desc_t *o, const char *entry, const char *val
     } else if (set_path(o->path, val + 5)) {
       *o->value = HAK_STATS_JSON;
     } else {
-      warn(entry, "empty or too long path, default kept");
+      hak_warn("empty or too long path, default kept", entry);
     }
     return;
   }
@@ -122,7 +111,7 @@ static void apply(const char *entry) {
     apply_one(o, entry, eq + 1);
     return;
   }
-  warn(entry, "unknown variable ignored");
+  hak_warn("unknown variable ignored", entry);
 }
 
 void hak_options_init(void) {
@@ -165,7 +154,14 @@ void hak_options_print(void) {
   hak_buf_str(&b, HAKMEM_TINY_HEADERLESS ? " headerless" : " header");
   hak_buf_str(&b, HAK_HINT_COMPILED ? " hint" : " nohint");
   hak_buf_str(&b, HAKMEM_DEBUG ? " debug" : "");
+  hak_buf_str(&b, HAKMEM_CHECKED ? " checked" : "");
+  hak_buf_str(&b, HAKMEM_DEBUG_HDRLESS ? " debug-hdrless" : "");
   hak_buf_str(&b, HAKMEM_ASAN ? " asan" : "");
+  hak_buf_str(&b, HAKMEM_TSAN ? " tsan" : "");
+  if (HAKMEM_PLANT_BUG != 0) {
+    hak_buf_str(&b, " planted-bug=");
+    hak_buf_u64(&b, HAKMEM_PLANT_BUG);
+  }
   hak_buf_str(&b, HAKMEM_OVERRIDE ? " override\n" : " prefixed-api\n");
   for (size_t i = 0; i < NUM_OPTIONS; i++) {
     hak_buf_str(&b, "hakmem:   ");

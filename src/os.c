@@ -94,6 +94,21 @@ uint64_t hak_os_peak_rss_kb(void) {
 
 #include <fcntl.h>
 
+int hak_os_create(const char *path) {
+  int saved = errno;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  errno = saved;
+  return fd;
+}
+
+void hak_os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+uint64_t hak_os_pid(void) { return (uint64_t)getpid(); }
+
 /* A private copy of stderr, for output at exit: some programs close fd 2 before exiting. */
 int hak_os_dup_stderr(void) {
   int saved = errno;

@@ -117,15 +117,17 @@ typedef struct hak_sll_s {
   uint32_t cap;   /* spill above this; 0 in the static empty cache                         */
 } hak_sll_t;
 
-/* Per-class counters of a thread. Written by the owning thread only (relaxed stores). */
+/* Per-class counters of a thread. Written by the owning thread only (relaxed stores). frees
+ * counts local and remote frees; hint_hits and hint_misses only local frees in headerless
+ * builds with the hint box. */
 typedef struct hak_tstat_s {
   _Atomic(uint64_t) allocs, frees, remote_frees, refills, spills;
+  _Atomic(uint64_t) remote_drains, drained_blocks, adoptions, hint_hits, hint_misses;
 } hak_tstat_t;
 
-/* Per-thread event counters (slow paths). */
+/* Per-thread event counters of no single class (slow paths). */
 typedef struct hak_tevents_s {
-  _Atomic(uint64_t) remote_drains, drained_blocks, notifies, adopt_tries, adoptions;
-  _Atomic(uint64_t) hint_hits, hint_misses, ace_grows;
+  _Atomic(uint64_t) notifies, adopt_tries, ace_grows;
 } hak_tevents_t;
 
 #define HAK_HINT_WAYS 2

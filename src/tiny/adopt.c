@@ -77,8 +77,8 @@ static bool claim_published(hak_slab_t *m, uint32_t expect) {
 static hak_slab_t *bind_acquire(hak_tcache_t *tc, hak_slab_t *m, int cls, bool claimed_owner) {
   if (atomic_load_explicit(&m->remote_head, memory_order_acquire)) {
     uint32_t n = hak_remote_drain(m);
-    hak_stat_inc(tc->ev.remote_drains);
-    hak_stat_add(tc->ev.drained_blocks, n);
+    hak_stat_inc(tc->stat[cls].remote_drains);
+    hak_stat_add(tc->stat[cls].drained_blocks, n);
   }
   hak_check(m->class_idx == cls && m->state == HAK_SLAB_HEAD, "class drift at bind", m->data,
             hak_ss_of(m), m->class_idx);
@@ -106,7 +106,7 @@ hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls) {
   }
   hak_unlock(&published_lock[cls]);
   if (m == NULL) return NULL;
-  hak_stat_inc(tc->ev.adoptions);
+  hak_stat_inc(tc->stat[cls].adoptions);
   hak_ring_event("adopt", m, (uintptr_t)cls);
   return bind_acquire(tc, m, cls, true);
 }
@@ -202,23 +202,23 @@ static void maybe_release_orphan(hak_slab_t *m, uint32_t remote_count) {
   }
 }
 
-hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {
+hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc,
+                                     bool hint_hit) {
   /* Read the class before the push: once the block is in the queue the run may be drained,
    * released and rebound by others. */
   unsigned cls = m->class_idx;
   uint32_t count;
   bool first = hak_remote_push_mt(m, base, &count);
-  bool live = tc->state == HAK_TC_LIVE;
-  if (live) {
+  bool notify = first || hak_opt.rf_force_notify;
+  if (tc->state == HAK_TC_LIVE) {
     hak_stat_inc(tc->stat[cls].frees);
     hak_stat_inc(tc->stat[cls].remote_frees);
+    if (hint_hit) hak_stat_inc(tc->stat[cls].hint_hits);
+    if (notify) hak_stat_inc(tc->ev.notifies);
   } else {
-    hak_gstat_add(HAK_G_REMOTE_FREES_NO_TC, 1);
+    hak_stats_remote_free_dead((int)cls, notify);
   }
-  if (first || hak_opt.rf_force_notify) {
-    if (live) hak_stat_inc(tc->ev.notifies); else hak_gstat_add(HAK_G_NOTIFIES_NO_TC, 1);
-    hak_notify_mt(m);
-  }
+  if (notify) hak_notify_mt(m);
   maybe_release_orphan(m, count);
 }
 

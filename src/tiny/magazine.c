@@ -82,8 +82,8 @@ static void ace_on_refill(hak_tcache_t *tc, int cls) {
 static uint32_t take_blocks(hak_tcache_t *tc, hak_slab_t *m, hak_sll_t *s, uint32_t want) {
   if (atomic_load_explicit(&m->remote_head, hak_relaxed)) {
     uint32_t n = hak_remote_drain(m);
-    hak_stat_inc(tc->ev.remote_drains);
-    hak_stat_add(tc->ev.drained_blocks, n);
+    hak_stat_inc(tc->stat[m->class_idx].remote_drains);
+    hak_stat_add(tc->stat[m->class_idx].drained_blocks, n);
   }
   uint32_t n = 0;
   while (n < want && m->freelist != NULL) {

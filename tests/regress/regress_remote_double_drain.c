@@ -106,14 +106,14 @@ static void *free_all_remote(void *arg) {
 
 /* Allocates until the calling thread's remote_drains counter moves; returns the drained blocks. */
 static uint64_t alloc_until_drain(void) {
-  uint64_t drains = atomic_load(&hak_tc->ev.remote_drains);
-  uint64_t blocks = atomic_load(&hak_tc->ev.drained_blocks);
-  while (atomic_load(&hak_tc->ev.remote_drains) == drains) {
+  uint64_t drains = t_tc_sum(hak_tc, remote_drains);
+  uint64_t blocks = t_tc_sum(hak_tc, drained_blocks);
+  while (t_tc_sum(hak_tc, remote_drains) == drains) {
     R_CHECK(nlive < 3 * N, "no refill drained the remote queue");
     alloc_live();
   }
-  R_CHECK(atomic_load(&hak_tc->ev.remote_drains) == drains + 1, "more than one drain at once");
-  return atomic_load(&hak_tc->ev.drained_blocks) - blocks;
+  R_CHECK(t_tc_sum(hak_tc, remote_drains) == drains + 1, "more than one drain at once");
+  return t_tc_sum(hak_tc, drained_blocks) - blocks;
 }
 
 static void scenario_owner_drain(void) {
@@ -137,12 +137,12 @@ static void scenario_owner_drain(void) {
   check_queue_empty(m, "owner refill");
   R_CHECK(drained == N, "the drain moved %llu blocks, %d were queued", (unsigned long long)drained,
           N);
-  uint64_t total = atomic_load(&hak_tc->ev.drained_blocks);
+  uint64_t total = t_tc_sum(hak_tc, drained_blocks);
   while (nlive < 2 * N + 20)
     alloc_live();
-  R_CHECK(atomic_load(&hak_tc->ev.drained_blocks) == total,
+  R_CHECK(t_tc_sum(hak_tc, drained_blocks) == total,
           "later refills drained %llu more blocks from an empty queue",
-          (unsigned long long)(atomic_load(&hak_tc->ev.drained_blocks) - total));
+          (unsigned long long)(t_tc_sum(hak_tc, drained_blocks) - total));
   check_queue_empty(m, "later refills");
   check_live();
   free_live();
@@ -178,21 +178,21 @@ static void scenario_adopt_drain(void) {
 
   hak_stats_t st0;
   hak_stats_get(&st0);
-  uint64_t blocks = atomic_load(&hak_tc->ev.drained_blocks);
+  uint64_t blocks = t_tc_sum(hak_tc, drained_blocks);
   alloc_live();
   hak_stats_t st1;
   hak_stats_get(&st1);
   R_CHECK(st1.adoptions == st0.adoptions + 1, "the orphaned run was not adopted");
   R_CHECK(hak_owner_of(m) == hak_tc, "the adopted run is not the main thread's");
   check_queue_empty(m, "adoption");
-  R_CHECK(atomic_load(&hak_tc->ev.drained_blocks) - blocks == N,
+  R_CHECK(t_tc_sum(hak_tc, drained_blocks) - blocks == N,
           "adoption drained %llu blocks, %d were queued",
-          (unsigned long long)(atomic_load(&hak_tc->ev.drained_blocks) - blocks), N);
+          (unsigned long long)(t_tc_sum(hak_tc, drained_blocks) - blocks), N);
   while (nlive < 2 * N + 20)
     alloc_live();
-  R_CHECK(atomic_load(&hak_tc->ev.drained_blocks) - blocks == N,
+  R_CHECK(t_tc_sum(hak_tc, drained_blocks) - blocks == N,
           "later refills drained again: %llu blocks in all, %d were queued",
-          (unsigned long long)(atomic_load(&hak_tc->ev.drained_blocks) - blocks), N);
+          (unsigned long long)(t_tc_sum(hak_tc, drained_blocks) - blocks), N);
   check_queue_empty(m, "later refills");
   check_live();
   free_live();

@@ -13,6 +13,15 @@ static inline hak_slab_t *t_run_of(const void *a) {
   return &ss->slabs[m->head];
 }
 
+/* A per-class counter of thread cache tc (hak_tstat_t field f) summed over every class. */
+#define t_tc_sum(tc, f)                                                          \
+  ({                                                                             \
+    uint64_t t_sum_ = 0;                                                         \
+    for (int t_c_ = 0; t_c_ < HAK_NUM_CLASSES; t_c_++)                           \
+      t_sum_ += atomic_load_explicit(&(tc)->stat[t_c_].f, memory_order_relaxed); \
+    t_sum_;                                                                      \
+  })
+
 /* Index of base b in run m, or -1 when b is not exactly the start of one of its blocks. */
 static inline long t_block_index(const hak_slab_t *m, const void *b) {
   uintptr_t u = (uintptr_t)b, d = (uintptr_t)m->data;

@@ -59,7 +59,7 @@ static void *thread_b(void *arg) {
     mine[i] = hak_malloc(u_size_of_class(cls1));
     U_CHECK(mine[i] != NULL, "B: hak_malloc failed");
   }
-  b_adoptions = atomic_load(&tc->ev.adoptions);
+  b_adoptions = t_tc_sum(tc, adoptions);
   for (int l = 0; l < 2; l++)
     for (hak_slab_t *m = l ? tc->full[cls1] : tc->partial[cls1]; m != NULL; m = m->next) {
       U_CHECK(hak_owner_of(m) == tc, "B: a run on B's lists is owned by %p",

@@ -19,8 +19,8 @@ static int same_hints(const hak_hint_t a[HAK_HINT_WAYS]) {
   return memcmp(a, hak_tc->hint, sizeof hak_tc->hint) == 0;
 }
 
-static uint64_t my_hits(void) { return atomic_load(&hak_tc->ev.hint_hits); }
-__attribute__((unused)) static uint64_t my_misses(void) { return atomic_load(&hak_tc->ev.hint_misses); }
+static uint64_t my_hits(void) { return t_tc_sum(hak_tc, hint_hits); }
+__attribute__((unused)) static uint64_t my_misses(void) { return t_tc_sum(hak_tc, hint_misses); }
 
 /* n blocks of class c allocated, then freed; returns the hint hits of the frees. */
 static uint64_t alloc_free(int c, int n) {
