@@ -155,16 +155,21 @@ void hak_notify_collect(hak_tcache_t *tc) {
 
 /* ---- remote free --------------------------------------------------------------------------- */
 
+/* The tail of both releases below: this thread holds m as releasing_token; every block has
+ * come back (what is left is in the remote queue). */
+static void release_claimed(hak_slab_t *m, const char *what, const char *event) {
+  hak_remote_drain(m);
+  hak_check(m->used == 0, what, m->data, hak_ss_of(m), m->class_idx);
+  hak_owner_release(m, &releasing_token);
+  hak_gstat_add(HAK_G_LAST_FREE_RELEASES, 1);
+  hak_ring_event(event, m, 0);
+  hak_superslab_release_run(m);
+}
+
 /* An orphan whose blocks have all come back (adoption off): the claimant drains and frees it. */
 static void release_orphan(hak_slab_t *m) {
   if (!hak_owner_transfer(m, &orphan_token, &releasing_token)) return;
-  hak_remote_drain(m);
-  hak_check(m->used == 0, "orphan released with blocks still out", m->data, hak_ss_of(m),
-            m->class_idx);
-  hak_owner_release(m, &releasing_token);
-  hak_gstat_add(HAK_G_LAST_FREE_RELEASES, 1);
-  hak_ring_event("orphan_release", m, 0);
-  hak_superslab_release_run(m);
+  release_claimed(m, "orphan released with blocks still out", "orphan_release");
 }
 
 /* A published run whose last block came back: this thread claimed it (claim_published), so no
@@ -176,13 +181,7 @@ static void release_published(hak_slab_t *m) {
   hak_unlock(&published_lock[cls]);
   hak_check(hak_owner_acquire(m, &releasing_token), "claimed published run has an owner", m->data,
             hak_ss_of(m), cls);
-  hak_remote_drain(m);
-  hak_check(m->used == 0, "published run released with blocks still out", m->data, hak_ss_of(m),
-            m->class_idx);
-  hak_owner_release(m, &releasing_token);
-  hak_gstat_add(HAK_G_LAST_FREE_RELEASES, 1);
-  hak_ring_event("published_release", m, 0);
-  hak_superslab_release_run(m);
+  release_claimed(m, "published run released with blocks still out", "published_release");
 }
 
 /* remote_count: the queue's count after the caller's push (or as the orphaning thread sees it);
