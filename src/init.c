@@ -105,6 +105,7 @@ void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg) {
 /* ---- thread exit --------------------------------------------------------------------------- */
 
 void hak_thread_done(hak_tcache_t *tc) {
+  hak_ring_event("thread_exit", tc, 0);
   hak_sll_flush_all(tc);
   hak_orphan_slabs(tc);
   hak_stats_retire(tc);
@@ -127,6 +128,7 @@ hak_noinline hak_tcache_t *hak_thread_init_slow(void) {
   if (tc == NULL) return NULL;
   hak_tc = tc;
   hak_gstat_add(HAK_G_THREADS_STARTED, 1);
+  hak_ring_event("thread_start", tc, 0);
   /* May allocate (keys past the first block): the cache is already in place. */
   pthread_setspecific(thread_key, tc);
   return tc;

@@ -46,6 +46,7 @@ static void unmap_entry(hak_large_t *h) {
   uintptr_t region = h->far ? (uintptr_t)h + HAK_LARGE_HDR : (uintptr_t)h;
   hak_registry_clear(region);
   h->magic = 0;
+  hak_ring_event("large_unmap", h->map, h->map_size);
   hak_os_unmap(h->map, h->map_size);
 }
 
@@ -100,6 +101,7 @@ static hak_large_t *map_new(size_t map_size, size_t align) {
   bool far = align >= HAK_SS_SIZE;
   uint8_t *map = far ? hak_os_map_aligned(map_size, align) : hak_os_map_aligned(map_size, HAK_SS_SIZE);
   if (map == NULL) return NULL;
+  hak_ring_event("large_map", map, map_size);
   hak_os_thp(map, map_size, hak_opt.thp != 0);
   hak_large_t *h = far ? (hak_large_t *)(map + align - HAK_LARGE_HDR) : (hak_large_t *)map;
   h->magic = HAK_LARGE_MAGIC ^ (uintptr_t)h;
