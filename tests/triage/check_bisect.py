@@ -68,8 +68,8 @@ def check(cond, what):
         failures.append(what)
 
 
-def git(repo, *argv):
-    return subprocess.run(["git", "-C", repo] + list(argv), check=True, capture_output=True,
+def git(repo, *argv, check=True):
+    return subprocess.run(["git", "-C", repo] + list(argv), check=check, capture_output=True,
                           text=True).stdout.strip()
 
 
@@ -99,7 +99,7 @@ def bisect(script, repo, keep, cmd, **popen):
 
 
 def check_restored(repo, head, when):
-    check(git(repo, "symbolic-ref", "HEAD") == "refs/heads/main",
+    check(git(repo, "symbolic-ref", "HEAD", check=False) == "refs/heads/main",
           "%s: HEAD is not back on main" % when)
     check(git(repo, "rev-parse", "HEAD") == head, "%s: HEAD moved" % when)
     in_progress = subprocess.call(["git", "-C", repo, "bisect", "log"],
@@ -168,9 +168,11 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     repo = os.path.join(work, "repo")
     shas = make_repo(repo)
-    check_found(script, repo, work, shas)
-    check_dirty(script, repo, work, shas)
-    check_interrupt(script, repo, work, shas)
+    for part in (check_found, check_dirty, check_interrupt):
+        try:
+            part(script, repo, work, shas)
+        except Exception as e:  # a broken bisect may break the next part's assumptions
+            check(False, "%s: %r" % (part.__name__, e))
     for f in failures:
         print("FAIL: " + f)
     if failures:
