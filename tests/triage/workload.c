@@ -88,6 +88,14 @@ static int hang(void) {
   return 0;
 }
 
+/* Whether a corruption mode plants its bug in this configuration; -1 for any other mode. */
+static int plants(const char *mode, const hak_config_t *cfg) {
+  if (strcmp(mode, "every_mode") == 0) return 1;
+  if (strcmp(mode, "hdrless_only") == 0) return cfg->headerless;
+  if (strcmp(mode, "hint_only") == 0) return cfg->tls_hint;
+  return -1;
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s pass|every_mode|hdrless_only|hint_only|exit|hang\n", argv[0]);
@@ -103,11 +111,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "pass") == 0) return 0;
   if (strcmp(mode, "exit") == 0) return 3;
   if (strcmp(mode, "hang") == 0) return hang();
-  int plant = strcmp(mode, "every_mode") == 0 ||
-              (strcmp(mode, "hdrless_only") == 0 && cfg.headerless) ||
-              (strcmp(mode, "hint_only") == 0 && cfg.tls_hint);
-  if (strcmp(mode, "every_mode") != 0 && strcmp(mode, "hdrless_only") != 0 &&
-      strcmp(mode, "hint_only") != 0) {
+  int plant = plants(mode, &cfg);
+  if (plant < 0) {
     fprintf(stderr, "workload: unknown mode %s\n", mode);
     return 2;
   }
