@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from checklib import check, finish
+
 CMAKELISTS = """cmake_minimum_required(VERSION 3.20)
 project(synthetic C)
 if(NOT SYNTH_MODE STREQUAL "tc3" OR NOT SYNTH_BASE STREQUAL "inherited")
@@ -59,13 +61,6 @@ COMMITS = [
     ("later commit", "raise(SIGSEGV);"),
 ]
 FIRST_BAD, UNBUILDABLE = 5, 3
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
 
 
 def git(repo, *argv, check=True):
@@ -173,12 +168,7 @@ def main():
             part(script, repo, work, shas)
         except Exception as e:  # a broken bisect may break the next part's assumptions
             check(False, "%s: %r" % (part.__name__, e))
-    for f in failures:
-        print("FAIL: " + f)
-    if failures:
-        return 1
-    print("bisect check ok")
-    return 0
+    return finish("bisect")
 
 
 if __name__ == "__main__":

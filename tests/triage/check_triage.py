@@ -19,19 +19,14 @@ import shutil
 import subprocess
 import sys
 
+from checklib import check, finish
+
 SECTIONS = ["TC1 (Headerless OFF)", "TC2 (Headerless ON, hint OFF)",
             "TC3 (Headerless ON, hint ON)", "CHECKED"]
 LOGS = ["tc1.log", "tc2.log", "tc3.log", "checked.log"]
 # What workload.c prints first in each configuration: headerless, tls_hint.
 WORKLOAD_CONFIG = ["headerless=0 tls_hint=0", "headerless=1 tls_hint=0",
                    "headerless=1 tls_hint=1", "headerless=1 tls_hint=1"]
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
 
 
 def sections(text):
@@ -124,12 +119,7 @@ def main():
           "the artifacts path is not printed")
     check_artifacts(args.keep, failing, args.decision, args.workload_config)
 
-    for f in failures:
-        print("FAIL: " + f)
-    if failures:
-        return 1
-    print("triage check ok")
-    return 0
+    return finish("triage")
 
 
 if __name__ == "__main__":
