@@ -62,7 +62,7 @@ def check_results(parts, expect):
 
 
 def check_artifacts(keep, failing, decision, workload_config):
-    for name in LOGS + ["env.txt", "summary.txt"]:
+    for name in LOGS + ["env.txt", "summary.txt", "triage.txt"]:
         check(os.path.isfile(os.path.join(keep, name)), "artifact %s missing" % name)
     summary = read(os.path.join(keep, "summary.txt"))
     check(decision in summary, "summary.txt lacks the decision")
