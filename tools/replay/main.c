@@ -11,6 +11,15 @@
 
 #include "replay.h"
 
+/* hakmem inside this program would record the replay into HAKMEM_TRACE, which is usually the
+ * very trace being read: drop the variable before hakmem's own constructor reads it (a
+ * constructor of higher priority runs first in the executable). */
+__attribute__((constructor(101))) static void ignore_trace_env(void) {
+  if (getenv("HAKMEM_TRACE") == NULL) return;
+  unsetenv("HAKMEM_TRACE");
+  fprintf(stderr, "hakmem-replay: HAKMEM_TRACE ignored: the replay is not recorded\n");
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: hakmem-replay [--stats FILE|-] TRACE\n"
