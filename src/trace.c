@@ -31,11 +31,11 @@
 
 _Atomic(bool) hak_trace_on = true;
 
-static _Atomic(int) trace_fd = -1;           /* -1: not recording                          */
-static _Atomic(uint64_t) trace_seq;          /* next sequence number                       */
-static _Atomic(uint64_t) trace_off;          /* file offset of the next chunk to take      */
-static _Atomic(uint64_t) trace_size;         /* file length; grows under trace_lock        */
-static _Atomic(uint32_t) trace_threads;      /* thread numbers handed out                  */
+static _Atomic(int) trace_fd = -1;      /* -1: not recording                          */
+static _Atomic(uint64_t) trace_seq;     /* next sequence number                       */
+static _Atomic(uint64_t) trace_off;     /* file offset of the next chunk to take      */
+static _Atomic(uint64_t) trace_size;    /* file length; grows under trace_lock        */
+static _Atomic(uint32_t) trace_threads; /* thread numbers handed out                  */
 static hak_lock_t trace_lock;
 static int trace_pid;
 
@@ -64,7 +64,8 @@ static void warn(const char *what, const char *path) {
 
 static void stop(const char *what) {
   int fd = atomic_exchange(&trace_fd, -1);
-  if (fd >= 0) warn(what, hak_opt.trace_path);
+  if (fd >= 0)
+    warn(what, hak_opt.trace_path);
 }
 
 /* ---- the file --------------------------------------------------------------------------- */
@@ -82,10 +83,11 @@ static void pid_path(char *out, size_t size, int pid) {
  * exec'ed program keeps its pid, and must not overwrite what it recorded before the exec. */
 static bool owned_by_live_process(const char *path) {
   int fd = hak_os_open(path, false);
-  if (fd < 0) return false;
+  if (fd < 0)
+    return false;
   hak_trace_file_t h;
-  bool live = hak_os_pread(fd, &h, sizeof h, 0) && h.magic == HAK_TRACE_MAGIC &&
-              hak_os_alive((int)h.pid);
+  bool live =
+      hak_os_pread(fd, &h, sizeof h, 0) && h.magic == HAK_TRACE_MAGIC && hak_os_alive((int)h.pid);
   hak_os_close(fd);
   return live;
 }
@@ -99,10 +101,12 @@ static uint32_t build_config(void) {
 /* Creates (or empties) path and writes its header; returns the descriptor, or -1. */
 static int create_file(const char *path) {
   int fd = hak_os_open(path, true);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   uint64_t size = HAK_TRACE_HDR_SIZE + GROW_CHUNKS * HAK_TRACE_CHUNK;
   hak_trace_file_t *h = NULL;
-  if (hak_os_truncate(fd, size)) h = hak_os_map_file(fd, 0, HAK_TRACE_HDR_SIZE);
+  if (hak_os_truncate(fd, size))
+    h = hak_os_map_file(fd, 0, HAK_TRACE_HDR_SIZE);
   if (h == NULL) {
     hak_os_close(fd);
     return -1;
@@ -130,7 +134,8 @@ static void start(bool fork_child) {
     path = alt;
   }
   int fd = create_file(path);
-  if (fd < 0) warn("cannot create the trace file, running untraced", path);
+  if (fd < 0)
+    warn("cannot create the trace file, running untraced", path);
   atomic_store(&trace_fd, fd);
   atomic_store(&hak_trace_on, fd >= 0);
 }
@@ -145,21 +150,24 @@ void hak_trace_open(void) {
 
 /* The file covers [0, need): grows it when another chunk lies past its end. */
 static bool file_cover(int fd, uint64_t need) {
-  if (atomic_load_explicit(&trace_size, memory_order_acquire) >= need) return true;
+  if (atomic_load_explicit(&trace_size, memory_order_acquire) >= need)
+    return true;
   hak_lock(&trace_lock);
   bool ok = true;
   uint64_t size = atomic_load_explicit(&trace_size, hak_relaxed);
   if (size < need) {
     size = need + GROW_CHUNKS * HAK_TRACE_CHUNK;
     ok = hak_os_truncate(fd, size);
-    if (ok) atomic_store_explicit(&trace_size, size, memory_order_release);
+    if (ok)
+      atomic_store_explicit(&trace_size, size, memory_order_release);
   }
   hak_unlock(&trace_lock);
   return ok;
 }
 
 static void chunk_drop(trace_tls_t *t) {
-  if (t->end != NULL) hak_os_unmap_file((uint8_t *)t->end - HAK_TRACE_CHUNK, HAK_TRACE_CHUNK);
+  if (t->end != NULL)
+    hak_os_unmap_file((uint8_t *)t->end - HAK_TRACE_CHUNK, HAK_TRACE_CHUNK);
   t->next = t->end = NULL;
 }
 
@@ -167,18 +175,22 @@ static void chunk_drop(trace_tls_t *t) {
 static hak_cold bool chunk_take(trace_tls_t *t) {
   chunk_drop(t);
   int fd = atomic_load(&trace_fd);
-  if (fd < 0) return false;
-  if (t->thread == 0) t->thread = atomic_fetch_add(&trace_threads, 1) + 1;
+  if (fd < 0)
+    return false;
+  if (t->thread == 0)
+    t->thread = atomic_fetch_add(&trace_threads, 1) + 1;
   uint64_t off = atomic_fetch_add(&trace_off, HAK_TRACE_CHUNK);
   hak_trace_chunk_t *c = NULL;
-  if (file_cover(fd, off + HAK_TRACE_CHUNK)) c = hak_os_map_file(fd, off, HAK_TRACE_CHUNK);
+  if (file_cover(fd, off + HAK_TRACE_CHUNK))
+    c = hak_os_map_file(fd, off, HAK_TRACE_CHUNK);
   if (c == NULL) {
     stop("cannot grow or map the trace file, recording stopped");
     return false;
   }
   c->thread = t->thread;
   c->pid = (uint32_t)trace_pid;
-  atomic_store_explicit((_Atomic(uint64_t) *)&c->magic, HAK_TRACE_CHUNK_MAGIC, memory_order_release);
+  atomic_store_explicit((_Atomic(uint64_t) *)&c->magic, HAK_TRACE_CHUNK_MAGIC,
+                        memory_order_release);
   t->next = (hak_trace_rec_t *)(c + 1);
   t->end = (hak_trace_rec_t *)((uint8_t *)c + HAK_TRACE_CHUNK);
   return true;
@@ -189,9 +201,11 @@ static hak_cold bool chunk_take(trace_tls_t *t) {
 void hak_trace_record(enum hak_trace_op op, const void *ptr, uint64_t size, uint64_t aux) {
   /* Before the process is initialised, initialise it: the trace opens there. */
   hak_process_init();
-  if (atomic_load_explicit(&trace_fd, hak_relaxed) < 0) return;
+  if (atomic_load_explicit(&trace_fd, hak_relaxed) < 0)
+    return;
   trace_tls_t *t = &trace_tls;
-  if (hak_unlikely(t->next == t->end) && !chunk_take(t)) return;
+  if (hak_unlikely(t->next == t->end) && !chunk_take(t))
+    return;
   hak_trace_rec_t *r = t->next++;
   r->ptr = (uintptr_t)ptr;
   r->size = size;
@@ -213,7 +227,8 @@ void hak_trace_thread_exit(void) {
  * fresh PATH.<pid>. Chunks other threads had mapped stay mapped, unused. */
 void hak_trace_fork_child(void) {
   int fd = atomic_exchange(&trace_fd, -1);
-  if (fd < 0) return;
+  if (fd < 0)
+    return;
   hak_os_close(fd);
   chunk_drop(&trace_tls);
   trace_tls.thread = 0;

@@ -184,8 +184,8 @@ enum hak_region_kind {
  * slot, then records, ended by the first record whose op is HAK_TR_END (the file's zero fill).
  * A chunk whose magic is not HAK_TRACE_CHUNK_MAGIC was never started and is skipped. The
  * global order of the records of all chunks is their sequence number. */
-#define HAK_TRACE_MAGIC 0x31434152544b4148ull       /* "HAKTRAC1" */
-#define HAK_TRACE_CHUNK_MAGIC 0x4b4e48434b4148ull    /* "HAKCHNK" */
+#define HAK_TRACE_MAGIC 0x31434152544b4148ull     /* "HAKTRAC1" */
+#define HAK_TRACE_CHUNK_MAGIC 0x4b4e48434b4148ull /* "HAKCHNK" */
 #define HAK_TRACE_VERSION 1
 #define HAK_TRACE_HDR_SIZE ((uint64_t)4096)
 #define HAK_TRACE_CHUNK ((uint64_t)256 * 1024)

@@ -22,8 +22,15 @@
 #define MAX_OPS 1024
 
 enum {
-  C_MALLOC = 0, C_CALLOC = 1, C_REALLOC = 2, C_ALIGNED = 3, C_FREE = 4, C_FREE_REMOTE = 5,
-  C_WORKER_ALLOC = 6, C_WORKER_EXIT = 7, C_TRIM = 11
+  C_MALLOC = 0,
+  C_CALLOC = 1,
+  C_REALLOC = 2,
+  C_ALIGNED = 3,
+  C_FREE = 4,
+  C_FREE_REMOTE = 5,
+  C_WORKER_ALLOC = 6,
+  C_WORKER_EXIT = 7,
+  C_TRIM = 11
 };
 
 typedef struct writer_s {
@@ -39,7 +46,8 @@ static void put(writer_t *w, uint8_t b) {
   if (w->len == w->cap) {
     w->cap = w->cap ? w->cap * 2 : 4096;
     w->buf = realloc(w->buf, w->cap);
-    if (w->buf == NULL) exit(2);
+    if (w->buf == NULL)
+      exit(2);
   }
   w->buf[w->len++] = b;
 }
@@ -54,11 +62,13 @@ static void put_size(writer_t *w, uint64_t n) {
   } else if (n <= HAK_MID_MAX) {
     kind = 1;
     v = (n - HAK_TINY_MAX - 1 + 3) / 4;
-    if (v * 4 >= HAK_MID_MAX - HAK_TINY_MAX) v--;
+    if (v * 4 >= HAK_MID_MAX - HAK_TINY_MAX)
+      v--;
   } else {
     kind = 2;
     v = (n - HAK_MID_MAX - 1 + 63) / 64;
-    if (v > 0xFFFF) v = 0xFFFF;
+    if (v > 0xFFFF)
+      v = 0xFFFF;
   }
   put(w, kind);
   put(w, (uint8_t)(v & 0xFF));
@@ -67,16 +77,20 @@ static void put_size(writer_t *w, uint64_t n) {
 
 static unsigned log2_ceil(uint64_t a) {
   unsigned l = 0;
-  while (l < 63 && ((uint64_t)1 << l) < a) l++;
+  while (l < 63 && ((uint64_t)1 << l) < a)
+    l++;
   return l;
 }
 
 /* The align byte of the harness (align_of()) for an alignment of a, rounded up to 2^3 .. 2^22. */
 static uint8_t align_byte(uint64_t a) {
   unsigned l = log2_ceil(a);
-  if (l >= 5 && l <= 12) return (uint8_t)(l - 5);
-  if (l < 3) l = 3;
-  if (l > 22) l = 22;
+  if (l >= 5 && l <= 12)
+    return (uint8_t)(l - 5);
+  if (l < 3)
+    l = 3;
+  if (l > 22)
+    l = 22;
   return (uint8_t)(0x80 | (l - 3));
 }
 
@@ -95,15 +109,24 @@ static void alloc_op(writer_t *w, const rop_t *o, int worker) {
   uint8_t fn = 0;
   switch (o->op) {
   case HAK_TR_MALLOC:
-  case HAK_TR_REALLOC: break;
-  case HAK_TR_CALLOC: size = o->size * o->aux; fn = 1; break;
-  case HAK_TR_VALLOC: align = HAK_PAGE_SIZE; fn = 2; break;
+  case HAK_TR_REALLOC:
+    break;
+  case HAK_TR_CALLOC:
+    size = o->size * o->aux;
+    fn = 1;
+    break;
+  case HAK_TR_VALLOC:
+    align = HAK_PAGE_SIZE;
+    fn = 2;
+    break;
   case HAK_TR_PVALLOC:
     align = HAK_PAGE_SIZE;
     size = size ? (size + HAK_PAGE_SIZE - 1) & ~(uint64_t)(HAK_PAGE_SIZE - 1) : HAK_PAGE_SIZE;
     fn = 2;
     break;
-  default: fn = 2; break; /* the memalign family */
+  default:
+    fn = 2;
+    break; /* the memalign family */
   }
   unsigned l = fn == 2 ? log2_ceil(align) : 0;
   if (worker >= 0 && (fn < 2 || (l >= 5 && l <= 12))) {
@@ -121,7 +144,8 @@ static void alloc_op(writer_t *w, const rop_t *o, int worker) {
     put(w, (uint8_t)s);
   }
   put_size(w, size);
-  if (fn == 1 && worker < 0) put(w, 0); /* split 0: calloc(1, size) */
+  if (fn == 1 && worker < 0)
+    put(w, 0); /* split 0: calloc(1, size) */
 }
 
 /* The slot of a live block id, or -1 when its slot went to another block. */
@@ -140,15 +164,19 @@ static void free_op(writer_t *w, const rop_t *o, int worker) {
   w->ops++;
   put(w, worker < 0 ? C_FREE : C_FREE_REMOTE);
   put(w, (uint8_t)s);
-  if (worker >= 0) put(w, (uint8_t)worker);
-  if (worker >= 0) w->remote_frees++;
-  else w->frees++;
+  if (worker >= 0)
+    put(w, (uint8_t)worker);
+  if (worker >= 0)
+    w->remote_frees++;
+  else
+    w->frees++;
 }
 
 static void realloc_op(writer_t *w, const rop_t *o, int worker) {
   int s = o->old >= 0 ? live_slot(w, o->old) : -1;
   if (s < 0) {
-    if (o->id >= 0) alloc_op(w, o, worker); /* realloc(NULL, n), or of a block gone */
+    if (o->id >= 0)
+      alloc_op(w, o, worker); /* realloc(NULL, n), or of a block gone */
     return;
   }
   if (o->id < 0) {
@@ -169,8 +197,12 @@ static void realloc_op(writer_t *w, const rop_t *o, int worker) {
 static void convert(writer_t *w, const rop_t *o) {
   int worker = w->worker_of[o->thread];
   switch (o->op) {
-  case HAK_TR_FREE: free_op(w, o, worker); break;
-  case HAK_TR_REALLOC: realloc_op(w, o, worker); break;
+  case HAK_TR_FREE:
+    free_op(w, o, worker);
+    break;
+  case HAK_TR_REALLOC:
+    realloc_op(w, o, worker);
+    break;
   case HAK_TR_TRIM:
     put(w, C_TRIM);
     w->ops++;
@@ -183,19 +215,23 @@ static void convert(writer_t *w, const rop_t *o) {
     }
     break;
   default:
-    if (o->id >= 0) alloc_op(w, o, worker);
+    if (o->id >= 0)
+      alloc_op(w, o, worker);
     break;
   }
 }
 
 static void assign_workers(writer_t *w, const trace_t *t) {
   w->worker_of = malloc(((size_t)t->threads + 1) * sizeof *w->worker_of);
-  if (w->worker_of == NULL) exit(2);
-  for (uint32_t i = 0; i <= t->threads; i++) w->worker_of[i] = -2;
+  if (w->worker_of == NULL)
+    exit(2);
+  for (uint32_t i = 0; i <= t->threads; i++)
+    w->worker_of[i] = -2;
   int rank = 0;
   for (size_t i = 0; i < t->n; i++) {
     int *wk = &w->worker_of[t->ops[i].thread];
-    if (*wk == -2) *wk = i == 0 ? -1 : rank++ % WORKERS;
+    if (*wk == -2)
+      *wk = i == 0 ? -1 : rank++ % WORKERS;
   }
 }
 
@@ -203,11 +239,13 @@ int replay_to_corpus(const trace_t *t, const char *out) {
   writer_t w = {0};
   memset(w.slot_owner, 0xFF, sizeof w.slot_owner);
   w.slot_of = malloc(((size_t)t->blocks + 1) * sizeof *w.slot_of);
-  if (w.slot_of == NULL) return 2;
+  if (w.slot_of == NULL)
+    return 2;
   memset(w.slot_of, 0xFF, ((size_t)t->blocks + 1) * sizeof *w.slot_of);
   assign_workers(&w, t);
   size_t i = 0;
-  for (; i < t->n && w.ops < MAX_OPS; i++) convert(&w, &t->ops[i]);
+  for (; i < t->n && w.ops < MAX_OPS; i++)
+    convert(&w, &t->ops[i]);
   FILE *f = fopen(out, "wb");
   if (f == NULL || fwrite(w.buf, 1, w.len, f) != w.len || fclose(f) != 0) {
     fprintf(stderr, "hakmem-replay: cannot write %s\n", out);

@@ -15,17 +15,17 @@
  * very trace being read: drop the variable before hakmem's own constructor reads it (a
  * constructor of higher priority runs first in the executable). */
 __attribute__((constructor(101))) static void ignore_trace_env(void) {
-  if (getenv("HAKMEM_TRACE") == NULL) return;
+  if (getenv("HAKMEM_TRACE") == NULL)
+    return;
   unsetenv("HAKMEM_TRACE");
   fprintf(stderr, "hakmem-replay: HAKMEM_TRACE ignored: the replay is not recorded\n");
 }
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: hakmem-replay [--stats FILE|-] TRACE\n"
-          "       hakmem-replay --info TRACE | --dump TRACE\n"
-          "       hakmem-replay --minimize -o OUT [--timeout SECONDS] TRACE\n"
-          "       hakmem-replay --to-corpus OUT TRACE\n");
+  fprintf(stderr, "usage: hakmem-replay [--stats FILE|-] TRACE\n"
+                  "       hakmem-replay --info TRACE | --dump TRACE\n"
+                  "       hakmem-replay --minimize -o OUT [--timeout SECONDS] TRACE\n"
+                  "       hakmem-replay --to-corpus OUT TRACE\n");
   exit(2);
 }
 
@@ -62,11 +62,15 @@ static void notes(const trace_t *t) {
     fprintf(stderr, "hakmem-replay: skipped %zu frees of pointers not allocated in the trace\n",
             t->foreign);
   if (t->foreign_realloc)
-    fprintf(stderr, "hakmem-replay: %zu reallocs of pointers not allocated in the trace "
-                    "replayed as allocations\n", t->foreign_realloc);
+    fprintf(stderr,
+            "hakmem-replay: %zu reallocs of pointers not allocated in the trace "
+            "replayed as allocations\n",
+            t->foreign_realloc);
   if (t->late_exits)
-    fprintf(stderr, "hakmem-replay: %zu threads called after their exit; they exit after "
-                    "their last call\n", t->late_exits);
+    fprintf(stderr,
+            "hakmem-replay: %zu threads called after their exit; they exit after "
+            "their last call\n",
+            t->late_exits);
 }
 
 int main(int argc, char **argv) {
@@ -76,27 +80,42 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     bool has_arg = i + 1 < argc;
-    if (strcmp(a, "--stats") == 0 && has_arg) stats = argv[++i];
-    else if (strcmp(a, "--info") == 0) want_info = true;
-    else if (strcmp(a, "--dump") == 0) want_dump = true;
-    else if (strcmp(a, "--minimize") == 0) minimize = true;
-    else if (strcmp(a, "-o") == 0 && has_arg) out = argv[++i];
-    else if (strcmp(a, "--timeout") == 0 && has_arg) timeout = atof(argv[++i]);
-    else if (strcmp(a, "--to-corpus") == 0 && has_arg) corpus = argv[++i];
-    else if (a[0] != '-' && path == NULL) path = a;
-    else usage();
+    if (strcmp(a, "--stats") == 0 && has_arg)
+      stats = argv[++i];
+    else if (strcmp(a, "--info") == 0)
+      want_info = true;
+    else if (strcmp(a, "--dump") == 0)
+      want_dump = true;
+    else if (strcmp(a, "--minimize") == 0)
+      minimize = true;
+    else if (strcmp(a, "-o") == 0 && has_arg)
+      out = argv[++i];
+    else if (strcmp(a, "--timeout") == 0 && has_arg)
+      timeout = atof(argv[++i]);
+    else if (strcmp(a, "--to-corpus") == 0 && has_arg)
+      corpus = argv[++i];
+    else if (a[0] != '-' && path == NULL)
+      path = a;
+    else
+      usage();
   }
-  if (path == NULL || (minimize && out == NULL) || timeout <= 0) usage();
+  if (path == NULL || (minimize && out == NULL) || timeout <= 0)
+    usage();
   trace_t t;
-  if (!trace_load(path, &t)) return 2;
+  if (!trace_load(path, &t))
+    return 2;
   trace_resolve(&t);
   if (want_info || want_dump) {
-    if (want_info) info(&t);
-    if (want_dump) dump(&t);
+    if (want_info)
+      info(&t);
+    if (want_dump)
+      dump(&t);
     return 0;
   }
-  if (corpus != NULL) return replay_to_corpus(&t, corpus);
-  if (minimize) return replay_minimize(&t, path, out, timeout);
+  if (corpus != NULL)
+    return replay_to_corpus(&t, corpus);
+  if (minimize)
+    return replay_minimize(&t, path, out, timeout);
   notes(&t);
   int rc = replay_run(&t, stats);
   if (rc == 0)

@@ -20,8 +20,8 @@
 #include "replay.h"
 
 typedef struct outcome_s {
-  int status;      /* wait status; -1 timeout                                              */
-  char what[128];  /* text between "hakmem: " and the next ':' of its first such line, or "" */
+  int status;     /* wait status; -1 timeout                                              */
+  char what[128]; /* text between "hakmem: " and the next ':' of its first such line, or "" */
 } outcome_t;
 
 static bool clean(const outcome_t *o) {
@@ -29,8 +29,10 @@ static bool clean(const outcome_t *o) {
 }
 
 static bool same(const outcome_t *a, const outcome_t *b) {
-  if (a->status == -1 || b->status == -1 || clean(a)) return false;
-  if (WIFSIGNALED(a->status) != WIFSIGNALED(b->status)) return false;
+  if (a->status == -1 || b->status == -1 || clean(a))
+    return false;
+  if (WIFSIGNALED(a->status) != WIFSIGNALED(b->status))
+    return false;
   if (WIFSIGNALED(a->status) ? WTERMSIG(a->status) != WTERMSIG(b->status)
                              : WEXITSTATUS(a->status) != WEXITSTATUS(b->status))
     return false;
@@ -40,11 +42,14 @@ static bool same(const outcome_t *a, const outcome_t *b) {
 static void diagnostic_of(const char *err, char *what, size_t size) {
   what[0] = '\0';
   const char *h = strstr(err, "hakmem: ");
-  while (h != NULL && strncmp(h + 8, "warning", 7) == 0) h = strstr(h + 8, "hakmem: ");
-  if (h == NULL) return;
+  while (h != NULL && strncmp(h + 8, "warning", 7) == 0)
+    h = strstr(h + 8, "hakmem: ");
+  if (h == NULL)
+    return;
   h += 8;
   size_t n = strcspn(h, ":\n");
-  if (n >= size) n = size - 1;
+  if (n >= size)
+    n = size - 1;
   memcpy(what, h, n);
   what[n] = '\0';
 }
@@ -72,9 +77,11 @@ static void child(const char *path, int fds[2]) {
 static outcome_t run_child(const char *path, double timeout, char *err, size_t size) {
   outcome_t o = {.status = -1};
   int fds[2];
-  if (pipe(fds) != 0) return o;
+  if (pipe(fds) != 0)
+    return o;
   pid_t pid = fork();
-  if (pid == 0) child(path, fds);
+  if (pid == 0)
+    child(path, fds);
   close(fds[1]);
   size_t len = 0;
   double end = now() + timeout;
@@ -86,18 +93,22 @@ static outcome_t run_child(const char *path, double timeout, char *err, size_t s
       timed_out = true;
       break;
     }
-    if (poll(&p, 1, left) <= 0) continue;
+    if (poll(&p, 1, left) <= 0)
+      continue;
     char buf[4096];
     ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
     size_t keep = (size_t)n < size - 1 - len ? (size_t)n : size - 1 - len;
     memcpy(err + len, buf, keep);
     len += keep;
   }
   close(fds[0]);
   err[len] = '\0';
-  if (timed_out) kill(pid, SIGKILL);
+  if (timed_out)
+    kill(pid, SIGKILL);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -113,8 +124,8 @@ typedef struct minimizer_s {
   const char *tmp;
   double timeout;
   outcome_t want;
-  bool *keep;   /* current subset                                                         */
-  bool *cand;   /* scratch                                                                */
+  bool *keep;    /* current subset                                                         */
+  bool *cand;    /* scratch                                                                */
   uint8_t *gone; /* per block id: its allocation is not in the candidate                   */
   size_t runs;
 } minimizer_t;
@@ -129,11 +140,14 @@ static size_t make_candidate(minimizer_t *m, size_t lo, size_t hi) {
     const rop_t *o = &t->ops[i];
     bool in = m->keep[i];
     if (in) {
-      if (rank >= lo && rank < hi) in = false;
+      if (rank >= lo && rank < hi)
+        in = false;
       rank++;
     }
-    if (in && o->old >= 0 && m->gone[o->old]) in = false;
-    if (!in && o->id >= 0) m->gone[o->id] = 1;
+    if (in && o->old >= 0 && m->gone[o->old])
+      in = false;
+    if (!in && o->id >= 0)
+      m->gone[o->id] = 1;
     m->cand[i] = in;
     count += in;
   }
@@ -141,7 +155,8 @@ static size_t make_candidate(minimizer_t *m, size_t lo, size_t hi) {
 }
 
 static bool candidate_fails(minimizer_t *m) {
-  if (!trace_write(m->tmp, m->t, m->cand)) exit(2);
+  if (!trace_write(m->tmp, m->t, m->cand))
+    exit(2);
   char err[8192];
   outcome_t o = run_child(m->tmp, m->timeout, err, sizeof err);
   m->runs++;
@@ -150,7 +165,8 @@ static bool candidate_fails(minimizer_t *m) {
 
 static size_t kept(const minimizer_t *m) {
   size_t k = 0;
-  for (size_t i = 0; i < m->t->n; i++) k += m->keep[i];
+  for (size_t i = 0; i < m->t->n; i++)
+    k += m->keep[i];
   return k;
 }
 
@@ -160,11 +176,13 @@ static void accept(minimizer_t *m) { memcpy(m->keep, m->cand, m->t->n * sizeof *
 static void chunked(minimizer_t *m) {
   size_t parts = 2;
   for (size_t len = kept(m); len >= 2; len = kept(m)) {
-    if (parts > len) parts = len;
+    if (parts > len)
+      parts = len;
     size_t step = (len + parts - 1) / parts;
     bool reduced = false;
     for (size_t lo = 0; lo < len && !reduced; lo += step) {
-      if (make_candidate(m, lo, lo + step) == len) continue;
+      if (make_candidate(m, lo, lo + step) == len)
+        continue;
       if (candidate_fails(m)) {
         accept(m);
         reduced = true;
@@ -185,7 +203,8 @@ static void one_by_one(minimizer_t *m) {
   for (bool again = true; again;) {
     again = false;
     for (size_t r = kept(m); r-- > 0;) {
-      if (make_candidate(m, r, r + 1) == kept(m)) continue;
+      if (make_candidate(m, r, r + 1) == kept(m))
+        continue;
       if (candidate_fails(m)) {
         accept(m);
         again = true;
@@ -208,14 +227,16 @@ int replay_minimize(const trace_t *t, const char *trace_path, const char *out, d
   m.keep = malloc(t->n + 1);
   m.cand = malloc(t->n + 1);
   m.gone = malloc((size_t)t->blocks + 1);
-  if (m.keep == NULL || m.cand == NULL || m.gone == NULL) return 2;
+  if (m.keep == NULL || m.cand == NULL || m.gone == NULL)
+    return 2;
   memset(m.keep, 1, t->n);
   chunked(&m);
   one_by_one(&m);
   memcpy(m.cand, m.keep, t->n);
   bool ok = trace_write(out, t, m.keep);
   unlink(tmp);
-  if (!ok) return 2;
+  if (!ok)
+    return 2;
   printf("hakmem-replay: minimized %zu ops to %zu (%zu replays); fails with %s%s%s\n", t->n,
          kept(&m), m.runs,
          WIFSIGNALED(m.want.status) ? strsignal(WTERMSIG(m.want.status)) : "an exit status",

@@ -30,15 +30,15 @@ typedef struct trace_s {
   hak_trace_file_t hdr;
   rop_t *ops;
   size_t n;
-  int64_t blocks;       /* ids are 0 .. blocks - 1                                          */
-  uint32_t threads;     /* largest thread number                                            */
-  size_t foreign;       /* frees of pointers no call of the trace returned (skipped)        */
+  int64_t blocks;         /* ids are 0 .. blocks - 1                                          */
+  uint32_t threads;       /* largest thread number                                            */
+  size_t foreign;         /* frees of pointers no call of the trace returned (skipped)        */
   size_t foreign_realloc; /* reallocs of such pointers (replayed as allocations)            */
-  size_t late_exits;    /* thread exits followed by more calls of the thread (dropped)      */
+  size_t late_exits;      /* thread exits followed by more calls of the thread (dropped)      */
 } trace_t;
 
 /* trace_file.c */
-bool trace_load(const char *path, trace_t *t);  /* prints why on failure */
+bool trace_load(const char *path, trace_t *t); /* prints why on failure */
 /* Resolves addresses of ops[0 .. n) (recorded order) into ids; fills id, old, twice, and
  * drops skipped calls. */
 void trace_resolve(trace_t *t);

@@ -21,10 +21,11 @@ static inline size_t hak_replay_stats_format(char *buf, size_t size) {
   hak_stats_t s;
   hak_stats_get(&s);
   size_t n = 0;
-#define HAK_RS_PUT(...)                                              \
-  do {                                                               \
-    int w_ = snprintf(buf + n, n < size ? size - n : 0, __VA_ARGS__); \
-    if (w_ > 0) n += (size_t)w_;                                     \
+#define HAK_RS_PUT(...)                                                                            \
+  do {                                                                                             \
+    int w_ = snprintf(buf + n, n < size ? size - n : 0, __VA_ARGS__);                              \
+    if (w_ > 0)                                                                                    \
+      n += (size_t)w_;                                                                             \
   } while (0)
   HAK_RS_PUT("allocs %llu\nfrees %llu\nremote_frees %llu\nlive_blocks %llu\n",
              (unsigned long long)s.allocs, (unsigned long long)s.frees,
@@ -32,7 +33,8 @@ static inline size_t hak_replay_stats_format(char *buf, size_t size) {
   for (int c = 0; c < hak_class_count(); c++) {
     hak_class_stats_t cs;
     hak_class_stats_get(c, &cs);
-    if (cs.allocs == 0 && cs.frees == 0 && cs.remote_frees == 0) continue;
+    if (cs.allocs == 0 && cs.frees == 0 && cs.remote_frees == 0)
+      continue;
     HAK_RS_PUT("class %d allocs %llu frees %llu remote_frees %llu\n", c,
                (unsigned long long)cs.allocs, (unsigned long long)cs.frees,
                (unsigned long long)cs.remote_frees);

@@ -25,10 +25,10 @@ typedef struct rthread_s {
   pthread_t th;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  uint64_t go;      /* the turn handed to this thread; mu                                  */
-  bool started;     /* set by the thread that starts it, read by main at the end            */
+  uint64_t go;  /* the turn handed to this thread; mu                                  */
+  bool started; /* set by the thread that starts it, read by main at the end            */
   bool joined;
-  size_t first;     /* index of its first call                                             */
+  size_t first; /* index of its first call                                             */
 } rthread_t;
 
 typedef struct blk_s {
@@ -51,13 +51,15 @@ static void fill(int64_t id) {
   blk_t *b = &blocks[id];
   uint64_t head = b->req < PAT_SPAN ? b->req : PAT_SPAN;
   uint64_t tail = b->req - head < PAT_SPAN ? b->req - head : PAT_SPAN;
-  for (uint64_t i = 0; i < head; i++) b->p[i] = pat(id, i);
-  for (uint64_t i = b->req - tail; i < b->req; i++) b->p[i] = pat(id, i);
+  for (uint64_t i = 0; i < head; i++)
+    b->p[i] = pat(id, i);
+  for (uint64_t i = b->req - tail; i < b->req; i++)
+    b->p[i] = pat(id, i);
 }
 
 static void corrupt(int64_t id, size_t op, uint64_t off) {
-  fprintf(stderr, "hakmem-replay: block %lld (op %zu) corrupt at offset %llu\n", (long long)id,
-          op, (unsigned long long)off);
+  fprintf(stderr, "hakmem-replay: block %lld (op %zu) corrupt at offset %llu\n", (long long)id, op,
+          (unsigned long long)off);
   exit(1);
 }
 
@@ -67,9 +69,11 @@ static void check(int64_t id, size_t op, uint64_t limit) {
   uint64_t head = b->req < PAT_SPAN ? b->req : PAT_SPAN;
   uint64_t tail = b->req - head < PAT_SPAN ? b->req - head : PAT_SPAN;
   for (uint64_t i = 0; i < head && i < limit; i++)
-    if (b->p[i] != pat(id, i)) corrupt(id, op, i);
+    if (b->p[i] != pat(id, i))
+      corrupt(id, op, i);
   for (uint64_t i = b->req - tail; i < b->req && i < limit; i++)
-    if (b->p[i] != pat(id, i)) corrupt(id, op, i);
+    if (b->p[i] != pat(id, i))
+      corrupt(id, op, i);
 }
 
 static void check_zero(int64_t id, size_t op) {
@@ -86,7 +90,8 @@ static void check_zero(int64_t id, size_t op) {
 
 static void *do_realloc(const rop_t *o, size_t i) {
   void *old = o->old >= 0 ? blocks[o->old].p : NULL;
-  if (o->old >= 0) check(o->old, i, UINT64_MAX);
+  if (o->old >= 0)
+    check(o->old, i, UINT64_MAX);
   void *q = hak_realloc(old, o->size);
   if (q != NULL && o->old >= 0) {
     /* The prefix moved along: check it under the old id's pattern at the new place. */
@@ -102,27 +107,40 @@ static void *do_realloc(const rop_t *o, size_t i) {
 static void *call(const rop_t *o, size_t i) {
   void *p = NULL;
   switch (o->op) {
-  case HAK_TR_MALLOC: return hak_malloc(o->size);
-  case HAK_TR_CALLOC: return hak_calloc(o->size, o->aux);
-  case HAK_TR_REALLOC: return do_realloc(o, i);
-  case HAK_TR_MEMALIGN: return hak_memalign(o->aux, o->size);
-  case HAK_TR_ALIGNED_ALLOC: return hak_aligned_alloc(o->aux, o->size);
-  case HAK_TR_POSIX_MEMALIGN: return hak_posix_memalign(&p, o->aux, o->size) == 0 ? p : NULL;
-  case HAK_TR_VALLOC: return hak_valloc(o->size);
-  case HAK_TR_PVALLOC: return hak_pvalloc(o->size);
-  case HAK_TR_TRIM: hak_trim(); return NULL;
+  case HAK_TR_MALLOC:
+    return hak_malloc(o->size);
+  case HAK_TR_CALLOC:
+    return hak_calloc(o->size, o->aux);
+  case HAK_TR_REALLOC:
+    return do_realloc(o, i);
+  case HAK_TR_MEMALIGN:
+    return hak_memalign(o->aux, o->size);
+  case HAK_TR_ALIGNED_ALLOC:
+    return hak_aligned_alloc(o->aux, o->size);
+  case HAK_TR_POSIX_MEMALIGN:
+    return hak_posix_memalign(&p, o->aux, o->size) == 0 ? p : NULL;
+  case HAK_TR_VALLOC:
+    return hak_valloc(o->size);
+  case HAK_TR_PVALLOC:
+    return hak_pvalloc(o->size);
+  case HAK_TR_TRIM:
+    hak_trim();
+    return NULL;
   case HAK_TR_FREE:
-    if (!o->twice) check(o->old, i, UINT64_MAX);
+    if (!o->twice)
+      check(o->old, i, UINT64_MAX);
     hak_free(blocks[o->old].p);
     return NULL;
-  default: return NULL;
+  default:
+    return NULL;
   }
 }
 
 static void execute(size_t i) {
   const rop_t *o = &tr->ops[i];
   void *p = call(o, i);
-  if (o->id < 0) return;
+  if (o->id < 0)
+    return;
   if (p == NULL) {
     fprintf(stderr, "hakmem-replay: op %zu: %s of %llu bytes failed (it succeeded when recorded)\n",
             i, trace_op_name(o->op), (unsigned long long)o->size);
@@ -130,7 +148,8 @@ static void execute(size_t i) {
   }
   uint64_t req = o->op == HAK_TR_CALLOC ? o->size * o->aux : o->size;
   blocks[o->id] = (blk_t){p, req};
-  if (o->op == HAK_TR_CALLOC) check_zero(o->id, i);
+  if (o->op == HAK_TR_CALLOC)
+    check_zero(o->id, i);
   fill(o->id);
 }
 
@@ -147,7 +166,8 @@ static void hand(rthread_t *t, uint64_t turn) {
 
 static void await(rthread_t *t, uint64_t turn) {
   pthread_mutex_lock(&t->mu);
-  while (t->go != turn) pthread_cond_wait(&t->cv, &t->mu);
+  while (t->go != turn)
+    pthread_cond_wait(&t->cv, &t->mu);
   pthread_mutex_unlock(&t->mu);
 }
 
@@ -194,17 +214,20 @@ static void reap(void) {
   uint64_t last = UINT64_MAX;
   for (;;) {
     pthread_mutex_lock(&m->mu);
-    while (m->go == last) pthread_cond_wait(&m->cv, &m->mu);
+    while (m->go == last)
+      pthread_cond_wait(&m->cv, &m->mu);
     last = m->go;
     pthread_mutex_unlock(&m->mu);
-    if (last == tr->n) break;
+    if (last == tr->n)
+      break;
     rthread_t *t = &threads[tr->ops[last].thread];
     pthread_join(t->th, NULL);
     t->joined = true;
     pass(last + 1);
   }
   for (uint32_t i = 1; i <= tr->threads; i++)
-    if (threads[i].started && !threads[i].joined) pthread_join(threads[i].th, NULL);
+    if (threads[i].started && !threads[i].joined)
+      pthread_join(threads[i].th, NULL);
 }
 
 static void write_stats(const char *path) {
@@ -221,7 +244,8 @@ int replay_run(const trace_t *t, const char *stats_path) {
   tr = t;
   threads = calloc((size_t)t->threads + 1, sizeof *threads);
   blocks = calloc((size_t)t->blocks + 1, sizeof *blocks);
-  if (threads == NULL || blocks == NULL) return 2;
+  if (threads == NULL || blocks == NULL)
+    return 2;
   for (uint32_t i = 0; i <= t->threads; i++) {
     pthread_mutex_init(&threads[i].mu, NULL);
     pthread_cond_init(&threads[i].cv, NULL);
@@ -229,7 +253,8 @@ int replay_run(const trace_t *t, const char *stats_path) {
     threads[i].first = t->n;
   }
   next_own = malloc((t->n + 1) * sizeof *next_own);
-  if (next_own == NULL) return 2;
+  if (next_own == NULL)
+    return 2;
   for (size_t i = t->n; i-- > 0;) {
     rthread_t *th = &threads[t->ops[i].thread];
     next_own[i] = th->first;
@@ -240,6 +265,7 @@ int replay_run(const trace_t *t, const char *stats_path) {
     pass(0);
     reap();
   }
-  if (stats_path != NULL) write_stats(stats_path);
+  if (stats_path != NULL)
+    write_stats(stats_path);
   return 0;
 }

@@ -41,12 +41,15 @@ bool trace_op_allocates(unsigned op) {
 
 static bool check_header(const char *path, const hak_trace_file_t *h, size_t len) {
   const char *why = NULL;
-  if (len < HAK_TRACE_HDR_SIZE || h->magic != HAK_TRACE_MAGIC) why = "not a hakmem trace";
-  else if (h->version != HAK_TRACE_VERSION) why = "unsupported trace version";
+  if (len < HAK_TRACE_HDR_SIZE || h->magic != HAK_TRACE_MAGIC)
+    why = "not a hakmem trace";
+  else if (h->version != HAK_TRACE_VERSION)
+    why = "unsupported trace version";
   else if (h->record_size != sizeof(hak_trace_rec_t) || h->chunk_size < 2 * h->record_size ||
            h->chunk_size % h->record_size != 0 || h->header_size < sizeof *h)
     why = "bad record or chunk size in the header";
-  if (why != NULL) fprintf(stderr, "hakmem-replay: %s: %s\n", path, why);
+  if (why != NULL)
+    fprintf(stderr, "hakmem-replay: %s: %s\n", path, why);
   return why == NULL;
 }
 
@@ -67,17 +70,20 @@ static void push(trace_t *t, size_t *cap, const hak_trace_rec_t *r, uint32_t thr
                            .thread = thread,
                            .id = -1,
                            .old = -1};
-  if (thread > t->threads) t->threads = thread;
+  if (thread > t->threads)
+    t->threads = thread;
 }
 
 /* Appends the records of the chunk at c (chunk_size bytes). */
 static void read_chunk(trace_t *t, size_t *cap, const uint8_t *c, size_t chunk_size) {
   const hak_trace_chunk_t *h = (const hak_trace_chunk_t *)c;
-  if (h->magic != HAK_TRACE_CHUNK_MAGIC || h->thread == 0) return; /* never started */
+  if (h->magic != HAK_TRACE_CHUNK_MAGIC || h->thread == 0)
+    return; /* never started */
   const hak_trace_rec_t *r = (const hak_trace_rec_t *)(h + 1);
   const hak_trace_rec_t *end = (const hak_trace_rec_t *)(c + chunk_size);
   for (; r < end && (r->seq_op & 0xFF) != HAK_TR_END; r++) {
-    if ((r->seq_op & 0xFF) >= HAK_TR_OP_COUNT) break; /* torn or foreign data: stop here */
+    if ((r->seq_op & 0xFF) >= HAK_TR_OP_COUNT)
+      break; /* torn or foreign data: stop here */
     push(t, cap, r, h->thread);
   }
 }
@@ -109,7 +115,8 @@ bool trace_load(const char *path, trace_t *t) {
        off += t->hdr.chunk_size)
     read_chunk(t, &cap, m + off, t->hdr.chunk_size);
   munmap((void *)m, len);
-  if (ok) qsort(t->ops, t->n, sizeof *t->ops, by_seq);
+  if (ok)
+    qsort(t->ops, t->n, sizeof *t->ops, by_seq);
   return ok;
 }
 
@@ -124,7 +131,8 @@ typedef struct addr_map_s {
 
 static size_t slot_of(const addr_map_t *m, uint64_t a) {
   size_t i = (size_t)((a >> 4) * 0x9e3779b97f4a7c15ull >> 20) & m->mask;
-  while (m->key[i] != 0 && m->key[i] != a) i = (i + 1) & m->mask;
+  while (m->key[i] != 0 && m->key[i] != a)
+    i = (i + 1) & m->mask;
   return i;
 }
 
@@ -141,7 +149,8 @@ static void map_put(addr_map_t *m, uint64_t a, int64_t id) {
 
 static void map_init(addr_map_t *m, size_t n) {
   size_t cap = 64;
-  while (cap < 2 * n + 2) cap *= 2;
+  while (cap < 2 * n + 2)
+    cap *= 2;
   m->key = calloc(cap, sizeof *m->key);
   m->val = calloc(cap, sizeof *m->val);
   m->mask = cap - 1;
@@ -184,8 +193,10 @@ static bool resolve_one(trace_t *t, rop_t *o, addr_map_t *m, uint8_t *freed) {
  * dropped: the replay thread exits after its last call instead. */
 static void drop_late_exits(trace_t *t) {
   size_t *last = calloc((size_t)t->threads + 1, sizeof *last);
-  if (last == NULL) exit(2);
-  for (size_t i = 0; i < t->n; i++) last[t->ops[i].thread] = i;
+  if (last == NULL)
+    exit(2);
+  for (size_t i = 0; i < t->n; i++)
+    last[t->ops[i].thread] = i;
   size_t k = 0;
   for (size_t i = 0; i < t->n; i++) {
     if (t->ops[i].op == HAK_TR_THREAD_EXIT && last[t->ops[i].thread] != i) {
@@ -202,11 +213,13 @@ void trace_resolve(trace_t *t) {
   addr_map_t m;
   map_init(&m, t->n);
   uint8_t *freed = calloc(t->n + 1, 1);
-  if (freed == NULL) exit(2);
+  if (freed == NULL)
+    exit(2);
   size_t k = 0;
   for (size_t i = 0; i < t->n; i++) {
     rop_t o = t->ops[i];
-    if (resolve_one(t, &o, &m, freed)) t->ops[k++] = o;
+    if (resolve_one(t, &o, &m, freed))
+      t->ops[k++] = o;
   }
   t->n = k;
   free(freed);
@@ -221,11 +234,14 @@ void trace_resolve(trace_t *t) {
 static uint64_t synth(int64_t id) { return id < 0 ? 0 : 0x100000 + (uint64_t)id * 16; }
 
 static hak_trace_rec_t record_of(const rop_t *o, uint64_t seq) {
-  hak_trace_rec_t r = {.seq_op = seq << HAK_TRACE_SEQ_SHIFT | o->op, .size = o->size,
-                       .aux = o->aux};
-  if (o->op == HAK_TR_FREE) r.ptr = synth(o->old);
-  else r.ptr = synth(o->id);
-  if (o->op == HAK_TR_REALLOC) r.aux = synth(o->old);
+  hak_trace_rec_t r = {
+      .seq_op = seq << HAK_TRACE_SEQ_SHIFT | o->op, .size = o->size, .aux = o->aux};
+  if (o->op == HAK_TR_FREE)
+    r.ptr = synth(o->old);
+  else
+    r.ptr = synth(o->id);
+  if (o->op == HAK_TR_REALLOC)
+    r.aux = synth(o->old);
   return r;
 }
 
@@ -233,14 +249,17 @@ static hak_trace_rec_t record_of(const rop_t *o, uint64_t seq) {
 static bool write_thread(FILE *f, const trace_t *t, const bool *keep, uint32_t thread) {
   size_t per = HAK_TRACE_CHUNK / sizeof(hak_trace_rec_t) - 1;
   hak_trace_rec_t *chunk = calloc(per + 1, sizeof *chunk);
-  if (chunk == NULL) return false;
+  if (chunk == NULL)
+    return false;
   hak_trace_chunk_t h = {.magic = HAK_TRACE_CHUNK_MAGIC, .thread = thread, .pid = t->hdr.pid};
   size_t used = 0;
   bool ok = true;
   for (size_t i = 0; i <= t->n && ok; i++) {
     bool last = i == t->n;
-    if (!last && (!keep[i] || t->ops[i].thread != thread)) continue;
-    if (!last) chunk[1 + used++] = record_of(&t->ops[i], i);
+    if (!last && (!keep[i] || t->ops[i].thread != thread))
+      continue;
+    if (!last)
+      chunk[1 + used++] = record_of(&t->ops[i], i);
     if (used == per || (last && used > 0)) {
       memcpy(&chunk[0], &h, sizeof h);
       ok = fwrite(chunk, sizeof *chunk, per + 1, f) == per + 1;
@@ -264,8 +283,11 @@ bool trace_write(const char *path, const trace_t *t, const bool *keep) {
   h.chunk_size = HAK_TRACE_CHUNK;
   memcpy(page, &h, sizeof h);
   bool ok = fwrite(page, 1, sizeof page, f) == sizeof page;
-  for (uint32_t th = 1; th <= t->threads && ok; th++) ok = write_thread(f, t, keep, th);
-  if (fclose(f) != 0) ok = false;
-  if (!ok) fprintf(stderr, "hakmem-replay: cannot write %s\n", path);
+  for (uint32_t th = 1; th <= t->threads && ok; th++)
+    ok = write_thread(f, t, keep, th);
+  if (fclose(f) != 0)
+    ok = false;
+  if (!ok)
+    fprintf(stderr, "hakmem-replay: cannot write %s\n", path);
   return ok;
 }
