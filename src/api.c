@@ -140,13 +140,12 @@ static void *alloc_aligned(size_t n, size_t align) {
 
 static bool is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
 
-/* ---- the public API ----------------------------------------------------------------------- */
+/* ---- the calls, untraced ------------------------------------------------------------------
+ *
+ * What the public entry points do, without recording: they call each other (realloc frees and
+ * allocates) through these, so a traced call is recorded exactly once. */
 
-hak_api void *hak_malloc(size_t size) { return hak_alloc_fast(size); }
-
-hak_api void hak_free(void *ptr) { hak_free_fast(ptr); }
-
-hak_api void *hak_calloc(size_t count, size_t size) {
+static void *calloc_impl(size_t count, size_t size) {
   size_t n;
   if (hak_unlikely(__builtin_mul_overflow(count, size, &n))) {
     errno = ENOMEM;
@@ -166,45 +165,22 @@ hak_api void *hak_calloc(size_t count, size_t size) {
   return p;
 }
 
-hak_api size_t hak_usable_size(const void *ptr) {
-  if (ptr == NULL) return 0;
-  uintptr_t u = (uintptr_t)ptr;
-  unsigned kind = hak_registry_kind(u);
-  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR)
-    return hak_large_lookup(ptr, (int)kind)->usable;
-  uint8_t *base;
-  hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
-  if (m == NULL) hak_fail("usable size of a pointer hakmem does not own", ptr, NULL, -1);
-  if (base + HAK_HDR_SIZE != (uint8_t *)ptr && aligned_mark_of(ptr, base) == NULL)
-    hak_fail("usable size of an interior pointer", ptr, hak_ss_of(ptr), m->class_idx);
-  return (size_t)(base + m->stride - (const uint8_t *)ptr);
-}
-
-hak_api void *hak_realloc(void *ptr, size_t size) {
-  if (ptr == NULL) return hak_malloc(size);
+static void *realloc_impl(void *ptr, size_t size) {
+  if (ptr == NULL) return hak_alloc_fast(size);
   if (size == 0) {
-    hak_free(ptr);
+    hak_free_fast(ptr);
     return NULL;
   }
   size_t old = hak_usable_size(ptr);
   if (size <= old && size >= old / 2) return ptr; /* fits, and not too wasteful to keep */
-  void *q = hak_malloc(size);
+  void *q = hak_alloc_fast(size);
   if (q == NULL) return NULL; /* errno set; the old block is untouched */
   memcpy(q, ptr, size < old ? size : old);
-  hak_free(ptr);
+  hak_free_fast(ptr);
   return q;
 }
 
-hak_api void *hak_reallocarray(void *ptr, size_t count, size_t size) {
-  size_t n;
-  if (__builtin_mul_overflow(count, size, &n)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return hak_realloc(ptr, n);
-}
-
-hak_api void *hak_memalign(size_t alignment, size_t size) {
+static void *memalign_impl(size_t alignment, size_t size) {
   if (!is_pow2(alignment)) {
     /* glibc rounds a non-power-of-two alignment up to the next power of two. */
     if (alignment > ((size_t)1 << 62)) {
@@ -220,15 +196,15 @@ hak_api void *hak_memalign(size_t alignment, size_t size) {
   return p;
 }
 
-hak_api void *hak_aligned_alloc(size_t alignment, size_t size) {
+static void *aligned_alloc_impl(size_t alignment, size_t size) {
   if (!is_pow2(alignment)) {
     errno = EINVAL;
     return NULL;
   }
-  return hak_memalign(alignment, size);
+  return memalign_impl(alignment, size);
 }
 
-hak_api int hak_posix_memalign(void **out, size_t alignment, size_t size) {
+static int posix_memalign_impl(void **out, size_t alignment, size_t size) {
   if (!is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
   void *p = alloc_aligned(size, alignment);
   if (p == NULL) return ENOMEM;
@@ -236,19 +212,108 @@ hak_api int hak_posix_memalign(void **out, size_t alignment, size_t size) {
   return 0;
 }
 
-hak_api void *hak_valloc(size_t size) { return hak_memalign(HAK_PAGE_SIZE, size); }
-
-hak_api void *hak_pvalloc(size_t size) {
+static void *pvalloc_impl(size_t size) {
   size_t n = (size + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1);
   if (n < size) {
     errno = ENOMEM;
     return NULL;
   }
-  return hak_memalign(HAK_PAGE_SIZE, n ? n : HAK_PAGE_SIZE);
+  return memalign_impl(HAK_PAGE_SIZE, n ? n : HAK_PAGE_SIZE);
+}
+
+/* ---- the public API ----------------------------------------------------------------------
+ *
+ * Each entry point tests hak_tracing() once: allocations record after the call, frees before
+ * (trace.c says why). malloc and free keep the test in front of their inline fast paths. */
+
+hak_cold void *hak_malloc_traced(size_t size) {
+  void *p = hak_alloc_fast(size);
+  hak_trace_record(HAK_TR_MALLOC, p, size, 0);
+  return p;
+}
+
+hak_cold void hak_free_traced(void *ptr) {
+  if (ptr != NULL) hak_trace_record(HAK_TR_FREE, ptr, 0, 0);
+  hak_free_fast(ptr);
+}
+
+hak_api void *hak_malloc(size_t size) {
+  if (hak_tracing()) return hak_malloc_traced(size);
+  return hak_alloc_fast(size);
+}
+
+hak_api void hak_free(void *ptr) {
+  if (hak_tracing()) {
+    hak_free_traced(ptr);
+    return;
+  }
+  hak_free_fast(ptr);
+}
+
+/* Records an allocation call that returned p; returns p. */
+static inline void *traced(void *p, enum hak_trace_op op, uint64_t size, uint64_t aux) {
+  if (hak_tracing()) hak_trace_record(op, p, size, aux);
+  return p;
+}
+
+hak_api void *hak_calloc(size_t count, size_t size) {
+  return traced(calloc_impl(count, size), HAK_TR_CALLOC, count, size);
+}
+
+hak_api size_t hak_usable_size(const void *ptr) {
+  if (ptr == NULL) return 0;
+  uintptr_t u = (uintptr_t)ptr;
+  unsigned kind = hak_registry_kind(u);
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR)
+    return hak_large_lookup(ptr, (int)kind)->usable;
+  uint8_t *base;
+  hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
+  if (m == NULL) hak_fail("usable size of a pointer hakmem does not own", ptr, NULL, -1);
+  if (base + HAK_HDR_SIZE != (uint8_t *)ptr && aligned_mark_of(ptr, base) == NULL)
+    hak_fail("usable size of an interior pointer", ptr, hak_ss_of(ptr), m->class_idx);
+  return (size_t)(base + m->stride - (const uint8_t *)ptr);
+}
+
+hak_api void *hak_realloc(void *ptr, size_t size) {
+  return traced(realloc_impl(ptr, size), HAK_TR_REALLOC, size, (uintptr_t)ptr);
+}
+
+hak_api void *hak_reallocarray(void *ptr, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL; /* nothing happened: nothing to record */
+  }
+  return hak_realloc(ptr, n);
+}
+
+hak_api void *hak_memalign(size_t alignment, size_t size) {
+  return traced(memalign_impl(alignment, size), HAK_TR_MEMALIGN, size, alignment);
+}
+
+hak_api void *hak_aligned_alloc(size_t alignment, size_t size) {
+  return traced(aligned_alloc_impl(alignment, size), HAK_TR_ALIGNED_ALLOC, size, alignment);
+}
+
+hak_api int hak_posix_memalign(void **out, size_t alignment, size_t size) {
+  void *p = NULL;
+  int rc = posix_memalign_impl(&p, alignment, size);
+  if (rc == 0) *out = p;
+  traced(p, HAK_TR_POSIX_MEMALIGN, size, alignment);
+  return rc;
+}
+
+hak_api void *hak_valloc(size_t size) {
+  return traced(memalign_impl(HAK_PAGE_SIZE, size), HAK_TR_VALLOC, size, 0);
+}
+
+hak_api void *hak_pvalloc(size_t size) {
+  return traced(pvalloc_impl(size), HAK_TR_PVALLOC, size, 0);
 }
 
 hak_api int hak_trim(void) {
   size_t released = hak_superslab_trim(true) + hak_large_trim(true);
+  traced(NULL, HAK_TR_TRIM, 0, 0);
   return released > 0;
 }
 

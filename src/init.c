@@ -5,7 +5,8 @@
  * - A pthread key destructor flushes the cache and orphans the thread's slabs. After it, the
  *   thread is on hak_tc_dead: its frees go to the remote queues, its allocations (from later
  *   key destructors) to one global cache under a lock. Nothing is re-registered or leaked.
- * - fork(): every global lock is taken before and released after, in parent and child.
+ * - fork(): every global lock is taken before and released after, in parent and child; a
+ *   traced child switches to a trace file of its own.
  * - Caches are never unmapped, only recycled: a late remote notify to an exited thread's cache
  *   writes to valid memory (adopt.c closes the notify stack of an exiting cache).
  */
@@ -115,6 +116,7 @@ void hak_thread_done(hak_tcache_t *tc) {
 static void thread_exit(void *arg) {
   hak_tcache_t *tc = arg;
   if (tc == NULL || tc->state != HAK_TC_LIVE) return;
+  if (hak_tracing()) hak_trace_thread_exit();
   hak_tc = &hak_tc_dead;
   hak_thread_done(tc);
   tc->state = HAK_TC_DEAD;
@@ -171,6 +173,7 @@ static void fork_release(void) {
  * never touched again (blocks they held leak in the child, bounded by what they held). */
 static void fork_child(void) {
   fork_release();
+  if (hak_tracing()) hak_trace_fork_child();
 }
 
 /* ---- process start ----------------------------------------------------------------------- */
@@ -186,6 +189,7 @@ void hak_process_init(void) {
   }
   process_init_running = 1;
   hak_options_init();
+  hak_trace_open(); /* before anything else can allocate: the trace starts with this call */
   hak_stats_init();
   tc_reset(&tc_global, HAK_TC_GLOBAL);
   pthread_key_create(&thread_key, thread_exit);

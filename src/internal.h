@@ -98,9 +98,14 @@ void hak_os_write(int fd, const void *buf, size_t n);
 uint64_t hak_os_peak_rss_kb(void);
 int hak_os_dup_stderr(void);
 void hak_os_thp(void *p, size_t size, bool huge);
-int hak_os_create(const char *path); /* write-only, created or truncated, 0644; -1 on error */
+int hak_os_open(const char *path, bool truncate); /* read-write, created; -1 on failure */
 void hak_os_close(int fd);
-uint64_t hak_os_pid(void);
+bool hak_os_pread(int fd, void *buf, size_t n, uint64_t off);
+bool hak_os_truncate(int fd, uint64_t size);
+void *hak_os_map_file(int fd, uint64_t off, size_t size); /* MAP_SHARED, or NULL */
+void hak_os_unmap_file(void *p, size_t size);
+int hak_os_getpid(void);
+bool hak_os_alive(int pid);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
@@ -228,6 +233,27 @@ hak_large_t *hak_large_lookup(const void *p, int kind); /* live header of p, or 
 size_t hak_large_trim(bool force);
 void hak_large_lock_all(void);
 void hak_large_unlock_all(void);
+
+/* ---- trace.c: allocation traces (HAKMEM_TRACE) ------------------------------------------ */
+
+/* True until hak_process_init has opened the trace or found none: the first calls of the process
+ * take the recording path, which runs the initialisation, so the trace starts with the first
+ * call. Afterwards true only while a trace is recorded. */
+extern _Atomic(bool) hak_trace_on;
+static inline bool hak_tracing(void) {
+  return hak_unlikely(atomic_load_explicit(&hak_trace_on, hak_relaxed));
+}
+void hak_trace_open(void); /* from hak_process_init, once the options are read */
+/* Records one call (no-op when no trace is being written). Allocations call it after they
+ * return, frees before they run: see trace.c. */
+void hak_trace_record(enum hak_trace_op op, const void *ptr, uint64_t size, uint64_t aux);
+void hak_trace_thread_exit(void); /* from the thread-exit path, before the flush */
+void hak_trace_fork_child(void);  /* atfork child: a fresh file of its own */
+
+/* ---- api.c: the traced forms of the fast paths, for override.c ------------------------------ */
+
+void *hak_malloc_traced(size_t size);
+void hak_free_traced(void *ptr);
 
 /* ---- tcache list lock (init.c) ---------------------------------------------------------- */
 

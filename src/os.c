@@ -94,21 +94,6 @@ uint64_t hak_os_peak_rss_kb(void) {
 
 #include <fcntl.h>
 
-int hak_os_create(const char *path) {
-  int saved = errno;
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  errno = saved;
-  return fd;
-}
-
-void hak_os_close(int fd) {
-  int saved = errno;
-  close(fd);
-  errno = saved;
-}
-
-uint64_t hak_os_pid(void) { return (uint64_t)getpid(); }
-
 /* A private copy of stderr, for output at exit: some programs close fd 2 before exiting. */
 int hak_os_dup_stderr(void) {
   int saved = errno;
@@ -123,4 +108,62 @@ void hak_os_thp(void *p, size_t size, bool huge) {
   int saved = errno;
   madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   errno = saved;
+}
+
+/* ---- files (the allocation trace) ---------------------------------------------------------- */
+
+#include <signal.h>
+
+/* Opens path read-write, created if missing, emptied when truncate; -1 on failure. */
+int hak_os_open(const char *path, bool truncate) {
+  int saved = errno;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
+  errno = saved;
+  return fd;
+}
+
+void hak_os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+/* Reads exactly n bytes at off; false on a short read or an error. */
+bool hak_os_pread(int fd, void *buf, size_t n, uint64_t off) {
+  int saved = errno;
+  ssize_t r = pread(fd, buf, n, (off_t)off);
+  errno = saved;
+  return r == (ssize_t)n;
+}
+
+bool hak_os_truncate(int fd, uint64_t size) {
+  int saved = errno;
+  int r = ftruncate(fd, (off_t)size);
+  errno = saved;
+  return r == 0;
+}
+
+/* A shared mapping of size bytes of the file at off (page aligned): stores reach the page cache
+ * at once and survive the process, however it ends. Not counted in bytes_mapped. */
+void *hak_os_map_file(int fd, uint64_t off, size_t size) {
+  int saved = errno;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void hak_os_unmap_file(void *p, size_t size) {
+  int saved = errno;
+  munmap(p, size);
+  errno = saved;
+}
+
+int hak_os_getpid(void) { return (int)getpid(); }
+
+/* True when a process with this pid exists (ours to signal or not). */
+bool hak_os_alive(int pid) {
+  int saved = errno;
+  bool alive = pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+  errno = saved;
+  return alive;
 }

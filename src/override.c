@@ -1,7 +1,8 @@
 /* Exports the glibc allocator surface: malloc, free and friends, the __libc_* entry points
  * glibc uses internally, and the malloc.h extras. Built only with HAKMEM_OVERRIDE.
  *
- * malloc and free inline the fast paths; the rest forward to the hak_ API (api.c). */
+ * malloc and free inline the fast paths behind one test of hak_tracing() (allocation traces,
+ * trace.c); the rest forward to the hak_ API (api.c), which records its own calls. */
 #include <errno.h>
 #include <malloc.h>
 #include <string.h>
@@ -13,9 +14,18 @@
 #error "override.c is built only with HAKMEM_OVERRIDE"
 #endif
 
-hak_api void *malloc(size_t size) { return hak_alloc_fast(size); }
-hak_api void free(void *ptr) { hak_free_fast(ptr); }
-hak_api void cfree(void *ptr) { hak_free_fast(ptr); }
+hak_api void *malloc(size_t size) {
+  if (hak_tracing()) return hak_malloc_traced(size);
+  return hak_alloc_fast(size);
+}
+hak_api void free(void *ptr) {
+  if (hak_tracing()) {
+    hak_free_traced(ptr);
+    return;
+  }
+  hak_free_fast(ptr);
+}
+hak_api void cfree(void *ptr) { free(ptr); }
 hak_api void *calloc(size_t n, size_t size) { return hak_calloc(n, size); }
 hak_api void *realloc(void *ptr, size_t size) { return hak_realloc(ptr, size); }
 hak_api void *reallocarray(void *ptr, size_t n, size_t size) {
@@ -74,8 +84,8 @@ hak_api struct mallinfo mallinfo(void) {
 hak_api void malloc_stats(void) { hak_stats_print(); }
 
 /* glibc's internal entry points. */
-hak_api void *__libc_malloc(size_t size) { return hak_alloc_fast(size); }
-hak_api void __libc_free(void *ptr) { hak_free_fast(ptr); }
+hak_api void *__libc_malloc(size_t size) { return malloc(size); }
+hak_api void __libc_free(void *ptr) { free(ptr); }
 hak_api void *__libc_calloc(size_t n, size_t size) { return hak_calloc(n, size); }
 hak_api void *__libc_realloc(void *ptr, size_t size) { return hak_realloc(ptr, size); }
 hak_api void *__libc_memalign(size_t alignment, size_t size) {

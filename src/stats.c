@@ -466,7 +466,7 @@ static void json_write(int fd) {
   hak_buf_u64(&v, HAKMEM_VERSION_PATCH);
   *v.p = '\0';
   j_str(&o, "version", ver);
-  j_u64(&o, "pid", hak_os_pid());
+  j_u64(&o, "pid", (uint64_t)hak_os_getpid());
   json_config(&o);
   json_totals(&o, &st);
   j_open(&o, "classes", "[");
@@ -485,7 +485,7 @@ void hak_stats_at_exit(void) {
   if (hak_opt.stats == HAK_STATS_TABLE) {
     hak_stats_print();
   } else if (hak_opt.stats == HAK_STATS_JSON) {
-    int fd = hak_os_create(hak_opt.stats_path);
+    int fd = hak_os_open(hak_opt.stats_path, true);
     if (fd < 0) {
       hak_warn("cannot write the statistics file", hak_opt.stats_path);
       return;

@@ -179,11 +179,77 @@ enum hak_region_kind {
   HAK_REGION_LARGE_FAR = 3 /* a large header just below the region start                  */
 };
 
+/* ---- allocation trace file (trace.c writes it, tools/replay reads it) ------------------- */
+
+/* Layout: a file header in the first HAK_TRACE_HDR_SIZE bytes, then chunks of
+ * HAK_TRACE_CHUNK bytes. Each chunk belongs to one thread: a chunk header in its first record
+ * slot, then records, ended by the first record whose op is HAK_TR_END (the file's zero fill).
+ * A chunk whose magic is not HAK_TRACE_CHUNK_MAGIC was never started and is skipped. The
+ * global order of the records of all chunks is their sequence number. */
+#define HAK_TRACE_MAGIC 0x31434152544b4148ull     /* "HAKTRAC1" */
+#define HAK_TRACE_CHUNK_MAGIC 0x4b4e48434b4148ull /* "HAKCHNK" */
+#define HAK_TRACE_VERSION 1
+#define HAK_TRACE_HDR_SIZE ((uint64_t)4096)
+#define HAK_TRACE_CHUNK ((uint64_t)256 * 1024)
+#define HAK_TRACE_SEQ_SHIFT 8 /* seq_op = seq << 8 | op */
+
+/* Build configuration bits of hak_trace_file_t.config. */
+#define HAK_TRACE_CFG_HEADERLESS 1u
+#define HAK_TRACE_CFG_HINT 2u
+#define HAK_TRACE_CFG_CHECKED 4u
+
+/* Operations. ptr is the result of an allocation (0 when it failed), or the pointer freed. */
+enum hak_trace_op {
+  HAK_TR_END = 0,            /* no record here: the chunk's data ends                      */
+  HAK_TR_MALLOC = 1,         /* size                                                       */
+  HAK_TR_CALLOC = 2,         /* size = count, aux = element size                           */
+  HAK_TR_REALLOC = 3,        /* size, aux = old pointer (reallocarray: size = the product) */
+  HAK_TR_FREE = 4,           /* ptr (free, cfree, operator delete)                         */
+  HAK_TR_MEMALIGN = 5,       /* size, aux = alignment                                      */
+  HAK_TR_ALIGNED_ALLOC = 6,  /* size, aux = alignment                                      */
+  HAK_TR_POSIX_MEMALIGN = 7, /* size, aux = alignment                                      */
+  HAK_TR_VALLOC = 8,         /* size                                                       */
+  HAK_TR_PVALLOC = 9,        /* size                                                       */
+  HAK_TR_TRIM = 10,          /* hak_trim, malloc_trim                                      */
+  HAK_TR_THREAD_EXIT = 11,   /* the thread's caches are flushed and its slabs orphaned     */
+  HAK_TR_OP_COUNT
+};
+
+typedef struct hak_trace_file_s {
+  uint64_t magic;       /* HAK_TRACE_MAGIC                                                  */
+  uint32_t version;     /* HAK_TRACE_VERSION                                                */
+  uint32_t pid;         /* the recording process                                            */
+  uint32_t record_size; /* sizeof(hak_trace_rec_t)                                          */
+  uint32_t chunk_size;  /* HAK_TRACE_CHUNK                                                  */
+  uint32_t header_size; /* HAK_TRACE_HDR_SIZE: offset of the first chunk                    */
+  uint32_t config;      /* HAK_TRACE_CFG_* of the recording build                           */
+} hak_trace_file_t;
+
+typedef struct hak_trace_chunk_s {
+  uint64_t magic;  /* HAK_TRACE_CHUNK_MAGIC                                                 */
+  uint32_t thread; /* the writing thread's number, 1, 2, ... in order of first call         */
+  uint32_t pid;    /* the writing process                                                   */
+  uint64_t pad_[2];
+} hak_trace_chunk_t;
+
+typedef struct hak_trace_rec_s {
+  uint64_t seq_op; /* global sequence number << HAK_TRACE_SEQ_SHIFT | enum hak_trace_op;
+                      written last, so a record is either whole or absent                   */
+  uint64_t ptr;    /* result, or the pointer freed                                          */
+  uint64_t size;   /* bytes asked for (calloc: count)                                       */
+  uint64_t aux;    /* alignment, calloc's element size, or realloc's old pointer            */
+} hak_trace_rec_t;
+
 /* ---- static checks: layout comes from sizeof/offsetof, never hand-written numbers ------ */
 
 _Static_assert(HAK_SLABS_PER_SS == 32, "free_mask is 32 bits");
 _Static_assert(sizeof(hak_superslab_t) < HAK_SLAB_SIZE / 4, "header fits in slab 0");
 _Static_assert(HAK_HDR_SIZE == 0 || HAK_HDR_SIZE == 8, "header is one word");
 _Static_assert(sizeof(hak_large_t) <= 128, "large header fits its reserved space");
+
+_Static_assert(sizeof(hak_trace_chunk_t) == sizeof(hak_trace_rec_t), "chunk header: one slot");
+_Static_assert(sizeof(hak_trace_file_t) <= HAK_TRACE_HDR_SIZE, "file header fits");
+_Static_assert(HAK_TRACE_CHUNK % HAK_PAGE_SIZE == 0 && HAK_TRACE_HDR_SIZE % HAK_PAGE_SIZE == 0,
+               "chunks are mapped at page offsets");
 
 #endif /* HAKMEM_TYPES_H */
