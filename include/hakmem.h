@@ -99,6 +99,7 @@ typedef struct hak_config_s {
   int asan;          /* free blocks poisoned for AddressSanitizer */
   size_t tiny_max;   /* largest request served by the tiny classes */
   size_t mid_max;    /* largest request served by slab runs */
+  int checked;       /* HAKMEM_CHECKED: free blocks filled and verified, links protected */
 } hak_config_t;
 
 void hak_config_get(hak_config_t *out);

@@ -277,6 +277,7 @@ hak_api void hak_config_get(hak_config_t *out) {
   out->asan = HAKMEM_ASAN;
   out->tiny_max = HAK_TINY_MAX;
   out->mid_max = HAK_MID_MAX;
+  out->checked = HAKMEM_CHECKED;
 }
 
 hak_api long hak_option_get(const char *name) {

@@ -183,6 +183,9 @@ void hak_process_init(void) {
     return;
   }
   process_init_running = 1;
+#if HAKMEM_CHECKED
+  hak_checked_init(); /* before anything can put a block on a list */
+#endif
   hak_options_init();
   hak_stats_init();
   tc_reset(&tc_global, HAK_TC_GLOBAL);

@@ -165,6 +165,7 @@ void hak_options_print(void) {
   hak_buf_str(&b, HAKMEM_TINY_HEADERLESS ? " headerless" : " header");
   hak_buf_str(&b, HAK_HINT_COMPILED ? " hint" : " nohint");
   hak_buf_str(&b, HAKMEM_DEBUG ? " debug" : "");
+  hak_buf_str(&b, HAKMEM_CHECKED ? " checked" : "");
   hak_buf_str(&b, HAKMEM_ASAN ? " asan" : "");
   hak_buf_str(&b, HAKMEM_OVERRIDE ? " override\n" : " prefixed-api\n");
   for (size_t i = 0; i < NUM_OPTIONS; i++) {
