@@ -144,7 +144,7 @@ static void verify_free(const void *base, const hak_slab_t *m) {
 
 void hak_checked_taken(void *base) {
   verify_free(base, run_of(base));
-  *(uintptr_t *)((uint8_t *)base + HAK_LINK_OFF) = 0;
+  *(void **)((uint8_t *)base + HAK_LINK_OFF) = NULL;
 }
 
 /* ---- invariant walks ------------------------------------------------------------------------- */

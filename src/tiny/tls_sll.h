@@ -18,20 +18,19 @@
  * slab freelist, remote queue). The checked build stores next ^ hak_link_secret ^ base and
  * validates every link it follows (checked.c); the others store next as it is. */
 static inline void hak_link_set(void *base, void *next) {
-  uintptr_t word = (uintptr_t)next;
 #if HAKMEM_CHECKED
-  word ^= hak_link_secret ^ (uintptr_t)base;
+  next = (void *)((uintptr_t)next ^ hak_link_secret ^ (uintptr_t)base);
 #endif
-  *(uintptr_t *)((uint8_t *)base + HAK_LINK_OFF) = word;
+  *(void **)((uint8_t *)base + HAK_LINK_OFF) = next;
 }
 
 /* The decoded link, unchecked: for walks that judge the list themselves. */
 static inline void *hak_link_decode(const void *base) {
-  uintptr_t word = *(const uintptr_t *)((const uint8_t *)base + HAK_LINK_OFF);
+  void *next = *(void *const *)((const uint8_t *)base + HAK_LINK_OFF);
 #if HAKMEM_CHECKED
-  word ^= hak_link_secret ^ (uintptr_t)base;
+  next = (void *)((uintptr_t)next ^ hak_link_secret ^ (uintptr_t)base);
 #endif
-  return (void *)word;
+  return next;
 }
 
 /* The link to follow: fails fast in the checked build unless it is NULL or a free block of the
