@@ -125,7 +125,7 @@ void hak_checked_freed(void *base, unsigned cls, uint32_t stride) {
   size_t n = stride - FILL_OFF;
   if (hak_unlikely(hak_checked_fill_changed((uint8_t *)base + FILL_OFF, n) == n &&
                    hak_checked_link_ok(base, hak_link_decode(base))))
-    hak_fail("double free", base, hak_ss_of(base), (int)cls);
+    hak_fail("double free", (uint8_t *)base + HAK_HDR_SIZE, hak_ss_of(base), (int)cls);
 #endif
   hak_checked_fill(base, cls, stride);
 }
