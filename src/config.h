@@ -9,7 +9,8 @@
  *   HAKMEM_DEBUG_HDRLESS      HAKMEM_DEBUG_HDRLESS       one-shot diagnostic logs
  *   HAKMEM_DEBUG              HAKMEM_DEBUG               hak_assert() checks on
  *   HAKMEM_CHECKED            HAKMEM_CHECKED             hak_assert_expensive() too: fill
- *                                                        patterns, protected links (implies
+ *                                                        patterns, protected links, headerless
+ *                                                        double free (src/checked.c; implies
  *                                                        HAKMEM_DEBUG)
  *   HAKMEM_OVERRIDE           HAKMEM_OVERRIDE            export malloc, free, operator new ...
  *   HAKMEM_SANITIZER=asan     HAKMEM_ASAN                poison free blocks for ASan

@@ -188,6 +188,9 @@ void hak_process_init(void) {
     return;
   }
   process_init_running = 1;
+#if HAKMEM_CHECKED
+  hak_checked_init(); /* before anything can put a block on a list */
+#endif
   hak_options_init();
   hak_trace_open(); /* before anything else can allocate: the trace starts with this call */
   hak_stats_init();

@@ -82,6 +82,22 @@ void hak_write_err(const char *s, size_t n);
 #define hak_log_once_at(tag, ptr, ss, a, b) ((void)0)
 #endif
 
+/* ---- checked.c: fill patterns, protected links, invariant walks (HAKMEM_CHECKED only) ---- */
+
+#define HAK_FREE_FILL 0xDFu /* every byte of a free block past its link word, checked builds */
+#if HAKMEM_CHECKED
+extern uint64_t hak_link_secret; /* per process, set once before the first block is listed */
+void hak_checked_init(void);
+bool hak_checked_link_ok(const void *base, const void *next); /* next: decoded link of base */
+__attribute__((noreturn, cold)) void hak_checked_link_fail(const void *base);
+size_t hak_checked_fill_changed(const void *p, size_t n); /* first byte not the fill, or n */
+void hak_checked_fill(void *base, unsigned cls, uint32_t stride); /* a fresh block, carved */
+void hak_checked_freed(void *base, unsigned cls, uint32_t stride); /* double free? then fill */
+void hak_checked_taken(void *base); /* leaves a TLS SLL: verify the fill, clear the link */
+bool hak_checked_sll_ok(const hak_tcache_t *tc, unsigned cls); /* TLS SLL of cls, full walk */
+bool hak_checked_run_ok(const hak_slab_t *m); /* freelist: carved - used blocks, all intact */
+#endif
+
 /* ---- lock.c (in init.c): slow-path locks ------------------------------------------------ */
 
 void hak_lock(hak_lock_t *l);
@@ -106,6 +122,7 @@ void *hak_os_map_file(int fd, uint64_t off, size_t size); /* MAP_SHARED, or NULL
 void hak_os_unmap_file(void *p, size_t size);
 int hak_os_getpid(void);
 bool hak_os_alive(int pid);
+uint64_t hak_os_entropy(void); /* clocks and pid: seeds, not cryptography */
 
 /* ---- options.c ----------------------------------------------------------------------- */
 

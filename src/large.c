@@ -9,6 +9,8 @@
  * Invariants: a cached mapping stays registered with user == NULL, so a second free of it is a
  * diagnosed double free; it is unregistered before it is unmapped; the cache holds at most
  * HAKMEM_LARGE_CACHE_MB; entries older than the decay are unmapped on the next large call.
+ * Checked builds: a cached mapping holds HAK_FREE_FILL in the page after its header, verified
+ * when the mapping is reused (the rest of a large block is not covered).
  */
 #include <string.h>
 
@@ -79,6 +81,23 @@ static size_t decay_locked(uint64_t now, bool force, size_t budget) {
   return released;
 }
 
+/* ---- checked builds: the fill of a cached mapping ------------------------------------------ */
+
+#if HAKMEM_CHECKED
+#define LARGE_FILL_BYTES HAK_PAGE_SIZE /* map_size > HAK_MID_MAX: always room for it */
+
+static void large_fill(hak_large_t *h) {
+  memset(h->map + HAK_LARGE_HDR, HAK_FREE_FILL, LARGE_FILL_BYTES);
+}
+
+static void large_verify(hak_large_t *h) {
+  uint8_t *p = h->map + HAK_LARGE_HDR;
+  size_t at = hak_checked_fill_changed(p, LARGE_FILL_BYTES);
+  if (hak_unlikely(at != LARGE_FILL_BYTES))
+    hak_fail("free block modified after free (use after free?)", p + at, h, -1);
+}
+#endif
+
 static hak_large_t *cache_take(size_t map_size) {
   hak_large_t *best = NULL, **best_link = NULL;
   for (hak_large_t **link = &cache; *link != NULL; link = &(*link)->next) {
@@ -93,6 +112,9 @@ static hak_large_t *cache_take(size_t map_size) {
   if (best != NULL) {
     *best_link = best->next;
     cache_bytes -= best->map_size;
+#if HAKMEM_CHECKED
+    large_verify(best);
+#endif
   }
   return best;
 }
@@ -149,6 +171,9 @@ void hak_large_free(void *p, hak_large_t *h) {
     return;
   }
   h->freed_ms = now;
+#if HAKMEM_CHECKED
+  large_fill(h);
+#endif
   h->next = cache;
   cache = h;
   cache_bytes += h->map_size;

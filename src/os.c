@@ -167,3 +167,14 @@ bool hak_os_alive(int pid) {
   errno = saved;
   return alive;
 }
+
+/* Bits that differ between processes and runs, for the checked build's link secret: two clocks
+ * and the process id (the caller adds addresses, which ASLR varies). */
+uint64_t hak_os_entropy(void) {
+  struct timespec mono, real;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &real);
+  uint64_t t = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+  return t ^ ((uint64_t)real.tv_nsec << 20) ^ ((uint64_t)real.tv_sec << 40) ^
+         ((uint64_t)getpid() << 32);
+}

@@ -82,6 +82,7 @@ static hak_slab_t *bind_acquire(hak_tcache_t *tc, hak_slab_t *m, int cls, bool c
   }
   hak_check(m->class_idx == cls && m->state == HAK_SLAB_HEAD, "class drift at bind", m->data,
             hak_ss_of(m), m->class_idx);
+  hak_assert_expensive(hak_checked_run_ok(m));
   if (!claimed_owner)
     hak_check(hak_owner_acquire(m, tc), "bind of a run that already has an owner", m->data,
               hak_ss_of(m), cls);

@@ -93,7 +93,11 @@ static uint32_t take_blocks(hak_tcache_t *tc, hak_slab_t *m, hak_sll_t *s, uint3
     n++;
   }
   while (n < want && m->carved < m->capacity) {
-    hak_sll_push(s, m->data + (size_t)m->carved * m->stride);
+    uint8_t *b = m->data + (size_t)m->carved * m->stride;
+#if HAKMEM_CHECKED
+    hak_checked_fill(b, m->class_idx, m->stride); /* so that every listed block has the fill */
+#endif
+    hak_sll_push(s, b);
     m->carved++;
     n++;
   }
@@ -125,6 +129,7 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
     }
   }
   hak_stat_inc(tc->stat[cls].refills);
+  hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
   if (++tc->refills_since_tick >= 64) {
     tc->refills_since_tick = 0;
     hak_superslab_tick();
@@ -166,6 +171,7 @@ void hak_spill_slow(hak_tcache_t *tc, int cls) {
   }
   tc->refill_streak[cls] = 0;
   hak_stat_inc(tc->stat[cls].spills);
+  hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
 }
 
 void hak_sll_flush_all(hak_tcache_t *tc) {
@@ -179,7 +185,7 @@ void hak_sll_flush_all(hak_tcache_t *tc) {
 
 bool hak_sll_validate(const hak_sll_t *s) {
   uint32_t n = 0;
-  for (void *b = s->head; b != NULL; b = hak_link_get(b)) {
+  for (void *b = s->head; b != NULL; b = hak_link_decode(b)) {
     if (((uintptr_t)b & 15) != (16 - HAK_HDR_SIZE) % 16) return false;
     if (++n > s->count) return false; /* longer than its count, or a cycle */
   }

@@ -8,7 +8,9 @@
  *   - header mode: the word at base is HAK_HDR_ALLOC(class) while the block is in use and
  *     HAK_HDR_FREE(class) while it is free, so a free of anything else (a double free, an
  *     interior or foreign pointer) is caught before it reaches a list;
- *   - user pointers are 16-byte aligned in both modes (base == 8 mod 16 with a header).
+ *   - user pointers are 16-byte aligned in both modes (base == 8 mod 16 with a header);
+ *   - checked builds: hak_bridge_in() fills the block with the free pattern (checked.c), after
+ *     diagnosing a headerless double free.
  */
 #ifndef HAKMEM_PTR_BRIDGE_H
 #define HAKMEM_PTR_BRIDGE_H
@@ -45,6 +47,9 @@ static inline bool hak_bridge_in(void *base, unsigned cls, uint32_t stride) {
   uint64_t *hdr = (uint64_t *)base;
   if (hak_unlikely(*hdr != HAK_HDR_ALLOC(cls))) return false;
   *hdr = HAK_HDR_FREE(cls);
+#endif
+#if HAKMEM_CHECKED
+  hak_checked_freed(base, cls, stride); /* headerless double free, then the fill pattern */
 #endif
 #if HAKMEM_ASAN
   /* Poison all but the header and the link word, which the lists still use. */

@@ -39,6 +39,7 @@ uint32_t hak_remote_drain(hak_slab_t *m) {
     hak_link_set(b, m->freelist);
     m->freelist = b;
     n++;
+    hak_assert_expensive(n <= m->used); /* a cycle would never end */
     b = next;
   }
   hak_check(n <= m->used, "remote drain returned more blocks than were out", (void *)head,

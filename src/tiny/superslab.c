@@ -252,6 +252,11 @@ void hak_superslab_release_run(hak_slab_t *head) {
   unsigned idx = (unsigned)(head - ss->slabs);
   int k = head->nslabs;
   hak_assert(head->state == HAK_SLAB_HEAD && head->used == 0);
+  /* Every block is back: the freelist holds all carved blocks, the queue is drained, and its
+   * count is not above zero (a push adds its count after its block lands, so it may be below). */
+  hak_assert_expensive(hak_checked_run_ok(head));
+  hak_assert_expensive(atomic_load_explicit(&head->remote_head, hak_relaxed) == 0 &&
+                       (int32_t)atomic_load_explicit(&head->remote_count, hak_relaxed) <= 0);
   uint64_t now = hak_os_now_ms();
   hak_lock(&ss_lock);
   for (int j = 0; j < k; j++) slab_reset(ss, idx + (unsigned)j);

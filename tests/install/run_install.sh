@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# run_install.sh BUILD_DIR SOURCE_DIR WORK_DIR: installs the build into WORK_DIR/prefix, then
-# builds a consumer with find_package (with and without a version) and with pkg-config, and
-# runs each. Checks the installed files: SOVERSIONed .so, .a, header, .pc, CMake package.
+# run_install.sh BUILD_DIR SOURCE_DIR WORK_DIR [LIB_NAME]: installs the build into
+# WORK_DIR/prefix, then builds a consumer with find_package (with and without a version) and
+# with pkg-config, and runs each. Checks the installed files: SOVERSIONed .so, .a, header, .pc,
+# CMake package. LIB_NAME is the library's name (hakmem, or hakmem_checked ... for a build with
+# HAKMEM_LIB_SUFFIX).
 set -euo pipefail
-build=$1 src=$2 work=$3
+build=$1 src=$2 work=$3 lib=${4:-hakmem}
 rm -rf "$work" && mkdir -p "$work"
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
-libdir=$(dirname "$(find "$prefix" -name 'libhakmem.so.0' | head -n 1)")
-for f in "$libdir/libhakmem.so.0" "$libdir/libhakmem.a" "$prefix/include/hakmem.h" \
+libdir=$(dirname "$(find "$prefix" -name "lib$lib.so.0" | head -n 1)")
+for f in "$libdir/lib$lib.so.0" "$libdir/lib$lib.a" "$prefix/include/hakmem.h" \
          "$libdir/pkgconfig/hakmem.pc" "$libdir/cmake/hakmem/hakmemConfig.cmake" \
          "$libdir/cmake/hakmem/hakmemConfigVersion.cmake"; do
   [[ -e $f ]] || { echo "FAIL: not installed: $f"; exit 1; }
