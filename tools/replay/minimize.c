@@ -39,10 +39,16 @@ static bool same(const outcome_t *a, const outcome_t *b) {
   return a->what[0] == '\0' || strcmp(a->what, b->what) == 0;
 }
 
+/* Lines that are not the fail-fast diagnostic: warnings, one-shot logs ("hakmem: [TAG] ..."),
+ * which a healthy run prints too, and the debug ring's lines ("hakmem:   ring[...]"). */
+static bool not_diagnostic(const char *h) {
+  return strncmp(h + 8, "warning", 7) == 0 || h[8] == '[' || h[8] == ' ';
+}
+
 static void diagnostic_of(const char *err, char *what, size_t size) {
   what[0] = '\0';
   const char *h = strstr(err, "hakmem: ");
-  while (h != NULL && strncmp(h + 8, "warning", 7) == 0)
+  while (h != NULL && not_diagnostic(h))
     h = strstr(h + 8, "hakmem: ");
   if (h == NULL)
     return;
