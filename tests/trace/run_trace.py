@@ -119,7 +119,19 @@ def case_minimize(a):
     r = run([a.replay, small], env=env, check=False)
     if r.returncode != -6 or "hakmem: double free" not in r.stderr:
         fail("minimized trace does not fail the same way: %d %s" % (r.returncode, r.stderr))
-    print("minimize ok: %d -> %s calls, still 'hakmem: double free'" % (n, m["ops"]))
+    # A budget too small for the whole search: the best trace so far, still failing, and said so.
+    cut = os.path.join(d, "cut")
+    r = run([a.replay, "--minimize", "-o", cut, "--budget", "0.05", trace], env=env)
+    if "budget ran out" not in r.stderr:
+        fail("a 0.05 s budget did not run out: %s" % r.stderr)
+    c = info(a, cut)
+    if int(c["double_frees"]) != 1 or int(c["ops"]) > n:
+        fail("the budget-limited trace is not a failing subset: %s" % c)
+    r = run([a.replay, cut], env=env, check=False)
+    if r.returncode != -6 or "hakmem: double free" not in r.stderr:
+        fail("the budget-limited trace does not fail the same way: %d" % r.returncode)
+    print("minimize ok: %d -> %s calls, still 'hakmem: double free'; with a 0.05 s budget %s"
+          % (n, m["ops"], c["ops"]))
 
 
 def decode_alloc_ops(data):

@@ -3,7 +3,7 @@
  *   hakmem-replay [--stats FILE|-] TRACE      replay; exit 0 when clean
  *   hakmem-replay --info TRACE                counts of the trace
  *   hakmem-replay --dump TRACE                one line per call, in order
- *   hakmem-replay --minimize -o OUT [--timeout S] TRACE
+ *   hakmem-replay --minimize -o OUT [--timeout S] [--budget S] TRACE
  *   hakmem-replay --to-corpus OUT TRACE       an alloc_ops fuzz input */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +24,7 @@ __attribute__((constructor(101))) static void ignore_trace_env(void) {
 static void usage(void) {
   fprintf(stderr, "usage: hakmem-replay [--stats FILE|-] TRACE\n"
                   "       hakmem-replay --info TRACE | --dump TRACE\n"
-                  "       hakmem-replay --minimize -o OUT [--timeout SECONDS] TRACE\n"
+                  "       hakmem-replay --minimize -o OUT [--timeout SECONDS] [--budget SECONDS] TRACE\n"
                   "       hakmem-replay --to-corpus OUT TRACE\n");
   exit(2);
 }
@@ -76,7 +76,7 @@ static void notes(const trace_t *t) {
 int main(int argc, char **argv) {
   const char *stats = NULL, *out = NULL, *corpus = NULL, *path = NULL;
   bool want_info = false, want_dump = false, minimize = false;
-  double timeout = 10;
+  double timeout = 10, budget = 600;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     bool has_arg = i + 1 < argc;
@@ -92,6 +92,8 @@ int main(int argc, char **argv) {
       out = argv[++i];
     else if (strcmp(a, "--timeout") == 0 && has_arg)
       timeout = atof(argv[++i]);
+    else if (strcmp(a, "--budget") == 0 && has_arg)
+      budget = atof(argv[++i]);
     else if (strcmp(a, "--to-corpus") == 0 && has_arg)
       corpus = argv[++i];
     else if (a[0] != '-' && path == NULL)
@@ -99,7 +101,7 @@ int main(int argc, char **argv) {
     else
       usage();
   }
-  if (path == NULL || (minimize && out == NULL) || timeout <= 0)
+  if (path == NULL || (minimize && out == NULL) || timeout <= 0 || budget <= 0)
     usage();
   trace_t t;
   if (!trace_load(path, &t))
@@ -115,7 +117,7 @@ int main(int argc, char **argv) {
   if (corpus != NULL)
     return replay_to_corpus(&t, corpus);
   if (minimize)
-    return replay_minimize(&t, path, out, timeout);
+    return replay_minimize(&t, path, out, timeout, budget);
   notes(&t);
   int rc = replay_run(&t, stats);
   if (rc == 0)

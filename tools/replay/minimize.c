@@ -134,6 +134,8 @@ typedef struct minimizer_s {
   bool *cand;    /* scratch                                                                */
   uint8_t *gone; /* per block id: its allocation is not in the candidate                   */
   size_t runs;
+  double deadline; /* now() past it: no more candidates are tried                            */
+  bool out_of_time;
 } minimizer_t;
 
 /* cand = keep minus the kept calls with rank [lo, hi) among the kept, closed over block use.
@@ -160,7 +162,14 @@ static size_t make_candidate(minimizer_t *m, size_t lo, size_t hi) {
   return count;
 }
 
+static double now(void);
+
+/* Past the deadline every candidate counts as passing, so both passes end at once. */
 static bool candidate_fails(minimizer_t *m) {
+  if (now() > m->deadline) {
+    m->out_of_time = true;
+    return false;
+  }
   if (!trace_write(m->tmp, m->t, m->cand))
     exit(2);
   char err[8192];
@@ -219,10 +228,11 @@ static void one_by_one(minimizer_t *m) {
   }
 }
 
-int replay_minimize(const trace_t *t, const char *trace_path, const char *out, double timeout) {
+int replay_minimize(const trace_t *t, const char *trace_path, const char *out, double timeout,
+                    double budget) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.candidate", out);
-  minimizer_t m = {.t = t, .tmp = tmp, .timeout = timeout};
+  minimizer_t m = {.t = t, .tmp = tmp, .timeout = timeout, .deadline = now() + budget};
   char err[8192];
   m.want = run_child(trace_path, timeout, err, sizeof err);
   if (m.want.status == -1 || clean(&m.want)) {
@@ -243,6 +253,9 @@ int replay_minimize(const trace_t *t, const char *trace_path, const char *out, d
   unlink(tmp);
   if (!ok)
     return 2;
+  if (m.out_of_time)
+    fprintf(stderr, "hakmem-replay: the %g s budget ran out: the trace written is the "
+                    "smallest found so far, not a minimum\n", budget);
   printf("hakmem-replay: minimized %zu ops to %zu (%zu replays); fails with %s%s%s\n", t->n,
          kept(&m), m.runs,
          WIFSIGNALED(m.want.status) ? strsignal(WTERMSIG(m.want.status)) : "an exit status",

@@ -51,7 +51,10 @@ bool trace_op_allocates(unsigned op); /* the call returns a new block */
 int replay_run(const trace_t *t, const char *stats_path);
 
 /* minimize.c */
-int replay_minimize(const trace_t *t, const char *trace_path, const char *out, double timeout);
+/* budget: seconds the whole minimization may take; past it the smallest failing trace found
+ * so far is written. */
+int replay_minimize(const trace_t *t, const char *trace_path, const char *out, double timeout,
+                    double budget);
 
 /* corpus.c */
 int replay_to_corpus(const trace_t *t, const char *out);
