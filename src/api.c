@@ -237,18 +237,9 @@ hak_cold void hak_free_traced(void *ptr) {
   hak_free_fast(ptr);
 }
 
-hak_api void *hak_malloc(size_t size) {
-  if (hak_tracing()) return hak_malloc_traced(size);
-  return hak_alloc_fast(size);
-}
+hak_api void *hak_malloc(size_t size) { return hak_malloc_entry(size); }
 
-hak_api void hak_free(void *ptr) {
-  if (hak_tracing()) {
-    hak_free_traced(ptr);
-    return;
-  }
-  hak_free_fast(ptr);
-}
+hak_api void hak_free(void *ptr) { hak_free_entry(ptr); }
 
 /* Records an allocation call that returned p; returns p. */
 static inline void *traced(void *p, enum hak_trace_op op, uint64_t size, uint64_t aux) {

@@ -120,4 +120,21 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
   if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, (int)c);
 }
 
+/* ---- entry points ----------------------------------------------------------------------- */
+
+/* What malloc/hak_malloc and free/hak_free do: one test of the trace flag, then the fast path
+ * (api.c and override.c both inline these). */
+static inline __attribute__((always_inline)) void *hak_malloc_entry(size_t n) {
+  if (hak_tracing()) return hak_malloc_traced(n);
+  return hak_alloc_fast(n);
+}
+
+static inline __attribute__((always_inline)) void hak_free_entry(void *p) {
+  if (hak_tracing()) {
+    hak_free_traced(p);
+    return;
+  }
+  hak_free_fast(p);
+}
+
 #endif /* HAKMEM_FAST_H */

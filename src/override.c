@@ -1,8 +1,8 @@
 /* Exports the glibc allocator surface: malloc, free and friends, the __libc_* entry points
  * glibc uses internally, and the malloc.h extras. Built only with HAKMEM_OVERRIDE.
  *
- * malloc and free inline the fast paths behind one test of hak_tracing() (allocation traces,
- * trace.c); the rest forward to the hak_ API (api.c), which records its own calls. */
+ * malloc and free inline the fast paths behind one test of the trace flag (hak_malloc_entry,
+ * hak_free_entry in fast.h); the rest forward to the hak_ API (api.c), which records its own calls. */
 #include <errno.h>
 #include <malloc.h>
 #include <string.h>
@@ -14,17 +14,8 @@
 #error "override.c is built only with HAKMEM_OVERRIDE"
 #endif
 
-hak_api void *malloc(size_t size) {
-  if (hak_tracing()) return hak_malloc_traced(size);
-  return hak_alloc_fast(size);
-}
-hak_api void free(void *ptr) {
-  if (hak_tracing()) {
-    hak_free_traced(ptr);
-    return;
-  }
-  hak_free_fast(ptr);
-}
+hak_api void *malloc(size_t size) { return hak_malloc_entry(size); }
+hak_api void free(void *ptr) { hak_free_entry(ptr); }
 hak_api void cfree(void *ptr) { free(ptr); }
 hak_api void *calloc(size_t n, size_t size) { return hak_calloc(n, size); }
 hak_api void *realloc(void *ptr, size_t size) { return hak_realloc(ptr, size); }

@@ -36,27 +36,23 @@ static void scenario_encoded(void) {
   R_CHECK(hak_malloc(n) == b && hak_malloc(n) == a, "LIFO order broken");
 }
 
-static void scenario_sll_pointer(void) {
+/* A block at the head of the TLS SLL gets its link word overwritten (with a live block's
+ * address, or 0); the pop that follows it must fail fast. */
+static void overwrite_sll_link(bool with_pointer) {
   r_thread_cache();
   size_t n = r_size_of_class(C_CLASS);
   void *keep = hak_malloc(n), *p = hak_malloc(n);
   R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
   c_free_to_sll_head(p, C_CLASS);
-  *c_link_word(p) = (uintptr_t)keep;
+  *c_link_word(p) = with_pointer ? (uintptr_t)keep : 0;
   void *q = hak_malloc(n);
-  t_fail("the block with the overwritten link was popped: malloc returned %p", q);
+  t_fail("the block with the %s link was popped: malloc returned %p",
+         with_pointer ? "overwritten" : "cleared", q);
 }
 
-static void scenario_sll_zero(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
-  void *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
-  c_free_to_sll_head(p, C_CLASS);
-  *c_link_word(p) = 0;
-  void *q = hak_malloc(n);
-  t_fail("the block with the cleared link was popped: malloc returned %p", q);
-}
+static void scenario_sll_pointer(void) { overwrite_sll_link(true); }
+
+static void scenario_sll_zero(void) { overwrite_sll_link(false); }
 
 static void scenario_freelist(void) {
   r_thread_cache();
