@@ -59,7 +59,8 @@ endif()
 # that tests/regress and the fuzz harnesses can be shown to catch it (tests/planted/run_planted.sh).
 # Never for use outside that proof. The number is what src/config.h compares against.
 set(HAKMEM_PLANT_BUG_NAMES stale_hint sll_userptr registry_late_unregister class_drift
-    magazine_userptr remote_double_drain double_offset)
+    magazine_userptr remote_double_drain double_offset remote_touch_after_push stale_notify
+    orphan_stale_count uncarved_free fork_no_takeover)
 set(HAKMEM_PLANT_BUG "" CACHE STRING "Tests only: compile in one planted bug (${HAKMEM_PLANT_BUG_NAMES})")
 set_property(CACHE HAKMEM_PLANT_BUG PROPERTY STRINGS "" ${HAKMEM_PLANT_BUG_NAMES})
 set(HAKMEM_PLANT_BUG_ID 0)

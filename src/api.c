@@ -53,13 +53,17 @@ hak_noinline void *hak_malloc_slow(size_t n) {
  * the block p lies in. Returns NULL when p is not inside a bound run of a live SuperSlab. */
 static hak_slab_t *slab_in_ss(hak_superslab_t *ss, uintptr_t u, uint8_t **base) {
   if (ss == NULL) return NULL;
-  hak_slab_t *m = &ss->slabs[(u >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-  m = &ss->slabs[m->head];
+  hak_slab_t *m = hak_run_in(ss, u);
   if (m->class_idx >= HAK_NUM_CLASSES) return NULL;
   uint64_t off = (uint64_t)(u - (uintptr_t)m->data);
   if (off >= (uint64_t)m->capacity * m->stride) return NULL;
   *base = m->data + ((off * m->recip) >> HAK_RECIP_SHIFT) * m->stride;
   return m;
+}
+
+/* Whether the block at base has been carved (handed out at least once). */
+static bool block_carved(const hak_slab_t *m, const uint8_t *base) {
+  return (uint64_t)(base - m->data) / m->stride < atomic_load_explicit(&m->carved, hak_relaxed);
 }
 
 /* As slab_in_ss, for a pointer whose region is registered as a SuperSlab (fails fast on a
@@ -102,6 +106,8 @@ hak_noinline void hak_free_slow(void *p) {
   hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
   if (m == NULL) hak_fail(bad_free_reason(u), p, kind ? hak_ss_of(p) : NULL, -1);
   if (base + HAK_HDR_SIZE == (uint8_t *)p) {
+    if (!block_carved(m, base))
+      hak_fail("invalid free (block never allocated)", p, hak_ss_of(p), m->class_idx);
     /* A block's own pointer that the fast path refused: its header is not "in use". */
 #if !HAKMEM_TINY_HEADERLESS
     uint64_t h = *(uint64_t *)base;
@@ -319,10 +325,11 @@ hak_api int hak_owns(const void *ptr) {
   hak_slab_t *m = kind == HAK_REGION_SS ? slab_in_ss(hak_registry_ss_peek(u), u, &base) : NULL;
   if (m == NULL) return 0;
   if (base + HAK_HDR_SIZE != (const uint8_t *)ptr) return aligned_mark_of(ptr, base) != NULL;
+  if (!block_carved(m, base)) return 0;
 #if !HAKMEM_TINY_HEADERLESS
   return *(uint64_t *)base == HAK_HDR_ALLOC(m->class_idx);
 #else
-  return (uint64_t)(base - m->data) / m->stride < m->carved;
+  return 1;
 #endif
 }
 

@@ -16,7 +16,10 @@
  *   HAKMEM_SANITIZER=asan     HAKMEM_ASAN                poison free blocks for ASan
  *   HAKMEM_SANITIZER=tsan     HAKMEM_TSAN                built for ThreadSanitizer
  *   HAKMEM_SANITIZER=fuzz     HAKMEM_ASAN                clang, ASan + UBSan + libFuzzer
- *   HAKMEM_PLANT_BUG=<name>   HAKMEM_PLANT_BUG (1..7)    tests only: one planted bug, below
+ *   HAKMEM_PLANT_BUG=<name>   HAKMEM_PLANT_BUG (1..12)   tests only: one planted bug, below
+ *   (target hakmem_sched)     HAKMEM_SCHED_POINTS        tests only: the schedule points
+ *                                                        (internal.h) call a hook; 0 in
+ *                                                        every library that is installed
  *
  * Run time (environment, read once at process start by options.c; the table of names and
  * defaults lives there and in the README):
@@ -64,6 +67,9 @@
 #ifndef HAKMEM_PLANT_BUG
 #define HAKMEM_PLANT_BUG 0
 #endif
+#ifndef HAKMEM_SCHED_POINTS
+#define HAKMEM_SCHED_POINTS 0
+#endif
 
 /* Planted bugs, for the proof that tests/regress and the fuzz harnesses catch each root cause
  * of the debug playbook. Numbered as HAKMEM_PLANT_BUG_NAMES in cmake/Options.cmake; a normal
@@ -75,6 +81,11 @@
 #define HAK_PLANT_magazine_userptr 5         /* spill stores user pointers on the freelist  */
 #define HAK_PLANT_remote_double_drain 6      /* drain leaves the remote queue in place      */
 #define HAK_PLANT_double_offset 7            /* aligned free skips the bridge offset        */
+#define HAK_PLANT_remote_touch_after_push 8  /* a remote free reads its run after the push  */
+#define HAK_PLANT_stale_notify 9             /* notify target read before the notify CAS    */
+#define HAK_PLANT_orphan_stale_count 10      /* orphan count read before the last drain     */
+#define HAK_PLANT_uncarved_free 11           /* free accepts a block never carved           */
+#define HAK_PLANT_fork_no_takeover 12        /* fork child leaves other threads' runs       */
 #define HAK_PLANTED(name) (HAKMEM_PLANT_BUG == HAK_PLANT_##name)
 
 /* The hint box exists only where free has to find the SuperSlab without a header. */

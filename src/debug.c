@@ -186,3 +186,9 @@ void hak_log_once(_Atomic(int) *site, const char *tag, const void *ptr, const vo
   hak_buf_str(&b, "\n");
   hak_write_err(buf, (size_t)(b.p - buf));
 }
+
+/* ---- schedule points ------------------------------------------------------------------------ */
+
+#if HAKMEM_SCHED_POINTS
+_Atomic(hak_sched_hook_t) hak_sched_hook; /* set by tests (tests/support/hak_sched.h) */
+#endif

@@ -65,21 +65,23 @@ static inline void *hak_alloc_fast(size_t n) {
 
 /* ---- free ----------------------------------------------------------------------------------- */
 
-/* The slab run holding p, or NULL when p is not exactly a block's user pointer in a bound run
- * of a registered SuperSlab (the slow path then sorts out large blocks, aligned blocks and
- * invalid pointers). *hit reports a hint-box hit. */
+/* The slab run holding p, or NULL when p is not exactly the user pointer of a carved block in
+ * a bound run of a registered SuperSlab (the slow path then sorts out large blocks, aligned
+ * blocks and invalid pointers). *hit reports a hint-box hit. */
 static inline hak_slab_t *hak_slab_of_block(uintptr_t u, hak_tcache_t *tc, bool *hit) {
   uintptr_t ssa = u & ~(uintptr_t)HAK_SS_MASK;
   *hit = hak_hint_hit(tc, ssa);
   hak_superslab_t *ss = (hak_superslab_t *)ssa;
   if (!*hit && hak_unlikely((ss = hak_registry_ss(u)) == NULL)) return NULL;
-  hak_slab_t *m = &ss->slabs[(u >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-#if !HAK_PLANTED(class_drift) /* planted bug: class and geometry of the pointer's own slab */
-  m = &ss->slabs[m->head];
-#endif
+  hak_slab_t *m = hak_run_in(ss, u);
   if (hak_unlikely(m->class_idx >= HAK_NUM_CLASSES)) return NULL;
   uint64_t off = (uint64_t)(u - HAK_HDR_SIZE - (uintptr_t)m->data);
-  if (hak_unlikely(off >= (uint64_t)m->capacity * m->stride)) return NULL;
+#if HAK_PLANTED(uncarved_free) /* planted bug: a block never carved passes */
+  uint64_t limit = m->capacity;
+#else
+  uint64_t limit = atomic_load_explicit(&m->carved, hak_relaxed); /* carved before it left */
+#endif
+  if (hak_unlikely(off >= limit * m->stride)) return NULL;
   uint64_t idx = (off * m->recip) >> HAK_RECIP_SHIFT;
   if (hak_unlikely(idx * m->stride != off)) return NULL;
   return m;

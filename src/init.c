@@ -5,13 +5,15 @@
  * - A pthread key destructor flushes the cache and orphans the thread's slabs. After it, the
  *   thread is on hak_tc_dead: its frees go to the remote queues, its allocations (from later
  *   key destructors) to one global cache under a lock. Nothing is re-registered or leaked.
- * - fork(): every global lock is taken before and released after, in parent and child; a
- *   traced child switches to a trace file of its own.
+ * - fork(): every global lock is taken before and released after, in parent and child; the
+ *   child takes over the caches and runs of the parent's other threads; a traced child switches
+ *   to a trace file of its own.
  * - Caches are never unmapped, only recycled: a late remote notify to an exited thread's cache
  *   writes to valid memory (adopt.c closes the notify stack of an exiting cache).
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -55,12 +57,14 @@ static uint32_t initial_cap(int cls) {
   return (uint32_t)(cap < 2 ? 2 : cap > 64 ? 64 : cap);
 }
 
+/* The notify word is left to atomics: a late delivery may still look at a recycled cache (it
+ * finds the stack closed until the cache is reset, then open). */
 static void tc_reset(hak_tcache_t *tc, int state) {
-  hak_tcache_t *all_next = tc->all_next;
-  memset(tc, 0, sizeof(*tc));
-  tc->all_next = all_next;
+  memset(tc, 0, offsetof(hak_tcache_t, notify));
+  atomic_store_explicit(&tc->notify, NULL, memory_order_release);
   for (int c = 0; c < HAK_NUM_CLASSES; c++) tc->sll[c].cap = initial_cap(c);
   tc->state = state;
+  tc->free_next = NULL;
 }
 
 /* A cache for a new thread, reset under the list lock so hak_stats_get() never reads a cache
@@ -106,11 +110,13 @@ void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg) {
 /* ---- thread exit --------------------------------------------------------------------------- */
 
 void hak_thread_done(hak_tcache_t *tc) {
+  hak_tc_busy_enter(tc);
   hak_ring_event("thread_exit", tc, 0);
   hak_sll_flush_all(tc);
-  hak_orphan_slabs(tc);
+  hak_owner_exit(tc);
   hak_stats_retire(tc);
   hak_gstat_add(HAK_G_THREADS_EXITED, 1);
+  hak_tc_busy_leave(tc);
 }
 
 static void thread_exit(void *arg) {
@@ -169,11 +175,37 @@ static void fork_release(void) {
   hak_unlock(&tc_global_lock);
 }
 
-/* The child keeps only the forking thread; caches of the others stay owned by them and are
- * never touched again (blocks they held leak in the child, bounded by what they held). */
+/* The child is single-threaded: the caches of the parent's other threads have no thread any
+ * more, so the child does for each what its thread would have done at exit (flush, orphan its
+ * runs, recycle it); their blocks come back to the child's frees and adoptions. A cache that was
+ * inside a slow path at the fork may be half-way through a move and is left as it is (its
+ * blocks leak in the child, as do blocks another thread was freeing or delivering). A TLS SLL
+ * is walked by its links, never trusted for its count: its thread may have been between the two
+ * stores of a push or pop. */
+static void take_over(hak_tcache_t *tc) {
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+    uint32_t n = 0;
+    for (void *b = tc->sll[c].head; b != NULL; b = hak_link_decode(b)) n++;
+    tc->sll[c].count = n;
+  }
+  hak_thread_done(tc);
+  tc->state = HAK_TC_DEAD;
+  tc_recycle(tc);
+}
+
 static void fork_child(void) {
   fork_release();
   if (hak_tracing()) hak_trace_fork_child();
+#if HAK_PLANTED(fork_no_takeover) /* planted bug: the other threads' caches are left behind */
+  return;
+#endif
+  hak_tcache_t *mine = hak_tc, *next;
+  for (hak_tcache_t *tc = tc_all_list; tc != NULL; tc = next) {
+    next = tc->all_next;
+    if (tc != mine && tc->state == HAK_TC_LIVE &&
+        atomic_load_explicit(&tc->busy, hak_relaxed) == 0)
+      take_over(tc);
+  }
 }
 
 /* ---- process start ----------------------------------------------------------------------- */

@@ -98,6 +98,32 @@ bool hak_checked_sll_ok(const hak_tcache_t *tc, unsigned cls); /* TLS SLL of cls
 bool hak_checked_run_ok(const hak_slab_t *m); /* freelist: carved - used blocks, all intact */
 #endif
 
+/* ---- schedule points (HAKMEM_SCHED_POINTS builds, tests only) ----------------------------- */
+
+/* A named hook at every cross-thread window, through which a test parks one thread while
+ * others go on (tests/support/hak_sched.h). Shipped builds compile every point to nothing. */
+enum hak_sched_point {
+  HAK_SP_BEFORE_PUSH,    /* a remote free about to decide: push, notify or claim           */
+  HAK_SP_AFTER_PUSH,     /* a remote free's CAS landed: the run may go away from here on   */
+  HAK_SP_BEFORE_DELIVER, /* a remote free took the notification, the block not delivered  */
+  HAK_SP_DRAIN,          /* a drain took the stack, its blocks not yet on the freelist     */
+  HAK_SP_ORPHAN_PUBLISH, /* an exiting owner gave up the owner word, not yet the run       */
+  HAK_SP_BEFORE_RELEASE, /* a run is about to go back to its SuperSlab                     */
+  HAK_SP_BEFORE_UNMAP,   /* an empty SuperSlab is about to be unmapped                     */
+  HAK_SP_COUNT
+};
+#if HAKMEM_SCHED_POINTS
+typedef void (*hak_sched_hook_t)(enum hak_sched_point point, const void *obj);
+extern _Atomic(hak_sched_hook_t) hak_sched_hook;
+#define hak_sched_point(point, obj)                                             \
+  do {                                                                          \
+    hak_sched_hook_t hook_ = atomic_load_explicit(&hak_sched_hook, hak_relaxed); \
+    if (hook_ != NULL) hook_((point), (obj));                                   \
+  } while (0)
+#else
+#define hak_sched_point(point, obj) ((void)0)
+#endif
+
 /* ---- lock.c (in init.c): slow-path locks ------------------------------------------------ */
 
 void hak_lock(hak_lock_t *l);
@@ -151,6 +177,17 @@ void hak_thread_done(hak_tcache_t *tc); /* flush and orphan; tc must not be in u
 /* The cache a slow path must use: the thread's own, or the locked global one. */
 hak_tcache_t *hak_tc_acquire(void);
 void hak_tc_release(hak_tcache_t *tc);
+/* Marks a cache inside a slow path that moves blocks: a fork child leaves such a cache alone
+ * (its blocks and runs may be half-way between lists). Same-thread counter; the compiler
+ * fence keeps the mark before the moves it covers. */
+static inline void hak_tc_busy_enter(hak_tcache_t *tc) {
+  atomic_store_explicit(&tc->busy, atomic_load_explicit(&tc->busy, hak_relaxed) + 1, hak_relaxed);
+  atomic_signal_fence(memory_order_seq_cst);
+}
+static inline void hak_tc_busy_leave(hak_tcache_t *tc) {
+  atomic_signal_fence(memory_order_seq_cst);
+  atomic_store_explicit(&tc->busy, atomic_load_explicit(&tc->busy, hak_relaxed) - 1, hak_relaxed);
+}
 void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg);
 
 /* ---- stats.c ---------------------------------------------------------------------------- */
@@ -194,6 +231,20 @@ void hak_superslab_unlock_all(void);
 static inline hak_superslab_t *hak_ss_of(const void *p) {
   return (hak_superslab_t *)((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK);
 }
+/* Pointer -> its run: the head slab of the run holding address p of SuperSlab ss. The one
+ * place this is computed; meaningful while p lies in a bound run (a block that is out pins its
+ * run), a slab index otherwise. */
+static inline hak_slab_t *hak_run_in(hak_superslab_t *ss, uintptr_t p) {
+  hak_slab_t *m = &ss->slabs[(p >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
+#if HAK_PLANTED(class_drift) /* planted bug: class and geometry of the pointer's own slab */
+  return m;
+#else
+  return &ss->slabs[m->head];
+#endif
+}
+static inline hak_slab_t *hak_run_of(const void *p) {
+  return hak_run_in(hak_ss_of(p), (uintptr_t)p);
+}
 int hak_run_slabs_for(int cls);
 uint32_t hak_stride_of(int cls);
 
@@ -203,22 +254,19 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls); /* refills the SLL, returns on
 void hak_spill_slow(hak_tcache_t *tc, int cls);   /* spills the SLL down to half its cap */
 void hak_sll_flush_all(hak_tcache_t *tc);         /* empties every SLL back to slabs */
 void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base); /* owner frees one */
-void hak_owned_push(hak_tcache_t *tc, hak_slab_t *m, uint8_t list);
-void hak_owned_remove(hak_tcache_t *tc, hak_slab_t *m);
-void hak_owned_release_run(hak_tcache_t *tc, hak_slab_t *m);
 
-/* ---- tiny/remote_queue.c: Box 2 ------------------------------------------------------- */
+/* ---- tiny/remote_queue.c: Box 2 (tiny/remote_queue.h) --------------------------------------- */
 
-/* Returns true when the queue was empty before (the caller notifies); *count_after is the
- * queue's count including this block. */
-bool hak_remote_push_mt(hak_slab_t *m, void *base, uint32_t *count_after);
-uint32_t hak_remote_drain(hak_slab_t *m);              /* owner only; blocks drained */
+/* ---- tiny/owner.c: Box 3, the run life cycle ------------------------------------------------ */
 
-/* ---- tiny/owner.c: Box 3 ------------------------------------------------------------------ */
-
-bool hak_owner_acquire(hak_slab_t *m, hak_tcache_t *tc); /* CAS NULL -> tc */
-void hak_owner_release(hak_slab_t *m, hak_tcache_t *tc); /* CAS tc -> NULL, must hold */
-bool hak_owner_transfer(hak_slab_t *m, hak_tcache_t *from, hak_tcache_t *to);
+hak_slab_t *hak_run_bind(hak_tcache_t *tc, hak_slab_t *m, int cls); /* held alone -> OWNED */
+hak_slab_t *hak_run_fresh(hak_tcache_t *tc, int cls);               /* FREE -> OWNED */
+bool hak_run_fill(hak_tcache_t *tc, hak_slab_t *m);   /* OWNED -> FULL unless blocks queue */
+void hak_run_unfull(hak_tcache_t *tc, hak_slab_t *m); /* FULL -> OWNED */
+void hak_run_release(hak_tcache_t *tc, hak_slab_t *m); /* OWNED, empty -> FREE */
+void hak_run_orphan(hak_tcache_t *tc, hak_slab_t *m);  /* -> ORPHANED/PUBLISHED (or FREE) */
+void hak_run_release_claimed(hak_slab_t *m);           /* CLAIMED -> FREE */
+void hak_owner_exit(hak_tcache_t *tc); /* closes the notify stack, orphans every run */
 static inline hak_tcache_t *hak_owner_of(const hak_slab_t *m) {
   return atomic_load_explicit((_Atomic(hak_tcache_t *) *)&m->owner, memory_order_acquire);
 }
@@ -227,11 +275,10 @@ static inline hak_tcache_t *hak_owner_of(const hak_slab_t *m) {
 
 /* hint_hit: the hint box resolved the SuperSlab (counted with the free). */
 void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc, bool hint_hit);
-void hak_notify_mt(hak_slab_t *m);
+bool hak_adopt_publish(hak_slab_t *m, uint32_t used); /* false: blocks queued, drain again */
 hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls);
-hak_slab_t *hak_fresh_run(hak_tcache_t *tc, int cls);
-void hak_orphan_slabs(hak_tcache_t *tc);
-void hak_notify_collect(hak_tcache_t *tc);
+void hak_notify_collect(hak_tcache_t *tc);                 /* the owner takes its deliveries */
+void hak_notify_collect_chain(hak_tcache_t *tc, void *b); /* ... from a chain it took */
 void hak_adopt_lock_all(void);
 void hak_adopt_unlock_all(void);
 

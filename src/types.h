@@ -74,22 +74,21 @@ struct hak_slab_s {
   uint64_t recip;             /* ceil(2^HAK_RECIP_SHIFT / stride)                           */
   uint32_t stride;            /* bytes per block, multiple of 16                            */
   uint32_t capacity;          /* blocks in the run                                          */
-  uint32_t used;              /* blocks out of the slab (in use or in a TLS SLL); owner     */
-  uint32_t carved;            /* blocks carved so far, <= capacity; owner                   */
+  uint32_t used;              /* blocks out of the run (in use, in a TLS SLL, in a remote
+                                 queue or on their way to one); owner only                  */
+  _Atomic(uint32_t) carved;   /* blocks carved so far, <= capacity; written by the owner,
+                                 read by any free (relaxed: a block reaches another thread
+                                 only after its carving)                                    */
   uint8_t class_idx;          /* < HAK_NUM_CLASSES once bound, HAK_CLASS_NONE when free     */
   uint8_t head;               /* index of the run's head slab (own index for a head)        */
   uint8_t nslabs;             /* slabs in the run (head only)                               */
   uint8_t state;              /* enum hak_slab_state; SuperSlab lock                        */
   uint8_t list;               /* enum hak_slab_list: which list next/prev link into         */
   uint8_t pad_[3];
-  _Atomic(hak_tcache_t *) owner; /* Box 3: changes only by CAS in owner.c; NULL = orphan    */
-  /* Cross-thread line: written by remote frees. */
-  _Alignas(HAK_CACHE_LINE) _Atomic(uintptr_t) remote_head; /* Box 2 MPSC stack of bases     */
-  _Atomic(uint32_t) remote_count; /* blocks pushed since the last drain                     */
-  _Atomic(uint32_t) notified;     /* 1 while on a notify stack or the published list        */
-  _Atomic(uint32_t) orphan_used;  /* used while published (frozen: no owner), else 0          */
-  hak_slab_t *notify_next;        /* link on a thread's notify stack                        */
-  hak_slab_t *next, *prev;        /* owner's partial/full list, or the published list       */
+  _Atomic(hak_tcache_t *) owner; /* Box 3: changes only in owner.c; NULL = no owner         */
+  hak_slab_t *next, *prev;    /* owner's partial/full list, or the published list           */
+  /* Cross-thread line: the one word other threads write (remote_queue.c has its format). */
+  _Alignas(HAK_CACHE_LINE) _Atomic(uintptr_t) remote;
 };
 
 /* ---- SuperSlab ----------------------------------------------------------------------- */
@@ -145,14 +144,20 @@ struct hak_tcache_s {
   hak_tstat_t stat[HAK_NUM_CLASSES];
   hak_tevents_t ev;
   hak_slab_t *partial[HAK_NUM_CLASSES]; /* owned runs that may have free blocks             */
-  hak_slab_t *full[HAK_NUM_CLASSES];    /* owned runs with none (remote frees notify)       */
+  hak_slab_t *full[HAK_NUM_CLASSES];    /* owned runs with none (armed: remote frees notify) */
   uint32_t refill_streak[HAK_NUM_CLASSES]; /* refills since the last spill (ACE)            */
   uint32_t refills_since_tick;          /* the decay clock is read every 64 refills          */
-  _Atomic(hak_slab_t *) notify;         /* MPSC stack of owned slabs with new remote frees  */
+  _Atomic(uint32_t) busy;               /* inside a slow path that moves blocks (fork reads) */
+  /* MPSC stack of blocks delivered by remote frees into this cache's armed (full) runs,
+   * linked at HAK_LINK_OFF; HAK_NOTIFY_CLOSED once the thread has exited. Each block pins its
+   * run (it counts in the run's used) until the owner collects it. */
+  _Atomic(void *) notify;
   int state;                            /* enum hak_tc_state                                */
   hak_tcache_t *all_next;               /* list of every cache; tcache lock                 */
   hak_tcache_t *free_next;              /* recycled caches; tcache lock                     */
 };
+
+#define HAK_NOTIFY_CLOSED ((void *)1)
 
 /* ---- large allocations ---------------------------------------------------------------- */
 

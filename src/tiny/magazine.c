@@ -1,63 +1,26 @@
-/* Refill / magazine: batch moves between a thread's TLS SLLs and the slab runs it owns, and the
- * owner's lists of those runs (partial: may have free blocks; full: none left).
+/* Refill / magazine: batch moves between a thread's TLS SLLs and the slab runs it owns (the
+ * owner's lists of those runs, partial and full, and their transitions are owner.c's).
  *
  * Boundary: hak_refill_slow() when a TLS SLL is empty, hak_spill_slow() when one is above its
  * capacity, hak_sll_flush_all() at thread exit. Only the owning thread calls them.
  *
  * Invariants:
  *   - no block is both in a TLS SLL and a slab freelist: a block moves by one pop and one push;
- *   - used counts blocks out of a run (in use or in a TLS SLL) and balances after every move:
- *     refill adds what it moves, spill and drain subtract what they return;
+ *   - used counts blocks out of a run (in use, in a TLS SLL, queued or delivered remotely) and
+ *     balances after every move: refill adds what it moves, spill and drain subtract what they
+ *     return;
  *   - every list holds base pointers (asserted at each push and pop in debug builds);
- *   - a run is on exactly one of its owner's lists; at most one empty run per class stays on
- *     the partial list as a spare: a free that empties a run releases it (after it leaves the
- *     owner's notify stack) unless it is the only partial run, and a run moving to the head
- *     releases an empty one it displaces. A notified full run moving back (adopt.c) may leave
- *     the spare beside it.
+ *   - at most one empty run per class stays on the partial list as a spare: a free that empties
+ *     a run releases it unless it is the only partial run, and a run moving to the head
+ *     releases an empty one it displaces;
+ *   - an exhausted run is armed and moved to the full list (hak_run_fill) only when nothing is
+ *     queued for it; it comes back with the next local free or delivered block.
  * ACE (HAKMEM_ACE_ENABLED): a class that refills four times without a spill doubles its TLS
  * capacity, up to about 256 KiB of blocks.
  */
 #include "../internal.h"
+#include "remote_queue.h"
 #include "tls_sll.h"
-
-/* ---- the owner's run lists ----------------------------------------------------------------- */
-
-static hak_slab_t **owned_list(hak_tcache_t *tc, hak_slab_t *m) {
-  return m->list == HAK_LIST_FULL ? &tc->full[m->class_idx] : &tc->partial[m->class_idx];
-}
-
-void hak_owned_push(hak_tcache_t *tc, hak_slab_t *m, uint8_t list) {
-  m->list = list;
-  hak_slab_t **head = owned_list(tc, m);
-  m->prev = NULL;
-  m->next = *head;
-  if (*head) (*head)->prev = m;
-  *head = m;
-}
-
-void hak_owned_remove(hak_tcache_t *tc, hak_slab_t *m) {
-  hak_assert(m->list == HAK_LIST_PARTIAL || m->list == HAK_LIST_FULL);
-  hak_slab_t **head = owned_list(tc, m);
-  if (m->prev) m->prev->next = m->next; else *head = m->next;
-  if (m->next) m->next->prev = m->prev;
-  m->next = m->prev = NULL;
-  m->list = HAK_LIST_NONE;
-}
-
-static hak_slab_t *run_of_base(const void *base) {
-  hak_superslab_t *ss = hak_ss_of(base);
-  hak_slab_t *m = &ss->slabs[((uintptr_t)base >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-  return &ss->slabs[m->head];
-}
-
-/* Releases an empty run this thread owns back to its SuperSlab. */
-void hak_owned_release_run(hak_tcache_t *tc, hak_slab_t *m) {
-  hak_assert(m->used == 0);
-  if (atomic_load_explicit(&m->notified, memory_order_acquire)) hak_notify_collect(tc);
-  hak_owned_remove(tc, m);
-  hak_owner_release(m, tc);
-  hak_superslab_release_run(m);
-}
 
 /* ---- refill -------------------------------------------------------------------------------- */
 
@@ -80,7 +43,7 @@ static void ace_on_refill(hak_tcache_t *tc, int cls) {
 /* Moves up to want blocks of run m (remote frees first, then its freelist, then uncarved
  * space) onto the SLL. */
 static uint32_t take_blocks(hak_tcache_t *tc, hak_slab_t *m, hak_sll_t *s, uint32_t want) {
-  if (atomic_load_explicit(&m->remote_head, hak_relaxed)) {
+  if (atomic_load_explicit(&m->remote, hak_relaxed) & HAK_RQ_PTR_MASK) {
     uint32_t n = hak_remote_drain(m);
     hak_stat_inc(tc->stat[m->class_idx].remote_drains);
     hak_stat_add(tc->stat[m->class_idx].drained_blocks, n);
@@ -92,25 +55,29 @@ static uint32_t take_blocks(hak_tcache_t *tc, hak_slab_t *m, hak_sll_t *s, uint3
     hak_sll_push(s, b);
     n++;
   }
-  while (n < want && m->carved < m->capacity) {
-    uint8_t *b = m->data + (size_t)m->carved * m->stride;
+  uint32_t carved = atomic_load_explicit(&m->carved, hak_relaxed);
+  while (n < want && carved < m->capacity) {
+    uint8_t *b = m->data + (size_t)carved * m->stride;
 #if HAKMEM_CHECKED
     hak_checked_fill(b, m->class_idx, m->stride); /* so that every listed block has the fill */
 #endif
     hak_sll_push(s, b);
-    m->carved++;
+    carved++;
     n++;
   }
+  /* Published before any of these blocks can leave the thread (the free check reads it). */
+  atomic_store_explicit(&m->carved, carved, hak_relaxed);
   m->used += n;
-  hak_assert(m->used <= m->carved && m->carved <= m->capacity);
+  hak_assert(m->used <= carved && carved <= m->capacity);
   return n;
 }
 
 static bool run_exhausted(const hak_slab_t *m) {
-  return m->freelist == NULL && m->carved == m->capacity;
+  return m->freelist == NULL && atomic_load_explicit(&m->carved, hak_relaxed) == m->capacity;
 }
 
 void *hak_refill_slow(hak_tcache_t *tc, int cls) {
+  hak_tc_busy_enter(tc);
   if (atomic_load_explicit(&tc->notify, hak_relaxed) != NULL) hak_notify_collect(tc);
   ace_on_refill(tc, cls);
   hak_sll_t *s = &tc->sll[cls];
@@ -120,13 +87,13 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
   while (got == 0) {
     hak_slab_t *m = tc->partial[cls];
     if (m == NULL && hak_opt.ss_adopt) m = hak_adopt_slow(tc, cls);
-    if (m == NULL) m = hak_fresh_run(tc, cls);
-    if (m == NULL) return NULL;
-    got = take_blocks(tc, m, s, want);
-    if (run_exhausted(m)) {
-      hak_owned_remove(tc, m);
-      hak_owned_push(tc, m, HAK_LIST_FULL);
+    if (m == NULL) m = hak_run_fresh(tc, cls);
+    if (m == NULL) {
+      hak_tc_busy_leave(tc);
+      return NULL;
     }
+    got = take_blocks(tc, m, s, want);
+    if (run_exhausted(m)) hak_run_fill(tc, m);
   }
   hak_stat_inc(tc->stat[cls].refills);
   hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
@@ -135,6 +102,7 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
     hak_superslab_tick();
   }
   hak_ring_event("refill", tc, (uintptr_t)cls << 32 | got);
+  hak_tc_busy_leave(tc);
   return hak_sll_pop(s);
 }
 
@@ -150,21 +118,21 @@ void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base) {
   m->freelist = base;
   m->used--;
   if (m->list == HAK_LIST_FULL) {
-    hak_owned_remove(tc, m);
-    hak_owned_push(tc, m, HAK_LIST_PARTIAL);
+    hak_run_unfull(tc, m);
     /* The run it displaced from the head may be empty: one spare is enough. */
-    if (m->next != NULL && m->next->used == 0) hak_owned_release_run(tc, m->next);
+    if (m->next != NULL && m->next->used == 0) hak_run_release(tc, m->next);
   }
   /* An empty run is kept only while it is the class's only partial run. */
-  if (m->used == 0 && (m->prev != NULL || m->next != NULL)) hak_owned_release_run(tc, m);
+  if (m->used == 0 && (m->prev != NULL || m->next != NULL)) hak_run_release(tc, m);
 }
 
 void hak_spill_slow(hak_tcache_t *tc, int cls) {
+  hak_tc_busy_enter(tc);
   hak_sll_t *s = &tc->sll[cls];
   uint32_t target = s->cap / 2;
   while (s->count > target) {
     void *b = hak_sll_pop(s);
-    hak_slab_t *m = run_of_base(b);
+    hak_slab_t *m = hak_run_of(b);
     hak_check(m->class_idx == cls, "TLS SLL holds a block of another class", b, hak_ss_of(b),
               cls);
     hak_slab_give_back(tc, m, b);
@@ -172,13 +140,14 @@ void hak_spill_slow(hak_tcache_t *tc, int cls) {
   tc->refill_streak[cls] = 0;
   hak_stat_inc(tc->stat[cls].spills);
   hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
+  hak_tc_busy_leave(tc);
 }
 
 void hak_sll_flush_all(hak_tcache_t *tc) {
   for (int c = 0; c < HAK_NUM_CLASSES; c++) {
     hak_sll_t *s = &tc->sll[c];
     void *b;
-    while ((b = hak_sll_pop(s)) != NULL) hak_slab_give_back(tc, run_of_base(b), b);
+    while ((b = hak_sll_pop(s)) != NULL) hak_slab_give_back(tc, hak_run_of(b), b);
     hak_assert(s->count == 0);
   }
 }

@@ -19,12 +19,14 @@
 #include <sanitizer/asan_interface.h>
 #endif
 #include "registry.h"
+#include "remote_queue.h"
 
 #define SS_ALL_FREE 0xFFFFFFFFu
 #define SS_RESERVE_COUNT 4  /* SuperSlabs mapped at once, to keep system calls rare */
 #define SS_KEEP_EMPTY 4     /* empty SuperSlabs kept mapped (purged) after the decay */
-/* An empty SuperSlab stays mapped at least this long (it may be purged sooner), so a thread
- * that lost a race on one of its runs' owner word never touches unmapped memory. */
+/* An empty SuperSlab stays mapped at least this long (it may be purged sooner) when more than
+ * SS_KEEP_EMPTY are empty: a memory policy (a program that frees and allocates in waves keeps
+ * its regions), never what makes an access safe; forced trim ignores it. */
 #define SS_UNMAP_GRACE_MS 1000
 
 _Atomic(uint64_t) hak_ss_release_epoch = 1;
@@ -75,20 +77,18 @@ static void ss_list_remove(hak_superslab_t *ss) {
 static void slab_reset(hak_superslab_t *ss, unsigned i) {
   hak_slab_t *m = &ss->slabs[i];
   hak_assert(atomic_load_explicit(&m->owner, hak_relaxed) == NULL);
-  hak_assert(atomic_load_explicit(&m->remote_head, hak_relaxed) == 0);
+  hak_assert((atomic_load_explicit(&m->remote, hak_relaxed) & ~HAK_RQ_NOTIFY) == 0);
   m->freelist = NULL;
   m->data = NULL;
   m->recip = 0;
-  m->stride = m->capacity = m->used = m->carved = 0;
+  m->stride = m->capacity = m->used = 0;
+  atomic_store_explicit(&m->carved, 0, hak_relaxed);
+  atomic_store_explicit(&m->remote, 0, hak_relaxed);
   m->class_idx = HAK_CLASS_NONE;
   m->head = (uint8_t)i;
   m->nslabs = 0;
   m->state = HAK_SLAB_FREE;
   m->list = HAK_LIST_NONE;
-  /* remote_count is not reset: a push adds its count after its block is in the queue, so a
-   * drain may take the block first and the count is balanced only over the queue's whole life
-   * (zeroing it here would lose a late add and leave the next binding's count one too high). */
-  atomic_store_explicit(&m->orphan_used, 0, hak_relaxed);
   m->next = m->prev = NULL;
 }
 
@@ -119,8 +119,16 @@ static hak_superslab_t *ss_new(void) {
   return ss;
 }
 
+/* Why nobody can touch ss after this: every slab is free, so every run of it was released, and
+ * a run is released only by a thread that knew every block was back (owner.c): no block of ss
+ * is in use, in a TLS SLL, in a remote queue or on a notify stack, and no remote free still has
+ * an access to make (its CAS was its last). No owner list, published list or hint can lead a
+ * thread here either: released runs are on no list, and a hint is checked against the release
+ * epoch bumped below before it is followed. Only a free of a pointer that was never valid can
+ * still come, and the registry, cleared first, turns it away without touching ss. */
 static void ss_unmap(hak_superslab_t *ss) {
   hak_assert(ss->free_mask == SS_ALL_FREE);
+  hak_sched_point(HAK_SP_BEFORE_UNMAP, ss);
 #if !HAK_PLANTED(registry_late_unregister) /* planted bug: left registered after the unmap */
   hak_registry_clear((uintptr_t)ss);
 #endif
@@ -175,7 +183,8 @@ static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
   m->stride = stride;
   m->capacity = (uint32_t)(((size_t)k * HAK_SLAB_SIZE - off) / stride);
   m->recip = (((uint64_t)1 << HAK_RECIP_SHIFT) + stride - 1) / stride;
-  m->used = m->carved = 0;
+  m->used = 0;
+  atomic_store_explicit(&m->carved, 0, hak_relaxed);
   m->freelist = NULL;
   m->nslabs = (uint8_t)k;
   m->state = HAK_SLAB_HEAD;
@@ -252,11 +261,8 @@ void hak_superslab_release_run(hak_slab_t *head) {
   unsigned idx = (unsigned)(head - ss->slabs);
   int k = head->nslabs;
   hak_assert(head->state == HAK_SLAB_HEAD && head->used == 0);
-  /* Every block is back: the freelist holds all carved blocks, the queue is drained, and its
-   * count is not above zero (a push adds its count after its block lands, so it may be below). */
+  /* Every block is back: the freelist holds all carved blocks and the queue is drained. */
   hak_assert_expensive(hak_checked_run_ok(head));
-  hak_assert_expensive(atomic_load_explicit(&head->remote_head, hak_relaxed) == 0 &&
-                       (int32_t)atomic_load_explicit(&head->remote_count, hak_relaxed) <= 0);
   uint64_t now = hak_os_now_ms();
   hak_lock(&ss_lock);
   for (int j = 0; j < k; j++) slab_reset(ss, idx + (unsigned)j);

@@ -5,13 +5,10 @@
 #define HAK_BLOCK_H
 
 #include "fast.h"
+#include "tiny/remote_queue.h"
 
 /* The head slab of the run holding address a (a lies in a bound run of a live SuperSlab). */
-static inline hak_slab_t *t_run_of(const void *a) {
-  hak_superslab_t *ss = hak_ss_of(a);
-  hak_slab_t *m = &ss->slabs[((uintptr_t)a >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_SS - 1)];
-  return &ss->slabs[m->head];
-}
+static inline hak_slab_t *t_run_of(const void *a) { return hak_run_of(a); }
 
 /* A per-class counter of thread cache tc (hak_tstat_t field f) summed over every class. */
 #define t_tc_sum(tc, f)                                                          \
@@ -38,21 +35,22 @@ static inline size_t t_class_request(int c) {
 }
 
 /* The fields of a run that a remote push must leave alone (Box 2: a push touches only the
- * queue and its count), and the head of the notify stack of a cache the caller watches. */
+ * run's remote word), and the head of the notify stack of a cache the caller watches. */
 typedef struct t_run_snapshot_s {
   void *freelist;
   uint8_t *data;
   uint64_t recip;
-  uint32_t stride, capacity, used, carved, notified;
+  uint32_t stride, capacity, used, carved;
   uint8_t class_idx, head, nslabs, state, list;
   hak_tcache_t *owner;
-  hak_slab_t *next, *prev, *notify_next, *watched_notify;
+  hak_slab_t *next, *prev;
+  void *watched_notify;
 } t_run_snapshot_t;
 
 static inline t_run_snapshot_t t_run_snap(hak_slab_t *m, hak_tcache_t *watch) {
   t_run_snapshot_t s = {m->freelist, m->data, m->recip, m->stride, m->capacity, m->used,
-                        m->carved, atomic_load(&m->notified), m->class_idx, m->head, m->nslabs,
-                        m->state, m->list, hak_owner_of(m), m->next, m->prev, m->notify_next,
+                        atomic_load(&m->carved), m->class_idx, m->head, m->nslabs,
+                        m->state, m->list, hak_owner_of(m), m->next, m->prev,
                         watch ? atomic_load(&watch->notify) : NULL};
   return s;
 }
@@ -60,10 +58,10 @@ static inline t_run_snapshot_t t_run_snap(hak_slab_t *m, hak_tcache_t *watch) {
 static inline bool t_run_same(const t_run_snapshot_t *a, const t_run_snapshot_t *b) {
   return a->freelist == b->freelist && a->data == b->data && a->recip == b->recip &&
          a->stride == b->stride && a->capacity == b->capacity && a->used == b->used &&
-         a->carved == b->carved && a->notified == b->notified && a->class_idx == b->class_idx &&
+         a->carved == b->carved && a->class_idx == b->class_idx &&
          a->head == b->head && a->nslabs == b->nslabs && a->state == b->state &&
          a->list == b->list && a->owner == b->owner && a->next == b->next && a->prev == b->prev &&
-         a->notify_next == b->notify_next && a->watched_notify == b->watched_notify;
+         a->watched_notify == b->watched_notify;
 }
 
 #endif /* HAK_BLOCK_H */
