@@ -92,8 +92,10 @@ uint32_t hak_remote_drain(hak_slab_t *m) {
 
 bool hak_rq_arm(hak_slab_t *m) {
   uintptr_t expect = 0;
+  /* Still armed from an earlier fill (a local free brought the run back without a drain). */
   return atomic_compare_exchange_strong_explicit(&m->remote, &expect, HAK_RQ_NOTIFY,
-                                                 memory_order_acq_rel, hak_relaxed);
+                                                 memory_order_acq_rel, hak_relaxed) ||
+         expect == HAK_RQ_NOTIFY;
 }
 
 bool hak_rq_orphan(hak_slab_t *m, uint32_t used, bool published) {

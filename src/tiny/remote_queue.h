@@ -54,7 +54,8 @@ enum hak_rq_outcome hak_rq_free_mt(hak_slab_t *m, void *first, void *last, uint3
  * which also disarms NOTIFY), moves every block onto the freelist, lowers used by their number
  * and returns it. */
 uint32_t hak_remote_drain(hak_slab_t *m);
-/* Owner only: arms an exhausted run (word 0 -> NOTIFY). False when blocks are queued. */
+/* Owner only: arms an exhausted run (word 0 -> NOTIFY; true if it still is). False when blocks
+ * are queued. */
 bool hak_rq_arm(hak_slab_t *m);
 /* Owner only, giving the run up: word 0 -> ORPHAN (| PUBLISHED) with used blocks out. False
  * when blocks were queued since the caller's drain (drain and try again). */

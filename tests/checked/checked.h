@@ -74,7 +74,7 @@ static void *c_free_thread(void *p) {
 static inline void c_free_remote(void *p) {
   hak_slab_t *m = t_run_of(r_base(p));
   r_run_thread(c_free_thread, p);
-  R_CHECK(atomic_load(&m->remote_head) == (uintptr_t)r_base(p),
+  R_CHECK(hak_rq_head(atomic_load(&m->remote)) == r_base(p),
           "setup: %p is not at the head of its run's remote queue", p);
 }
 

@@ -88,11 +88,10 @@ static void scenario_remote_loop(void) {
   r_thread_cache();
   uint8_t *p = c_block_on_freelist(C_CLASS);
   hak_slab_t *m = t_run_of(c_blocks[0]);
-  R_CHECK(m->freelist == r_base(p) && atomic_load(&m->remote_head) == 0,
+  R_CHECK(m->freelist == r_base(p) && atomic_load(&m->remote) == 0,
           "setup: %p is not the freelist's head, or the queue is not empty", (void *)p);
   hak_link_set(r_base(p), r_base(p));
-  atomic_store(&m->remote_count, 1);
-  atomic_store(&m->remote_head, (uintptr_t)r_base(p));
+  atomic_store(&m->remote, hak_rq_word(r_base(p), 0, 0));
   c_alloc_until_failure(r_size_of_class(C_CLASS));
 }
 

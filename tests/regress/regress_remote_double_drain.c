@@ -11,7 +11,7 @@
  *   owner_drain    the main thread allocates 40 blocks of one run; another thread frees them
  *                  all. The pushes touch only the queue (freelist, used, owner and the owner's
  *                  TLS SLL unchanged, 40 queued). The owner's next refill drains the queue:
- *                  right after it the queue is empty (head 0, count 0) and exactly 40 blocks
+ *                  right after it the stack is empty and exactly 40 blocks
  *                  were drained; more allocations, through more refills of that run, drain
  *                  nothing more and hand out distinct, non-overlapping blocks that keep their
  *                  contents;
@@ -19,7 +19,7 @@
  *                  published); the main thread frees 40 of them (remote frees into an ownerless
  *                  run, which stays published: one block is still out), then allocates that
  *                  class: it adopts the run, the bind boundary drains the queue exactly once
- *                  (head 0, count 0, 40 drained, the main thread the owner), and the blocks
+ *                  (stack empty, 40 drained, the main thread the owner), and the blocks
  *                  handed out afterwards are distinct and disjoint;
  *   release_drain  as adopt_drain, but the main thread frees all 41: the free of the last block
  *                  drains the queue and releases the run. The released slab has an empty queue,
@@ -86,12 +86,19 @@ static hak_slab_t *single_run(void *const *p, size_t n) {
   return m;
 }
 
+/* Blocks on the stack of m's remote word. */
+static uint32_t queued(hak_slab_t *m) {
+  uint32_t n = 0;
+  for (void *b = hak_rq_head(atomic_load(&m->remote)); b != NULL && n <= MAX_LIVE;
+       b = hak_link_get(b))
+    n++;
+  return n;
+}
+
 static void check_queue_empty(hak_slab_t *m, const char *when) {
-  R_CHECK(atomic_load(&m->remote_head) == 0,
-          "%s: the run's remote queue still holds %p after it was drained", when,
-          (void *)atomic_load(&m->remote_head));
-  R_CHECK(atomic_load(&m->remote_count) == 0, "%s: remote_count %u after the drain", when,
-          atomic_load(&m->remote_count));
+  R_CHECK(hak_rq_head(atomic_load(&m->remote)) == NULL,
+          "%s: the run's remote stack still holds %p after it was drained", when,
+          hak_rq_head(atomic_load(&m->remote)));
 }
 
 static void *free_all_remote(void *arg) {
@@ -125,9 +132,7 @@ static void scenario_owner_drain(void) {
   uint32_t used = m->used, sll = hak_tc->sll[CLS].count;
 
   r_run_thread(free_all_remote, NULL);
-  R_CHECK(atomic_load(&m->remote_count) == N, "remote_count %u after %d remote frees",
-          atomic_load(&m->remote_count), N);
-  R_CHECK(atomic_load(&m->remote_head) != 0, "remote frees left the queue empty");
+  R_CHECK(queued(m) == N, "%u queued after %d remote frees", queued(m), N);
   R_CHECK(hak_owner_of(m) == hak_tc, "a remote free changed the run's owner");
   R_CHECK(m->freelist == freelist && m->used == used,
           "remote frees touched the owner's freelist or used count");
@@ -166,8 +171,10 @@ static hak_slab_t *published_run_with_queue(void) {
     t_verify(mine[i], r_size_of_class(CLS), 7);
     hak_free(mine[i]);
   }
-  R_CHECK(atomic_load(&m->remote_count) == N, "remote_count %u after %d remote frees",
-          atomic_load(&m->remote_count), N);
+  uintptr_t w = atomic_load(&m->remote);
+  R_CHECK(queued(m) == N && hak_rq_count(w) == 1,
+          "%u queued after %d remote frees, %u blocks out in the word", queued(m), N,
+          hak_rq_count(w));
   R_CHECK(hak_owner_of(m) == NULL, "a remote free gave the orphan an owner");
   R_CHECK(m->list == HAK_LIST_PUBLISHED, "the orphan left the published list with a block out");
   return m;

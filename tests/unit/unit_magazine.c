@@ -4,7 +4,7 @@
  * allocation patterns, audits every run the thread owns (hak_tc->partial[c] and full[c]):
  *   - owner, class and list tag are right; used <= carved <= capacity;
  *   - used == the run's blocks that are live or on the thread's SLL (nothing else is out);
- *   - used + freelist length + pending remote frees == carved (nothing is lost or counted
+ *   - used + freelist length == carved, and used counts blocks queued on the run's word too (nothing is lost or counted
  *     twice);
  *   - no block is on both the SLL and a freelist, and no freelist holds a live block or a
  *     block twice; a run on the full list has no free block left;
@@ -50,16 +50,18 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
       U_CHECK(!u_contains(live_sorted, nl, b), "class %d: live block %p on a freelist", c, b);
       fl++;
     }
-    uint32_t rc = atomic_load_explicit(&m->remote_count, memory_order_acquire);
+    uint32_t rc = 0; /* blocks queued on the run's word: out, so in used */
+    for (void *b = hak_rq_head(atomic_load_explicit(&m->remote, memory_order_acquire)); b != NULL;
+         b = hak_link_get(b))
+      rc++;
     const uint8_t *lo = m->data, *hi = m->data + (size_t)m->capacity * m->stride;
     size_t li = u_count_range(live_sorted, nl, lo, hi);
     size_t si = u_count_range(sll_sorted, ns, lo, hi);
-    U_CHECK(m->used == li + si,
-            "class %d run %p: used %u, but %zu of its blocks are live and %zu on the SLL", c,
-            (void *)m, m->used, li, si);
-    U_CHECK(m->used + fl + rc == m->carved,
-            "class %d run %p: used %u + freelist %u + remote %u != carved %u", c, (void *)m,
-            m->used, fl, rc, m->carved);
+    U_CHECK(m->used == li + si + rc,
+            "class %d run %p: used %u, but %zu of its blocks are live, %zu on the SLL, %u queued",
+            c, (void *)m, m->used, li, si, rc);
+    U_CHECK(m->used + fl == m->carved, "class %d run %p: used %u + freelist %u != carved %u", c,
+            (void *)m, m->used, fl, m->carved);
     if (tag == HAK_LIST_FULL)
       U_CHECK(m->freelist == NULL && m->carved == m->capacity,
               "class %d run %p on the full list has free blocks (freelist %u, carved %u of %u)", c,

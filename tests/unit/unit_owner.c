@@ -1,49 +1,115 @@
-/* Box 3, ownership (src/tiny/owner.c): which thread cache owns a slab run.
+/* Box 3, ownership (src/tiny/owner.c): the life cycle of a slab run.
  *
- * - hak_owner_acquire() on an ownerless run succeeds once, then fails for every cache (the
- *   owner included); hak_owner_transfer() works only from the current owner;
- *   hak_owner_release() by a cache that does not own the run is a fail-fast abort;
- * - 4 threads racing to acquire the same run, 1000 rounds: exactly one wins each round;
- * - a free by a thread that does not own the block's run goes to the run's remote queue
- *   (remote_count rises, the owner is notified, remote_frees counts it) and the owner drains
- *   it at its next refill; a free by the owner goes to its own SLL. */
+ * - the transitions on a fake cache: fresh -> OWNED (on its partial list, owner set), fill ->
+ *   FULL (armed: the word says NOTIFY, on the full list; refused while blocks are queued),
+ *   unfull -> OWNED, release -> FREE (owner NULL, word 0); orphan of a run with blocks out ->
+ *   PUBLISHED (word ORPHAN|PUBLISHED with the count of blocks out, on no cache list), adopt ->
+ *   OWNED by another cache with the queued blocks drained; a bind of an owned run and a release
+ *   by a cache that does not own the run are fail-fast aborts;
+ * - 4 threads racing to adopt the same orphan word, 1000 rounds: exactly one wins each round;
+ * - a free by a thread that does not own the block's run pushes it onto the run's word
+ *   (remote_frees counts it, used and owner unchanged) and the owner drains it at its next
+ *   refill; a free into an armed run is delivered to the owner's notify stack instead, and the
+ *   owner collects it at its next refill (the run back on its partial list); a free by the
+ *   owner goes to its own SLL. */
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include "unit.h"
 
-static hak_tcache_t fake[4]; /* zeroed, never used as real caches */
+static hak_tcache_t fake[4]; /* zeroed: only their lists and the owner word are used */
 
-static void check_basic(void) {
-  hak_slab_t *m = hak_superslab_take_run(3);
-  U_CHECK(m != NULL, "take_run failed");
-  hak_tcache_t *a = &fake[0], *b = &fake[1];
-  U_CHECK(hak_owner_of(m) == NULL, "fresh run owned");
-  U_CHECK(hak_owner_acquire(m, a), "first acquire failed");
-  U_CHECK(hak_owner_of(m) == a, "owner after acquire");
-  U_CHECK(!hak_owner_acquire(m, b), "second cache acquired an owned run");
-  U_CHECK(!hak_owner_acquire(m, a), "owner acquired its own run again");
-  U_CHECK(hak_owner_of(m) == a, "failed acquires changed the owner");
-  U_CHECK(!hak_owner_transfer(m, b, a), "transfer from a non-owner succeeded");
-  U_CHECK(!hak_owner_transfer(m, NULL, b), "transfer from NULL of an owned run succeeded");
-  U_CHECK(hak_owner_of(m) == a, "failed transfers changed the owner");
-  U_CHECK(hak_owner_transfer(m, a, b), "transfer from the owner failed");
-  U_CHECK(hak_owner_of(m) == b, "owner after transfer");
-  U_CHECK(!hak_owner_acquire(m, a), "acquire after transfer succeeded");
-  U_CHECK(!hak_owner_transfer(m, a, a), "old owner transferred");
-  hak_owner_release(m, b);
-  U_CHECK(hak_owner_of(m) == NULL, "owner after release");
-  U_CHECK(!hak_owner_transfer(m, a, b), "transfer of an ownerless run succeeded");
-  U_CHECK(hak_owner_acquire(m, b), "acquire after release failed");
-  hak_owner_release(m, b);
-  hak_superslab_release_run(m);
+static bool on_list(hak_slab_t *head, const hak_slab_t *m) {
+  for (; head != NULL; head = head->next)
+    if (head == m) return true;
+  return false;
 }
 
-/* A release by a cache that does not own the run aborts with the fail-fast line. */
-static void check_release_by_stranger_aborts(void) {
-  hak_slab_t *m = hak_superslab_take_run(3);
-  U_CHECK(m != NULL && hak_owner_acquire(m, &fake[0]), "setup");
+/* Carves n blocks of m by hand, all of them out (as a refill would). */
+static void carve_out(hak_slab_t *m, uint32_t n) {
+  atomic_store(&m->carved, n);
+  m->used = n;
+  m->freelist = NULL;
+}
+
+static void check_life_cycle(void) {
+  const int c = 3;
+  hak_tcache_t *a = &fake[0], *b = &fake[1];
+  hak_slab_t *m = hak_run_fresh(a, c);
+  U_CHECK(m != NULL, "fresh run failed");
+  U_CHECK(hak_owner_of(m) == a && m->list == HAK_LIST_PARTIAL && a->partial[c] == m,
+          "fresh: owner %p list %d", (void *)hak_owner_of(m), m->list);
+  carve_out(m, m->capacity);
+  U_CHECK(hak_rq_arm(m) && hak_remote_drain(m) == 0, "arm of an empty word");
+  /* Fill is refused while a block is queued. */
+  uintptr_t w;
+  void *blk0 = m->data;
+  U_CHECK(hak_rq_free_mt(m, blk0, blk0, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_PUSHED,
+          "free into an owned run did not push");
+  U_CHECK(!hak_run_fill(a, m) && m->list == HAK_LIST_PARTIAL, "fill with a block queued");
+  U_CHECK(hak_remote_drain(m) == 1 && m->used == m->capacity - 1, "drain of one block");
+  m->freelist = NULL;
+  m->used = m->capacity;
+  U_CHECK(hak_run_fill(a, m), "fill of an exhausted run");
+  U_CHECK(m->list == HAK_LIST_FULL && a->full[c] == m && a->partial[c] != m &&
+              atomic_load(&m->remote) == HAK_RQ_NOTIFY,
+          "full: list %d word %#lx", m->list, (unsigned long)atomic_load(&m->remote));
+  hak_run_unfull(a, m);
+  U_CHECK(m->list == HAK_LIST_PARTIAL && a->partial[c] == m && a->full[c] != m, "unfull");
+  hak_remote_drain(m); /* disarm */
+
+  /* Orphan with 5 blocks out, 2 of them queued: published with count 3 (ADOPT on) or
+   * orphaned unpublished (ADOPT off). */
+  carve_out(m, 5);
+  void *q[2] = {m->data + m->stride, m->data + 2 * (size_t)m->stride};
+  for (int i = 0; i < 2; i++) hak_rq_free_mt(m, q[i], q[i], 1, HAK_RQ_MODE_NORMAL, &w);
+  uint64_t orphaned0 = u_stats().orphaned_slabs;
+  hak_run_orphan(a, m);
+  w = atomic_load(&m->remote);
+  uintptr_t want_flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
+  U_CHECK((w & HAK_RQ_FLAGS) == want_flags && hak_rq_count(w) == 3 && hak_rq_head(w) == NULL,
+          "orphaned word %#lx (want flags %#lx, count 3, stack drained)", (unsigned long)w,
+          (unsigned long)want_flags);
+  U_CHECK(hak_owner_of(m) == NULL && !on_list(a->partial[c], m) && !on_list(a->full[c], m),
+          "orphan still owned or listed");
+  U_CHECK(m->used == 3, "orphan used %u", m->used);
+  U_CHECK(u_stats().orphaned_slabs == orphaned0 + 1, "orphaned_slabs did not count it");
+  /* One more block back while orphaned: the count goes down, the stack holds it. */
+  void *r = m->data + 3 * (size_t)m->stride;
+  U_CHECK(hak_rq_free_mt(m, r, r, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_PUSHED &&
+              hak_rq_count(w) == 2 && hak_rq_head(w) == r,
+          "free into an orphan: word %#lx", (unsigned long)w);
+  if (hak_opt.ss_adopt) {
+    hak_slab_t *got = hak_adopt_slow(b, c);
+    U_CHECK(got == m, "adopt returned %p, not the orphan %p", (void *)got, (void *)m);
+    U_CHECK(hak_owner_of(m) == b && m->list == HAK_LIST_PARTIAL && b->partial[c] == m &&
+                atomic_load(&m->remote) == 0 && m->used == 2,
+            "adopted: owner %p list %d word %#lx used %u", (void *)hak_owner_of(m), m->list,
+            (unsigned long)atomic_load(&m->remote), m->used);
+    m->used = 0;
+    m->freelist = NULL;
+    atomic_store(&m->carved, 0);
+    hak_run_release(b, m);
+  } else {
+    /* The last two blocks back: the second free claims the run. */
+    void *t = m->data + 4 * (size_t)m->stride;
+    U_CHECK(hak_rq_free_mt(m, m->data, m->data, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_PUSHED,
+            "free of the next-to-last block");
+    U_CHECK(hak_rq_free_mt(m, t, t, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_LAST,
+            "free of the last block did not claim the orphan");
+    hak_run_release_claimed(m);
+  }
+  U_CHECK(hak_owner_of(m) == NULL && atomic_load(&m->remote) == 0 &&
+              m->list == HAK_LIST_NONE,
+          "released: owner %p word %#lx", (void *)hak_owner_of(m),
+          (unsigned long)atomic_load(&m->remote));
+  U_CHECK(a->partial[c] == NULL && a->full[c] == NULL && b->partial[c] == NULL,
+          "fake caches still list runs");
+}
+
+/* The child runs op (which must abort); the parent checks the fail-fast line. */
+static void expect_abort(void (*op)(hak_slab_t *), hak_slab_t *m, const char *line) {
   int fds[2];
   U_CHECK(pipe(fds) == 0, "pipe");
   fflush(stdout);
@@ -53,7 +119,7 @@ static void check_release_by_stranger_aborts(void) {
   if (pid == 0) {
     dup2(fds[1], 2);
     close(fds[0]);
-    hak_owner_release(m, &fake[1]);
+    op(m);
     _exit(0); /* not reached if the check works */
   }
   close(fds[1]);
@@ -67,15 +133,25 @@ static void check_release_by_stranger_aborts(void) {
   int status = 0;
   U_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
   U_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
-          "release by a non-owner did not abort (status %#x, output: %s)", status, buf);
-  U_CHECK(strstr(buf, "hakmem: slab released by a thread that does not own it") != NULL,
-          "no fail-fast line; output: %s", buf);
-  U_CHECK(hak_owner_of(m) == &fake[0], "parent's owner changed");
-  hak_owner_release(m, &fake[0]);
-  hak_superslab_release_run(m);
+          "%s: did not abort (status %#x, output: %s)", line, status, buf);
+  U_CHECK(strstr(buf, line) != NULL, "no fail-fast line '%s'; output: %s", line, buf);
 }
 
-/* ---- the race ------------------------------------------------------------------------------- */
+static void release_by_stranger(hak_slab_t *m) { hak_run_release(&fake[1], m); }
+static void bind_owned(hak_slab_t *m) { hak_run_bind(&fake[1], m, m->class_idx); }
+
+static void check_misuse_aborts(void) {
+  hak_slab_t *m = hak_run_fresh(&fake[0], 3);
+  U_CHECK(m != NULL, "setup");
+  carve_out(m, 0);
+  expect_abort(release_by_stranger, m,
+               "hakmem: run given up by a thread that does not own it");
+  expect_abort(bind_owned, m, "hakmem: bind of a run that already has an owner");
+  U_CHECK(hak_owner_of(m) == &fake[0], "parent's owner changed");
+  hak_run_release(&fake[0], m);
+}
+
+/* ---- the race: adoption of one orphan word -------------------------------------------------- */
 
 /* Rounds start by a store the racers spin on (not a barrier, whose wake-ups are spread out in
  * time), so the racers that are running hit the CAS together. */
@@ -97,7 +173,7 @@ static void *racer(void *arg) {
   int i = (int)(intptr_t)arg;
   for (int r = 0; r < RACE_ROUNDS; r++) {
     spin_until(&round_no, r);
-    if (hak_owner_acquire(race_run, &fake[i])) {
+    if (hak_rq_adopt(race_run)) {
       atomic_fetch_add(&winners, 1);
       atomic_store(&winner_idx, i);
     }
@@ -114,14 +190,14 @@ static void check_race(void) {
   int wins_by[RACERS] = {0};
   for (int r = 0; r < RACE_ROUNDS; r++) {
     atomic_store(&arrived, 0);
+    U_CHECK(hak_rq_orphan(race_run, 7, r % 2), "round %d: orphan of an empty word", r);
     atomic_store(&round_no, r);
     spin_until(&arrived, RACERS);
     int w = atomic_load(&winners);
-    U_CHECK(w == 1, "round %d: %d racers acquired the run", r, w);
-    int i = atomic_load(&winner_idx);
-    U_CHECK(hak_owner_of(race_run) == &fake[i], "round %d: owner is not the winner", r);
-    wins_by[i]++;
-    hak_owner_release(race_run, &fake[i]);
+    U_CHECK(w == 1, "round %d: %d racers adopted the run", r, w);
+    U_CHECK(atomic_load(&race_run->remote) == 0, "round %d: adopted word %#lx", r,
+            (unsigned long)atomic_load(&race_run->remote));
+    wins_by[atomic_load(&winner_idx)]++;
     atomic_store(&winners, 0);
   }
   for (int i = 0; i < RACERS; i++) u_join(th[i]);
@@ -143,81 +219,107 @@ static void *stranger(void *arg) {
   return NULL;
 }
 
-static int on_chain(uintptr_t head, const void *base) {
-  for (void *b = (void *)head; b != NULL; b = hak_link_get(b))
+static int on_chain(void *head, const void *base) {
+  for (void *b = head; b != NULL; b = hak_link_get(b))
     if (b == base) return 1;
   return 0;
 }
 
-static int on_notify_stack(hak_tcache_t *tc, const hak_slab_t *m) {
-  for (hak_slab_t *s = atomic_load(&tc->notify); s != NULL; s = s->notify_next)
-    if (s == m) return 1;
+static int on_notify_stack(hak_tcache_t *tc, const void *base) {
+  for (void *b = atomic_load(&tc->notify); b != NULL && b != HAK_NOTIFY_CLOSED;
+       b = hak_link_decode(b))
+    if (b == base) return 1;
   return 0;
+}
+
+/* Allocates class-c blocks until tc refilled twice; frees them again. */
+static void refill_twice(hak_tcache_t *tc, int c, size_t sz) {
+  static void *more[4096];
+  size_t n = 0;
+  uint64_t refills0 = tc->stat[c].refills;
+  while (tc->stat[c].refills < refills0 + 2 && n < 4096) more[n++] = hak_malloc(sz);
+  U_CHECK(tc->stat[c].refills >= refills0 + 2, "no refill after %zu mallocs", n);
+  while (n > 0) hak_free(more[--n]);
 }
 
 static void check_remote_free(void) {
   hak_tcache_t *tc = u_thread_cache();
   const int c = 6;
   size_t sz = u_size_of_class(c);
-  void *p[3];
-  for (int i = 0; i < 3; i++) p[i] = hak_malloc(sz);
+  void *p[4];
+  for (int i = 0; i < 4; i++) p[i] = hak_malloc(sz);
   hak_slab_t *m = t_run_of(hak_bridge_base(p[0]));
   U_CHECK(hak_owner_of(m) == tc, "main does not own the run of its block");
-  U_CHECK(t_run_of(hak_bridge_base(p[1])) == m && t_run_of(hak_bridge_base(p[2])) == m,
-          "three consecutive blocks in different runs");
+  for (int i = 1; i < 4; i++)
+    U_CHECK(t_run_of(hak_bridge_base(p[i])) == m, "consecutive blocks in different runs");
 
   /* The owner's free goes to its SLL. */
-  uint32_t sll0 = tc->sll[c].count, rc0 = atomic_load(&m->remote_count);
-  hak_free(p[2]);
+  uint32_t sll0 = tc->sll[c].count;
+  uintptr_t w0 = atomic_load(&m->remote);
+  hak_free(p[3]);
   U_CHECK(tc->sll[c].count == sll0 + 1, "owner free: SLL count %u -> %u", sll0, tc->sll[c].count);
-  U_CHECK(atomic_load(&m->remote_count) == rc0, "owner free went remote");
+  U_CHECK(atomic_load(&m->remote) == w0, "owner free went remote");
 
   /* A thread with a cache of its own, then one that never allocated. */
   for (int k = 0; k < 2; k++) {
     hak_stats_t st0 = u_stats();
     uint32_t used0 = m->used;
     sll0 = tc->sll[c].count;
-    rc0 = atomic_load(&m->remote_count);
     stranger_block = p[k];
     stranger_with_cache = k == 0;
     u_run_thread(stranger, NULL);
     hak_stats_t st1 = u_stats();
-    U_CHECK(atomic_load(&m->remote_count) == rc0 + 1, "stranger %d: remote_count %u -> %u", k, rc0,
-            atomic_load(&m->remote_count));
-    U_CHECK(on_chain(atomic_load(&m->remote_head), hak_bridge_base(p[k])),
-            "stranger %d: block not on the remote queue", k);
+    U_CHECK(on_chain(hak_rq_head(atomic_load(&m->remote)), hak_bridge_base(p[k])),
+            "stranger %d: block not on the run's stack", k);
     U_CHECK(st1.remote_frees > st0.remote_frees, "stranger %d: remote_frees did not grow", k);
     U_CHECK(tc->sll[c].count == sll0, "stranger %d: the owner's SLL changed", k);
-    U_CHECK(m->used == used0, "stranger %d: a remote push changed used", k);
+    U_CHECK(m->used == used0, "stranger %d: a remote free changed used", k);
     U_CHECK(hak_owner_of(m) == tc, "stranger %d: the owner changed", k);
-    /* The first push onto an empty queue notifies the owner. */
-    U_CHECK(atomic_load(&m->notified) == 1 && on_notify_stack(tc, m),
-            "stranger %d: owner not notified", k);
+    U_CHECK(!on_notify_stack(tc, hak_bridge_base(p[k])) || hak_opt.rf_force_notify,
+            "stranger %d: a free into a partial run was delivered", k);
   }
   /* The owner drains at its next refill: empty its SLL by allocating until a refill. */
   hak_stats_t st0 = u_stats();
-  static void *more[4096];
-  size_t n = 0;
-  uint64_t refills0 = tc->stat[c].refills;
-  while (tc->stat[c].refills < refills0 + 2 && n < 4096) more[n++] = hak_malloc(sz);
-  U_CHECK(tc->stat[c].refills >= refills0 + 2, "no refill after %zu mallocs", n);
+  refill_twice(tc, c, sz);
   hak_stats_t st1 = u_stats();
-  U_CHECK(atomic_load(&m->remote_count) == 0 && atomic_load(&m->remote_head) == 0,
-          "remote queue not drained by the owner's refill (count %u)",
-          atomic_load(&m->remote_count));
+  U_CHECK(hak_rq_head(atomic_load(&m->remote)) == NULL,
+          "the run's stack was not drained by the owner's refill");
   U_CHECK(st1.remote_drains > st0.remote_drains && st1.drained_blocks >= st0.drained_blocks + 2,
           "drains %llu -> %llu, blocks %llu -> %llu", (unsigned long long)st0.remote_drains,
           (unsigned long long)st1.remote_drains, (unsigned long long)st0.drained_blocks,
           (unsigned long long)st1.drained_blocks);
-  U_CHECK(!on_notify_stack(tc, m) && atomic_load(&m->notified) == 0,
-          "notify stack not collected at refill");
-  while (n > 0) hak_free(more[--n]);
+
+  /* An armed run: the stranger's free is delivered to the owner, not pushed. */
+  void *q = hak_malloc(sz);
+  m = t_run_of(hak_bridge_base(q));
+  U_CHECK(hak_owner_of(m) == tc, "main does not own the run of its block");
+  if (m->list == HAK_LIST_PARTIAL) U_CHECK(hak_run_fill(tc, m), "arming the run");
+  U_CHECK(m->list == HAK_LIST_FULL && (atomic_load(&m->remote) & HAK_RQ_NOTIFY),
+          "the run is not armed");
+  st0 = u_stats();
+  uint32_t used0 = m->used;
+  stranger_block = q;
+  stranger_with_cache = 1;
+  u_run_thread(stranger, NULL);
+  st1 = u_stats();
+  U_CHECK(on_notify_stack(tc, hak_bridge_base(q)), "the armed run's free was not delivered");
+  U_CHECK(atomic_load(&m->remote) == 0, "delivery left word %#lx",
+          (unsigned long)atomic_load(&m->remote));
+  U_CHECK(m->used == used0 && st1.notifies == st0.notifies + 1,
+          "delivery: used %u -> %u, notifies %llu -> %llu", used0, m->used,
+          (unsigned long long)st0.notifies, (unsigned long long)st1.notifies);
+  /* The owner collects it at its next refill, and the run is partial again. */
+  refill_twice(tc, c, sz);
+  U_CHECK(atomic_load(&tc->notify) == NULL, "notify stack not collected at refill");
+  U_CHECK(hak_owner_of(m) != tc || m->list == HAK_LIST_PARTIAL,
+          "the run of a collected block stays on the full list");
+  for (int i = 2; i < 3; i++) hak_free(p[i]);
 }
 
 int main(void) {
   u_thread_cache();
-  check_basic();
-  check_release_by_stranger_aborts();
+  check_life_cycle();
+  check_misuse_aborts();
   check_race();
   check_remote_free();
   printf("unit_owner: OK\n");

@@ -92,8 +92,8 @@ static void check_fresh_run(hak_slab_t *m, int c) {
   U_CHECK(hak_owner_of(m) == NULL, "class %d: fresh run has owner %p", c, (void *)hak_owner_of(m));
   U_CHECK(m->used == 0 && m->carved == 0 && m->freelist == NULL, "class %d: fresh run not empty",
           c);
-  U_CHECK(atomic_load(&m->remote_head) == 0 && atomic_load(&m->remote_count) == 0,
-          "class %d: fresh run has remote frees", c);
+  U_CHECK(atomic_load(&m->remote) == 0, "class %d: fresh run has remote word %#lx", c,
+          (unsigned long)atomic_load(&m->remote));
   U_CHECK(m->stride == hak_stride_of(c), "class %d: stride %u, want %u", c, m->stride,
           hak_stride_of(c));
   /* Geometry: block 0 after the SuperSlab header (slab 0), user pointers 16-aligned, the
