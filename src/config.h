@@ -82,7 +82,7 @@
 #define HAK_PLANT_remote_double_drain 6      /* drain leaves the remote queue in place      */
 #define HAK_PLANT_double_offset 7            /* aligned free skips the bridge offset        */
 #define HAK_PLANT_remote_touch_after_push 8  /* a remote free reads its run after the push  */
-#define HAK_PLANT_stale_notify 9             /* notify target read before the notify CAS    */
+#define HAK_PLANT_stale_notify 9             /* notify target read before the CAS, trusted  */
 #define HAK_PLANT_orphan_stale_count 10      /* orphan count read before the last drain     */
 #define HAK_PLANT_uncarved_free 11           /* free accepts a block never carved           */
 #define HAK_PLANT_fork_no_takeover 12        /* fork child leaves other threads' runs       */

@@ -105,7 +105,8 @@ static void release_last(hak_slab_t *m, uintptr_t word) {
 static bool free_chain_mt(hak_slab_t *m, void *first, void *last, uint32_t n,
                           enum hak_rq_mode mode) {
   uintptr_t word;
-#if HAK_PLANTED(stale_notify) /* planted bug: the notify target read before the notify CAS */
+#if HAK_PLANTED(stale_notify) /* planted bug: the notify target read before the notify CAS, */
+  /* and (below) the delivery trusted: the run goes to a cache that no longer owns it */
   hak_tcache_t *target = hak_owner_of(m);
 #endif
   hak_sched_point(HAK_SP_BEFORE_PUSH, m);
@@ -154,8 +155,12 @@ void hak_notify_collect_chain(hak_tcache_t *tc, void *b) {
   while (b != NULL && b != HAK_NOTIFY_CLOSED) {
     void *next = hak_link_decode(b);
     hak_slab_t *m = hak_run_of(b); /* b pins its run */
+#if HAK_PLANTED(stale_notify) /* planted bug: a delivery is trusted to be for a run it owns */
+    hak_slab_give_back(tc, m, b);
+#else
     if (hak_owner_of(m) == tc) hak_slab_give_back(tc, m, b);
     else free_chain_mt(m, b, b, 1, notify_mode()); /* stale delivery: to the current owner */
+#endif
     b = next;
   }
 }
