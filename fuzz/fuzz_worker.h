@@ -45,7 +45,7 @@
 #define FW_INPUT_FREES 16    /* slots an input's list of frees names at most */
 #define FW_WARMUP_CLASS 1    /* not in a harness's classes: a first allocation never adopts */
 #define FW_OWNER_NONE 0u     /* fw_owner_id() of a run without owner */
-#define FW_OWNER_OTHER (~0u) /* ... of a run owned by no live worker's cache */
+#define FW_OWNER_OTHER (~0u) /* ... of a run owned by a cache of no live worker */
 
 enum { FW_NONE, FW_ALLOC, FW_FREE, FW_EXIT };
 
@@ -222,11 +222,52 @@ typedef struct fw_runrec_s {
   hak_slab_t *m;
   unsigned owner;        /* fw_owner_id() */
   uint32_t live;         /* live blocks of the slots in it */
-  uint32_t remote_count; /* its remote queue's count */
+  uintptr_t word;        /* its remote word (remote_queue.h) */
+  uint32_t queued;       /* blocks on the word's stack */
+  uint32_t delivered;    /* blocks on its owner's notify stack (they still count in used) */
+  uint32_t stray;        /* blocks on the notify stack of a live worker that does not own it */
   void *freelist;        /* freelist, used and carved: only the owner changes them */
   uint32_t used, carved;
   bool old;              /* holds a block live at the last check: the same binding as then */
 } fw_runrec_t;
+
+/* Length of a chain of blocks linked at HAK_LINK_OFF; with m, counts only the blocks of run m.
+ * Bounded: a cycle is a broken invariant. */
+static inline uint32_t fw_chain_len(const void *head, const hak_slab_t *m) {
+  uint32_t n = 0, steps = 0;
+  for (const void *b = head; b != NULL; b = hak_link_get(b)) {
+    F_CHECK(++steps <= 1u << 20, "a chain from %p does not end", head);
+    n += m == NULL || t_run_of(b) == m;
+  }
+  return n;
+}
+
+/* Blocks of run m on a notify stack from head (HAK_NOTIFY_CLOSED: none). The stack mixes
+ * classes, so its links are decoded, not validated as a free list's (the checked build's
+ * hak_link_get() wants a block of the same class), as hak_notify_collect_chain() does. */
+static inline uint32_t fw_notify_len(const void *head, const hak_slab_t *m) {
+  uint32_t n = 0, steps = 0;
+  for (const void *b = head; b != NULL && b != HAK_NOTIFY_CLOSED; b = hak_link_decode(b)) {
+    F_CHECK(++steps <= 1u << 20, "a notify stack from %p does not end", head);
+    n += t_run_of(b) == m;
+  }
+  return n;
+}
+
+/* Blocks of run m on the notify stacks of the live workers: its owner's (*mine), the others'
+ * (*others). */
+static inline void fw_notified(const fw_team_t *t, const hak_slab_t *m, uint32_t *mine,
+                               uint32_t *others) {
+  *mine = *others = 0;
+  hak_tcache_t *o = hak_owner_of(m);
+  for (int i = 0; i < FW_WORKERS; i++) {
+    const fw_worker_t *w = &t->worker[i];
+    if (!w->alive) continue;
+    void *head = atomic_load_explicit(&w->tc->notify, memory_order_acquire);
+    F_CHECK(head != HAK_NOTIFY_CLOSED, "live worker %u: notify stack closed", w->id);
+    *(w->tc == o ? mine : others) += fw_notify_len(head, m);
+  }
+}
 
 /* The runs of the live blocks now (at most nslots), in out. Returns their number. */
 static inline unsigned fw_collect(const fw_team_t *t, fw_runrec_t *out) {
@@ -237,9 +278,13 @@ static inline unsigned fw_collect(const fw_team_t *t, fw_runrec_t *out) {
     hak_slab_t *m = t_run_of(b->p);
     unsigned k = 0;
     while (k < n && out[k].m != m) k++;
-    if (k == n)
-      out[n++] = (fw_runrec_t){m, fw_owner_id(t, m), 0, atomic_load(&m->remote_count),
-                               m->freelist, m->used, m->carved, false};
+    if (k == n) {
+      uintptr_t w = atomic_load_explicit(&m->remote, memory_order_acquire);
+      out[n] = (fw_runrec_t){m, fw_owner_id(t, m), 0, w, fw_chain_len(hak_rq_head(w), NULL), 0,
+                             0, m->freelist, m->used, m->carved, false};
+      fw_notified(t, m, &out[n].delivered, &out[n].stray);
+      n++;
+    }
     out[k].live++;
     out[k].old |= b->old;
   }

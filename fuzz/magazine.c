@@ -3,22 +3,29 @@
  *
  * A thread allocates and frees blocks in bursts big enough to empty its TLS SLL (refill) and
  * push it over its capacity (spill), over tiny and mid classes; it hands blocks to short-lived
- * threads that free them remotely (onto the runs' remote queues, drained by the next refill),
- * and it may end, leaving its live blocks to the next thread (its runs are orphaned, then
- * adopted by a refill). The harness keeps the live blocks. After every operation it audits the
+ * threads that free them remotely (onto the runs' remote words, drained by the next refill, or,
+ * for an armed full run, delivered onto the thread's notify stack, collected by the next
+ * refill), and it may end, leaving its live blocks to the next thread (its runs are orphaned,
+ * then adopted by a refill). The harness keeps the live blocks. After every operation it audits the
  * class the operation touched (every class before a thread ends), with every other thread
  * quiet:
  *   - the TLS SLL: count == length, count <= cap, no block twice;
  *   - every run on the thread's partial and full lists of the class: tagged with that list,
- *     a bound run head of the class owned by the thread, used <= carved <= capacity; its
- *     freelist and its remote queue hold carved base pointers of that run only, no block twice
- *     or on both, none live and none on the SLL; remote_count == length of the remote queue;
+ *     a bound run head of the class owned by the thread, used <= carved <= capacity; its remote
+ *     word is an owned one (no ORPHAN or PUBLISHED flag, no count: remote_queue.h); its
+ *     freelist, the stack of its remote word and its blocks on the thread's notify stack hold
+ *     carved base pointers of that run only, no block twice or on two of them, none live and
+ *     none on the SLL;
+ *   - the notify stack is open and holds blocks of runs on the thread's lists only;
  *   - used counts balance: used == the run's live blocks + its blocks on the SLL + its remote
- *     queue (blocks pushed but not drained are still out), and used + freelist == carved;
- *   - a run on the full list has nothing left to give (no freelist, fully carved); at most one
- *     run of a class with nothing out (used == 0) is kept on the partial list (the spare that
- *     hak_slab_give_back() keeps; a notified full run moved back to the partial list may sit
- *     beside it, so "the only partial run" does not hold there);
+ *     stack + its blocks on the notify stack (blocks pushed but not drained, or delivered but
+ *     not collected, are still out), and used + freelist == carved;
+ *   - a run on the full list has nothing left to give (no freelist, fully carved) and is armed:
+ *     its word has NOTIFY, or the free that took the notification delivered a block of it that
+ *     is still on the notify stack; at most one run of a class with nothing out (used == 0) is
+ *     kept on the partial list (the spare that hak_slab_give_back() keeps; a notified full run
+ *     moved back to the partial list may sit beside it, so "the only partial run" does not hold
+ *     there);
  *   - each run is on one list once: the live blocks in runs the thread owns and the SLL blocks
  *     all lie in runs on its lists, and every block the thread allocated lies in a run it owns.
  *
@@ -103,7 +110,9 @@ typedef struct audit_s {
   size_t nl;
   uintptr_t sll[MAX_SLL];   /* SLL nodes of class c, sorted */
   size_t ns;
-  size_t live_in, sll_in;   /* of those, in runs on the thread's lists */
+  uintptr_t dlv[MAX_LIVE];  /* blocks of class c on the thread's notify stack, sorted */
+  size_t nd;
+  size_t live_in, sll_in, dlv_in; /* of those, in runs on the thread's lists */
   unsigned empty;           /* partial runs with nothing out */
 } audit_t;
 
@@ -111,15 +120,15 @@ static audit_t au;
 static uint32_t seen[MAX_BLOCKS]; /* == stamp: block already met in this run's lists */
 static uint32_t stamp;
 
-/* Checks one node of a run's freelist or remote queue. */
+/* Checks one node of a run's freelist, remote stack or delivered blocks. */
 F_NOCOV static void check_free_node(const hak_slab_t *m, uintptr_t b, const char *list) {
   uintptr_t d = (uintptr_t)m->data;
   F_CHECK(b >= d && (b - d) % m->stride == 0 && (b - d) / m->stride < m->carved,
           "class %u run %p: %s node %#lx is not a carved block of the run", au.c, (void *)m, list,
           (unsigned long)b);
   size_t idx = (b - d) / m->stride;
-  F_CHECK(seen[idx] != stamp, "class %u run %p: block %zu twice on its freelist/remote queue",
-          au.c, (void *)m, idx);
+  F_CHECK(seen[idx] != stamp, "class %u run %p: block %zu twice on its freelist, remote stack "
+          "and notify stack", au.c, (void *)m, idx);
   seen[idx] = stamp;
   F_CHECK(!contains(au.sll, au.ns, b), "class %u: block %#lx on the TLS SLL and a %s", au.c,
           (unsigned long)b, list);
@@ -136,17 +145,25 @@ F_NOCOV static uint32_t walk_freelist(const hak_slab_t *m) {
   return n;
 }
 
-F_NOCOV static uint32_t walk_remote(const hak_slab_t *m) {
+/* The stack of an owned run's remote word (remote_queue.h). */
+F_NOCOV static uint32_t walk_remote(const hak_slab_t *m, uintptr_t w) {
   uint32_t n = 0;
-  uintptr_t h = atomic_load_explicit(&((hak_slab_t *)m)->remote_head, memory_order_acquire);
-  for (const void *b = (const void *)h; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(++n <= m->carved, "class %u run %p: remote queue longer than carved", au.c,
+  F_CHECK((w & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(w) == 0,
+          "class %u run %p owned by the thread: remote word %#lx has orphan flags or a count",
+          au.c, (void *)m, (unsigned long)w);
+  for (const void *b = hak_rq_head(w); b != NULL; b = hak_link_get(b)) {
+    F_CHECK(++n <= m->carved, "class %u run %p: remote stack longer than carved", au.c,
             (void *)m);
-    check_free_node(m, (uintptr_t)b, "remote queue");
+    check_free_node(m, (uintptr_t)b, "remote stack");
   }
-  uint32_t rc = atomic_load_explicit(&((hak_slab_t *)m)->remote_count, memory_order_acquire);
-  F_CHECK(rc == n, "class %u run %p: remote_count %u, queue length %u", au.c, (void *)m, rc, n);
   return n;
+}
+
+/* The run's blocks on the thread's notify stack (au.dlv). */
+F_NOCOV static uint32_t walk_delivered(const hak_slab_t *m, uintptr_t lo, uintptr_t hi) {
+  size_t i = lower_bound(au.dlv, au.nd, lo), end = lower_bound(au.dlv, au.nd, hi);
+  for (size_t k = i; k < end; k++) check_free_node(m, au.dlv[k], "notify stack");
+  return (uint32_t)(end - i);
 }
 
 F_NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
@@ -162,21 +179,26 @@ F_NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
   F_CHECK(m->next == NULL || m->next->prev == m, "class %u run %p: broken list links", c,
           (void *)m);
   stamp++;
-  uint32_t fl = walk_freelist(m), rq = walk_remote(m);
+  uintptr_t w = atomic_load_explicit(&((hak_slab_t *)m)->remote, memory_order_acquire);
   uintptr_t lo = (uintptr_t)m->data, hi = lo + (uintptr_t)m->capacity * m->stride;
+  uint32_t fl = walk_freelist(m), rq = walk_remote(m, w), dl = walk_delivered(m, lo, hi);
   size_t li = count_range(au.live, au.nl, lo, hi), si = count_range(au.sll, au.ns, lo, hi);
-  F_CHECK(m->used == li + si + rq, "class %u run %p: used %u, but %zu live + %zu on the SLL + "
-          "%u remote", c, (void *)m, m->used, li, si, rq);
+  F_CHECK(m->used == li + si + rq + dl, "class %u run %p: used %u, but %zu live + %zu on the SLL "
+          "+ %u on the remote stack + %u delivered", c, (void *)m, m->used, li, si, rq, dl);
   F_CHECK(m->used + fl == m->carved, "class %u run %p: used %u + freelist %u != carved %u", c,
           (void *)m, m->used, fl, m->carved);
-  if (tag == HAK_LIST_FULL)
+  if (tag == HAK_LIST_FULL) {
     F_CHECK(fl == 0 && m->carved == m->capacity, "class %u run %p on the full list: freelist %u, "
             "carved %u of %u", c, (void *)m, fl, m->carved, m->capacity);
-  else if (m->used == 0)
+    F_CHECK((w & HAK_RQ_NOTIFY) || dl > 0, "class %u run %p on the full list: not armed (word "
+            "%#lx) and none of its blocks delivered", c, (void *)m, (unsigned long)w);
+  } else if (m->used == 0) {
     F_CHECK(++au.empty == 1, "class %u run %p: a second partial run with nothing out", c,
             (void *)m);
+  }
   au.live_in += li;
   au.sll_in += si;
+  au.dlv_in += dl;
 }
 
 F_NOCOV static unsigned list_length(const hak_slab_t *m) {
@@ -187,7 +209,7 @@ F_NOCOV static unsigned list_length(const hak_slab_t *m) {
 
 F_NOCOV static void collect(unsigned c) {
   au.c = c;
-  au.nl = au.ns = au.live_in = au.sll_in = 0;
+  au.nl = au.ns = au.nd = au.live_in = au.sll_in = au.dlv_in = 0;
   au.empty = 0;
   for (unsigned i = 0; i < nlive; i++)
     if (live[i].cls == c) au.live[au.nl++] = (uintptr_t)f_base_of(live[i].p);
@@ -207,6 +229,13 @@ F_NOCOV static void collect(unsigned c) {
   for (size_t i = 1; i < au.ns; i++)
     F_CHECK(au.sll[i] != au.sll[i - 1], "class %u: block %#lx twice on the SLL", c,
             (unsigned long)au.sll[i]);
+  void *d = atomic_load_explicit(&hak_tc->notify, memory_order_acquire);
+  F_CHECK(d != HAK_NOTIFY_CLOSED, "the notify stack of a live thread is closed");
+  for (size_t steps = 0; d != NULL; d = hak_link_decode(d)) { /* mixed classes: decoded */
+    F_CHECK(++steps <= MAX_LIVE, "the notify stack holds more blocks than were ever live");
+    if (t_run_of(d)->class_idx == c) au.dlv[au.nd++] = (uintptr_t)d;
+  }
+  sort_ptrs(au.dlv, au.nd); /* a block twice: walk_delivered() meets it twice */
 }
 
 /* Live blocks of class c in runs this thread owns; those it allocated itself are all there. */
@@ -235,6 +264,8 @@ F_NOCOV static void audit(unsigned c) {
           c, own, au.live_in);
   F_CHECK(au.sll_in == au.ns, "class %u: %zu SLL blocks, %zu of them in runs on the lists", c,
           au.ns, au.sll_in);
+  F_CHECK(au.dlv_in == au.nd, "class %u: %zu blocks on the notify stack, %zu of them in runs on "
+          "the lists", c, au.nd, au.dlv_in);
 }
 
 F_NOCOV static void audit_all(void) {

@@ -1,20 +1,43 @@
-/* Fuzz harness of Box 3, ownership (src/tiny/owner.c): which thread cache owns a slab run.
+/* Fuzz harness of Box 3, ownership (src/tiny/owner.c): the life cycle of a slab run, which
+ * thread cache owns it, and how it changes hands (owner.c's table of states and transitions).
  *
  * Two kinds of operations, mixed as the input says.
  *
- * Races on runs taken directly: 2..4 racer threads run scripts of hak_owner_acquire /
- * hak_owner_release / hak_owner_transfer (owner tokens: one fake cache per racer) on 1..4 runs.
- * The racers keep a shadow holder per run, written only by the run's owner (NONE, a racer, or
- * "in transfer to j" between a transfer's CAS and its end), so that:
- *   - an acquire that succeeds finds the shadow NONE (at most one owner; an acquire of a free
- *     run succeeds at most once until it is released);
- *   - the shadow holder sees itself as the owner, can release (a release by a non-owner would
- *     be the fail-fast abort: it never happens here) and transfer (which must succeed), and
- *     fails to acquire its own run again;
- *   - a release or transfer by a cache that owns nothing fails (the model of the fail-fast:
- *     the CAS does not match, so hak_owner_release would abort);
- *   - when the racers are done, each run's owner is the shadow holder's token, and every other
- *     token fails to acquire, release or transfer it.
+ * Races on runs of their own: 2..4 racer threads, each with an owner identity of its own (a
+ * static dummy cache: bind and release compare pointers), run scripts on 1..4 runs of one class
+ * no worker uses. Each run starts bound to a racer (hak_run_fresh) with up to RACE_BLOCKS blocks
+ * carved and out; the odd ones are orphaned by that racer before the race. A script's operations
+ * are the transitions of the table, each done only by the thread the table allows:
+ *   - adopt: hak_adopt_slow() (PUBLISHED -> OWNED: hak_rq_adopt, then hak_run_bind);
+ *   - give up: the run's owner orphans it (hak_run_orphan: OWNED/FULL -> ORPHANED/PUBLISHED, or
+ *     FREE when every block is back);
+ *   - free: blocks of the run, by the real free's rule: the owner gives its block back
+ *     (hak_slab_give_back, which may take a run off the full list or release an empty one), any
+ *     other racer frees remotely (hak_free_remote_mt: a push, a delivery to an armed run's owner,
+ *     or the claim of an orphan by the free of its last block, which releases it);
+ *   - collect: the racer takes the blocks delivered to it (hak_notify_collect: its own runs get
+ *     them back, a delivery for a run it no longer owns is freed again, to the run's current
+ *     owner); then, if it owns the run, it arms it (hak_run_fill) when its freelist is empty.
+ * The racers keep a shadow holder per run (a racer, ORPHANED or RELEASED), written only by the
+ * run's owner before it lets go and by the adopter after its adoption, so that:
+ *   - an adoption finds the shadow ORPHANED (at most one owner; an orphan is adopted at most
+ *     once), and leaves the run owned by the adopter, on its partial list, with an owned word
+ *     (no ORPHAN, no PUBLISHED, no count: remote_queue.h);
+ *   - the holder sees itself as the owner, and a second adoption of its own run fails without
+ *     touching the word; a racer that does not hold the run does not own it;
+ *   - a run that leaves its holder's hands without a give up was released by the holder's own
+ *     give-back, and is FREE;
+ *   - when the racers are done, at rest: a run the model says a racer holds is owned by that
+ *     racer's identity, is on its lists, has an owned word (a run on the full list is armed, or
+ *     a block of it waits on the owner's notify stack), and used == its blocks out (not freed,
+ *     or delivered and not collected) + its stack, carved == used + its freelist; an ORPHANED run
+ *     is either FREE with every block back, or ownerless with the word of an orphan (ORPHAN, and
+ *     PUBLISHED with the run on its class's published list when adoption is on), whose count is
+ *     exactly its blocks out, and used == count + stack; a RELEASED run is FREE with every
+ *     block back; a FREE run has no owner and a zero word; at rest every published orphan is
+ *     adopted by a stranger's identity, and no other run;
+ *   - at the end, with every block freed and every identity gone (hak_owner_exit), every run of
+ *     the race is FREE: no run leaks, whichever way its last block came back.
  * The racers are a pool kept across inputs: they never allocate, so they hold no thread cache.
  *
  * The public API, with up to 3 worker threads that allocate blocks, free blocks allocated by
@@ -22,11 +45,11 @@
  * started again; an allocation may run concurrently with another worker's frees. After every
  * step, at rest:
  *   - a live block's run is owned by the worker that allocated it while that worker lives, and
- *     is on its partial or full list of the class;
- *   - the owner of a run with live blocks changes only when its owner exits (the run is then
- *     ownerless and published, or with HAKMEM_TINY_SS_ADOPT=0 owned by no thread), or from
- *     none to a worker that allocated in the step (an adoption, counted in its adoptions):
- *     remote frees never change it;
+ *     is on its partial or full list of the class, its word an owned one;
+ *   - the owner of a run with live blocks changes only when its owner exits (the run is then an
+ *     ownerless orphan: published, or with HAKMEM_TINY_SS_ADOPT=0 on no list), or from none to
+ *     a worker that allocated in the step (an adoption, counted in its adoptions): remote frees
+ *     never change it;
  *   - a run owned, before and after the step, by a thread that did not act in the step keeps
  *     its freelist, used and carved: only the owner touches them;
  *   - an exiting worker orphans exactly its runs that still hold live blocks (orphaned_slabs);
@@ -35,9 +58,10 @@
  * Input: a sequence of operations, one byte each followed by its arguments:
  *   0 nracers nruns cls reps then per racer: nops (kind run target)*nops
  *                                 a race: 2 + nracers % 3 racers, 1 + nruns % 4 runs of class
- *                                 cls, each racer runs its script (up to 16 operations; kind
- *                                 % 4: acquire, release, transfer to racer target, acquire
- *                                 again) 1 + reps % 32 times
+ *                                 cls (the next class up while cls is one the workers use),
+ *                                 each racer runs its script (up to 16 operations; kind % 4:
+ *                                 adopt, give up run, free 1 + target blocks of run, collect
+ *                                 and arm run) 1 + reps % 32 times
  *   1 w c n                       worker w allocates 1 + n % 32 blocks of the c-th class
  *   2 who count slot*count        who (0..2 a worker, 3 the harness thread) frees up to 16 slots
  *   3 w                           worker w exits
@@ -50,65 +74,147 @@
 #define MAX_OPS 64
 #define RACERS 4
 #define RACE_RUNS 4
+#define RACE_BLOCKS 16
 #define SCRIPT 16
-#define NONE (-1)
-#define TRANSIT 8 /* shadow TRANSIT + j: a transfer to racer j is under way */
+#define ORPHANED (-1) /* shadow holder: no owner, or released since (every block back) */
+#define RELEASED (-2) /* shadow holder: released by its holder */
+#define STRANGER RACERS /* shadow holder: adopted by the stranger at rest */
 #define MAIN FW_WORKERS /* the harness thread, as an actor */
 
 static const int classes[] = {0, 3, 7, 12, 19, 24, 33};
 #define NCLASSES ((int)(sizeof classes / sizeof classes[0]))
 
-/* ---- races on runs taken directly ------------------------------------------------------------ */
+/* ---- races on runs of their own -------------------------------------------------------------- */
 
 typedef struct rop_s {
   uint8_t kind, run, target;
 } rop_t;
 
-static hak_tcache_t tok[RACERS], stranger; /* owner tokens; stranger never owns anything */
+enum { OP_ADOPT, OP_GIVE_UP, OP_FREE, OP_COLLECT };
+
+/* Owner identities: tok[RACERS] is the stranger, who acts only at rest. */
+static hak_tcache_t tok[RACERS + 1];
 static hak_slab_t *race_run[RACE_RUNS];
+static uint8_t *race_blk[RACE_RUNS][RACE_BLOCKS];
+static uint32_t race_nblk[RACE_RUNS];
+static _Atomic(uint32_t) next_free[RACE_RUNS]; /* blocks of the run handed to a free so far */
 static _Atomic(int) holder[RACE_RUNS];
 static rop_t script[RACERS][SCRIPT];
 static unsigned script_len[RACERS], race_reps, race_nruns;
+static int race_cls;
 
-static void racer_acquire(unsigned i, unsigned r) {
-  hak_slab_t *m = race_run[r];
-  if (!hak_owner_acquire(m, &tok[i])) return;
+static bool worker_class(int c) {
+  for (int i = 0; i < NCLASSES; i++)
+    if (classes[i] == c) return true;
+  return c == FW_WARMUP_CLASS;
+}
+
+static uintptr_t word_of(const hak_slab_t *m) {
+  return atomic_load_explicit(&((hak_slab_t *)m)->remote, memory_order_acquire);
+}
+
+static int race_index(const hak_slab_t *m) {
+  for (unsigned r = 0; r < race_nruns; r++)
+    if (race_run[r] == m) return (int)r;
+  return -1;
+}
+
+/* Whether m is on tc's partial or full list of its class. */
+static bool on_lists(const hak_tcache_t *tc, const hak_slab_t *m) {
+  for (const hak_slab_t *s = tc->partial[race_cls]; s != NULL; s = s->next)
+    if (s == m) return true;
+  for (const hak_slab_t *s = tc->full[race_cls]; s != NULL; s = s->next)
+    if (s == m) return true;
+  return false;
+}
+
+/* A block carved and handed out, as a refill and malloc do it (the checked build's fill, then
+ * its link cleared; the header of a block in use), and the way back in, as free does it. */
+static void hand_out(uint8_t *b) {
+#if HAKMEM_CHECKED
+  hak_checked_fill(b, (unsigned)race_cls, hak_stride_of(race_cls));
+  hak_checked_taken(b);
+#endif
+  (void)hak_bridge_out(b, (unsigned)race_cls, hak_stride_of(race_cls));
+}
+
+static void take_in(uint8_t *b) {
+  F_CHECK(hak_bridge_in(b, (unsigned)race_cls, hak_stride_of(race_cls)),
+          "block %p of the race refused by the bridge", (void *)b);
+}
+
+/* A run racer i held that its identity no longer owns: only i could have let it go, and i gave
+ * it up only by orphaning it (which sets the shadow first), so its own give-back released it. */
+static void resync(unsigned i) {
+  for (unsigned r = 0; r < race_nruns; r++) {
+    if (atomic_load(&holder[r]) != (int)i || hak_owner_of(race_run[r]) == &tok[i]) continue;
+    F_CHECK(race_run[r]->state == HAK_SLAB_FREE, "racer %u lost run %u without giving it up "
+            "(state %d)", i, r, race_run[r]->state);
+    atomic_store(&holder[r], RELEASED);
+  }
+}
+
+static void racer_adopt(unsigned i) {
+  hak_slab_t *m = hak_adopt_slow(&tok[i], race_cls);
+  if (m == NULL) return;
+  int r = race_index(m);
+  F_CHECK(r >= 0, "racer %u adopted run %p, not one of the race's", i, (void *)m);
   int old = atomic_exchange(&holder[r], (int)i);
-  F_CHECK(old == NONE, "racer %u acquired run %u, which racer %d holds", i, r, old);
-  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u: owner of run %u after its acquire", i, r);
+  F_CHECK(old == ORPHANED, "racer %u adopted run %d, which is %d in the model", i, r, old);
+  uintptr_t w = word_of(m);
+  F_CHECK(hak_owner_of(m) == &tok[i] && m->list == HAK_LIST_PARTIAL &&
+              tok[i].partial[race_cls] == m && (w & HAK_RQ_FLAGS) == 0 && hak_rq_count(w) == 0,
+          "racer %u adopted run %d: owner %p, list %d, word %#lx", i, r, (void *)hak_owner_of(m),
+          m->list, (unsigned long)w);
 }
 
-static void racer_release(unsigned i, unsigned r) {
+static void racer_give_up(unsigned i, unsigned r) {
   hak_slab_t *m = race_run[r];
   if (atomic_load(&holder[r]) != (int)i) {
-    F_CHECK(!hak_owner_transfer(m, &stranger, NULL), "run %u released by a cache owning nothing",
+    F_CHECK(hak_owner_of(m) != &tok[i], "racer %u owns run %u, which it does not hold", i, r);
+    return;
+  }
+  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
+  atomic_store(&holder[r], ORPHANED); /* from the orphaning CAS on, anyone may take it */
+  hak_run_orphan(&tok[i], m);
+  F_CHECK(hak_owner_of(m) != &tok[i] && !on_lists(&tok[i], m),
+          "racer %u still owns or lists run %u after giving it up", i, r);
+}
+
+static void racer_free(unsigned i, unsigned r, unsigned times) {
+  for (unsigned t = 0; t < times; t++) {
+    uint32_t k = atomic_fetch_add(&next_free[r], 1);
+    if (k >= race_nblk[r]) return;
+    uint8_t *b = race_blk[r][k];
+    hak_slab_t *m = t_run_of(b); /* the block pins its run */
+    F_CHECK(m == race_run[r], "block %u of run %u lies in run %p", k, r, (void *)m);
+    if (hak_owner_of(m) != &tok[i]) {
+      F_CHECK(atomic_load(&holder[r]) != (int)i, "racer %u holds run %u but does not own it", i,
+              r);
+      take_in(b);
+      hak_free_remote_mt(m, b, &tok[i], false);
+      continue;
+    }
+    F_CHECK(atomic_load(&holder[r]) == (int)i, "racer %u owns run %u, which it does not hold", i,
             r);
-    return;
+    take_in(b);
+    hak_slab_give_back(&tok[i], m, b);
+    resync(i);
   }
-  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
-  atomic_store(&holder[r], NONE);
-  hak_owner_release(m, &tok[i]); /* fails fast unless racer i owns it */
 }
 
-static void racer_transfer(unsigned i, unsigned r, unsigned j) {
-  hak_slab_t *m = race_run[r];
-  if (atomic_load(&holder[r]) != (int)i) {
-    F_CHECK(!hak_owner_transfer(m, &stranger, &tok[j]),
-            "run %u transferred by a cache owning nothing", r);
-    return;
-  }
-  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
-  atomic_store(&holder[r], TRANSIT + (int)j);
-  F_CHECK(hak_owner_transfer(m, &tok[i], &tok[j]), "racer %u could not transfer its run %u", i,
-          r);
-  atomic_store(&holder[r], (int)j);
-}
-
-static void racer_again(unsigned i, unsigned r) {
+static void racer_collect(unsigned i, unsigned r) {
+  hak_notify_collect(&tok[i]);
+  resync(i);
   hak_slab_t *m = race_run[r];
   if (atomic_load(&holder[r]) != (int)i) return;
-  F_CHECK(!hak_owner_acquire(m, &tok[i]), "racer %u acquired its own run %u again", i, r);
-  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u: a failed acquire changed run %u's owner", i, r);
+  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
+  uintptr_t w = word_of(m);
+  F_CHECK(!(w & HAK_RQ_ORPHAN) && !hak_rq_adopt(m) && !(word_of(m) & HAK_RQ_ORPHAN),
+          "racer %u adopted its own run %u (word %#lx)", i, r, (unsigned long)w);
+  if (m->list == HAK_LIST_PARTIAL && m->freelist == NULL && hak_run_fill(&tok[i], m))
+    F_CHECK(m->list == HAK_LIST_FULL && tok[i].full[race_cls] == m,
+            "racer %u armed run %u: list %d", i, r, m->list);
 }
 
 static void run_script(unsigned i) {
@@ -116,32 +222,125 @@ static void run_script(unsigned i) {
     for (unsigned k = 0; k < script_len[i]; k++) {
       const rop_t *o = &script[i][k];
       switch (o->kind) {
-      case 0: racer_acquire(i, o->run); break;
-      case 1: racer_release(i, o->run); break;
-      case 2: racer_transfer(i, o->run, o->target); break;
-      default: racer_again(i, o->run); break;
+      case OP_ADOPT: racer_adopt(i); break;
+      case OP_GIVE_UP: racer_give_up(i, o->run); break;
+      case OP_FREE: racer_free(i, o->run, 1u + o->target); break;
+      default: racer_collect(i, o->run); break;
       }
     }
 }
 
 static fw_pool_t racers = FW_POOL_INIT(run_script, RACERS);
 
-/* At rest: the owner is the shadow holder's token; no other token acquires, releases or
- * transfers the run. */
+/* Blocks of m on any identity's notify stack (delivered: still out). */
+static uint32_t delivered(const hak_slab_t *m) {
+  uint32_t n = 0;
+  for (int i = 0; i <= RACERS; i++) {
+    n += fw_notify_len(atomic_load_explicit(&tok[i].notify, memory_order_acquire), m);
+  }
+  return n;
+}
+
+/* An owned run at rest: owner, lists, word, block accounting. */
+static void check_owned_run(unsigned r, int h, uint32_t out, uint32_t queued) {
+  hak_slab_t *m = race_run[r];
+  uintptr_t w = word_of(m);
+  F_CHECK(hak_owner_of(m) == &tok[h] && on_lists(&tok[h], m), "run %u: owner %p, holder %d, "
+          "list %d", r, (void *)hak_owner_of(m), h, m->list);
+  F_CHECK((w & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(w) == 0,
+          "run %u owned by %d: word %#lx", r, h, (unsigned long)w);
+  void *mine = atomic_load(&tok[h].notify);
+  F_CHECK(m->list != HAK_LIST_FULL || (w & HAK_RQ_NOTIFY) || fw_notify_len(mine, m) > 0,
+          "run %u on %d's full list: word %#lx not armed, nothing delivered", r, h,
+          (unsigned long)w);
+  F_CHECK(m->used == out + queued && m->carved == m->used + fw_chain_len(m->freelist, NULL),
+          "run %u owned by %d: used %u, %u out + %u queued; carved %u", r, h, m->used, out,
+          queued, m->carved);
+  F_CHECK(!hak_rq_adopt(m) && word_of(m) == w, "run %u owned by %d adopted by its word", r, h);
+}
+
+/* At rest: each run where the model says it is (see the top of the file). */
 static void check_race_run(unsigned r) {
   hak_slab_t *m = race_run[r];
   int h = atomic_load(&holder[r]);
-  F_CHECK(h == NONE || (h >= 0 && h < RACERS), "run %u: holder %d at rest", r, h);
-  hak_tcache_t *owner = h == NONE ? NULL : &tok[h];
-  F_CHECK(hak_owner_of(m) == owner, "run %u: owner %p, holder %d", r, (void *)hak_owner_of(m), h);
-  for (int i = 0; i < RACERS; i++) {
-    if (i == h) continue;
-    F_CHECK(!hak_owner_transfer(m, &tok[i], NULL) && !hak_owner_transfer(m, &tok[i], &tok[i]),
-            "run %u (holder %d): racer %d released or took it", r, h, i);
-    if (owner != NULL)
-      F_CHECK(!hak_owner_acquire(m, &tok[i]), "run %u owned by %d acquired by %d", r, h, i);
+  uint32_t freed = atomic_load(&next_free[r]);
+  uint32_t out = race_nblk[r] - (freed < race_nblk[r] ? freed : race_nblk[r]) + delivered(m);
+  if (m->state == HAK_SLAB_FREE) {
+    F_CHECK(h == ORPHANED || h == RELEASED, "run %u released, holder %d", r, h);
+    F_CHECK(out == 0 && hak_owner_of(m) == NULL && word_of(m) == 0 &&
+                m->class_idx == HAK_CLASS_NONE,
+            "run %u released with %u blocks out, owner %p, word %#lx", r, out,
+            (void *)hak_owner_of(m), (unsigned long)word_of(m));
+    return;
   }
-  F_CHECK(hak_owner_of(m) == owner, "run %u: failed operations changed its owner", r);
+  F_CHECK(h != RELEASED && m->state == HAK_SLAB_HEAD && m->class_idx == race_cls,
+          "run %u: holder %d, state %d, class %d", r, h, m->state, m->class_idx);
+  uintptr_t w = word_of(m);
+  uint32_t queued = fw_chain_len(hak_rq_head(w), NULL);
+  if (h >= 0) {
+    check_owned_run(r, h, out, queued);
+    return;
+  }
+  uintptr_t flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
+  int list = hak_opt.ss_adopt ? HAK_LIST_PUBLISHED : HAK_LIST_NONE;
+  F_CHECK(hak_owner_of(m) == NULL && (w & HAK_RQ_FLAGS) == flags && m->list == list,
+          "orphan %u: owner %p, word %#lx, list %d", r, (void *)hak_owner_of(m), (unsigned long)w,
+          m->list);
+  F_CHECK(hak_rq_count(w) == out && out > 0 && m->used == out + queued,
+          "orphan %u: count %u, %u blocks out, used %u, %u queued", r, hak_rq_count(w), out,
+          m->used, queued);
+}
+
+/* At rest, every published orphan of the race is adopted by the stranger, and no other run. */
+static void adopt_at_rest(void) {
+  unsigned want = 0, got = 0;
+  for (unsigned r = 0; r < race_nruns; r++)
+    want += hak_opt.ss_adopt && atomic_load(&holder[r]) == ORPHANED &&
+            race_run[r]->state == HAK_SLAB_HEAD;
+  for (hak_slab_t *m; (m = hak_adopt_slow(&tok[STRANGER], race_cls)) != NULL; got++) {
+    int r = race_index(m);
+    F_CHECK(r >= 0 && atomic_load(&holder[r]) == ORPHANED, "the stranger adopted run %p (%d)",
+            (void *)m, r);
+    atomic_store(&holder[r], STRANGER);
+  }
+  F_CHECK(got == want, "the stranger adopted %u runs, %u published", got, want);
+}
+
+/* Frees every block left, then every identity exits: every run must be released. */
+static void race_end(void) {
+  for (unsigned r = 0; r < race_nruns; r++)
+    for (uint32_t k; (k = atomic_fetch_add(&next_free[r], 1)) < race_nblk[r];) {
+      take_in(race_blk[r][k]);
+      hak_free_remote_mt(race_run[r], race_blk[r][k], &tok[STRANGER], false);
+    }
+  for (int i = 0; i <= RACERS; i++) hak_owner_exit(&tok[i]);
+  for (unsigned r = 0; r < race_nruns; r++)
+    F_CHECK(race_run[r]->state == HAK_SLAB_FREE && word_of(race_run[r]) == 0,
+            "run %u (holder %d) not released when every block came back: state %d, word %#lx", r,
+            atomic_load(&holder[r]), race_run[r]->state, (unsigned long)word_of(race_run[r]));
+  for (int i = 0; i <= RACERS; i++) {
+    memset(&tok[i], 0, sizeof tok[i]); /* closed by the exit; nothing can reach it now */
+    tok[i].state = HAK_TC_LIVE;
+  }
+}
+
+static void race_start(unsigned nracers) {
+  for (unsigned r = 0; r < race_nruns; r++) {
+    unsigned j = r % nracers;
+    hak_slab_t *m = race_run[r] = hak_run_fresh(&tok[j], race_cls);
+    F_CHECK(m != NULL && hak_owner_of(m) == &tok[j] && word_of(m) == 0, "fresh run of class %d",
+            race_cls);
+    race_nblk[r] = m->capacity < RACE_BLOCKS ? m->capacity : RACE_BLOCKS;
+    for (uint32_t k = 0; k < race_nblk[r]; k++) {
+      race_blk[r][k] = m->data + (size_t)k * m->stride;
+      hand_out(race_blk[r][k]);
+    }
+    atomic_store(&m->carved, race_nblk[r]);
+    m->used = race_nblk[r];
+    atomic_store(&next_free[r], 0);
+    atomic_store(&holder[r], (int)j);
+    if (r % 2 == 1) racer_give_up(j, r);
+  }
 }
 
 static void read_script(f_in_t *in, unsigned i, unsigned nracers, unsigned nruns) {
@@ -155,23 +354,19 @@ static void race(f_in_t *in) {
   /* The racers read the scripts, the runs and race_reps during the round only. */
   unsigned nracers = 2 + f_below(in, RACERS - 1);
   race_nruns = 1 + f_below(in, RACE_RUNS);
-  int cls = (int)f_below(in, HAK_NUM_CLASSES);
+  race_cls = (int)f_below(in, HAK_NUM_CLASSES);
+  while (worker_class(race_cls)) race_cls = (race_cls + 1) % HAK_NUM_CLASSES;
   race_reps = 1 + f_below(in, 32);
   for (unsigned i = 0; i < nracers; i++) read_script(in, i, nracers, race_nruns);
-  for (unsigned r = 0; r < race_nruns; r++) {
-    race_run[r] = hak_superslab_take_run(cls);
-    F_CHECK(race_run[r] != NULL && hak_owner_of(race_run[r]) == NULL, "take_run(%d)", cls);
-    atomic_store(&holder[r], NONE);
-  }
+  if (tok[0].state != HAK_TC_LIVE)
+    for (int i = 0; i <= RACERS; i++) tok[i].state = HAK_TC_LIVE; /* counters stay in tok */
+  race_start(nracers);
   fw_pool_start(&racers);
   fw_pool_go(&racers, nracers);
   fw_pool_wait(&racers, nracers);
-  for (unsigned r = 0; r < race_nruns; r++) {
-    check_race_run(r);
-    hak_tcache_t *owner = hak_owner_of(race_run[r]);
-    if (owner != NULL) hak_owner_release(race_run[r], owner);
-    hak_superslab_release_run(race_run[r]);
-  }
+  for (unsigned r = 0; r < race_nruns; r++) check_race_run(r);
+  adopt_at_rest();
+  race_end();
 }
 
 /* ---- the public API: workers and the model of run owners ------------------------------------- */
@@ -181,19 +376,22 @@ static fw_team_t team = FW_TEAM_INIT(slot, SLOTS, 0); /* no fill: keys unused */
 static fw_runrec_t runs[SLOTS]; /* the runs with live blocks at the last check */
 static unsigned nruns;
 
-/* Where a run with live blocks stands, given its owner. */
+/* Where a run with live blocks stands, given its owner (owner.c's table). */
 static void check_placement(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
+  F_CHECK(r->owner != FW_OWNER_OTHER, "run %p owned by %p, no live worker's cache (list %d)",
+          (void *)m, (void *)hak_owner_of(m), m->list);
   if (r->owner == FW_OWNER_NONE) {
-    F_CHECK(hak_opt.ss_adopt && m->list == HAK_LIST_PUBLISHED,
-            "ownerless run %p with live blocks not published (list %d)", (void *)m, m->list);
-  } else if (r->owner == FW_OWNER_OTHER) {
-    F_CHECK(!hak_opt.ss_adopt && m->list == HAK_LIST_NONE,
-            "run %p owned by %p, no live worker's cache (list %d)", (void *)m,
-            (void *)hak_owner_of(m), m->list);
+    uintptr_t flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
+    int list = hak_opt.ss_adopt ? HAK_LIST_PUBLISHED : HAK_LIST_NONE;
+    F_CHECK(m->list == list && (r->word & HAK_RQ_FLAGS) == flags,
+            "ownerless run %p with live blocks: list %d, word %#lx (adoption %s)", (void *)m,
+            m->list, (unsigned long)r->word, hak_opt.ss_adopt ? "on" : "off");
   } else {
     F_CHECK(fw_on_lists(fw_worker_of(&team, r->owner), m),
             "run %p not on its owner %u's lists (list %d)", (void *)m, r->owner, m->list);
+    F_CHECK(!(r->word & (HAK_RQ_ORPHAN | HAK_RQ_PUBLISHED)) && hak_rq_count(r->word) == 0,
+            "run %p owned by %u: word %#lx", (void *)m, r->owner, (unsigned long)r->word);
   }
 }
 
@@ -227,8 +425,7 @@ static bool acted(const step_t *s, unsigned id) {
 static void check_transition(const step_t *s, const fw_runrec_t *before, const fw_runrec_t *now,
                              unsigned *adopted) {
   if (now->owner != before->owner) {
-    bool exit_ok = before->owner == s->exited &&
-                   (now->owner == (hak_opt.ss_adopt ? FW_OWNER_NONE : FW_OWNER_OTHER)) &&
+    bool exit_ok = before->owner == s->exited && now->owner == FW_OWNER_NONE &&
                    hak_owner_of(now->m) != s->exited_tc;
     bool adopt_ok = before->owner == FW_OWNER_NONE && now->owner == s->allocator;
     F_CHECK(exit_ok || adopt_ok, "run %p: owner %u -> %u in a step (exit %u, alloc %u)",

@@ -3,26 +3,34 @@
  *
  * Up to 3 worker threads allocate blocks of a few classes, free blocks any thread allocated
  * (the harness thread, which never allocates, frees too), exit (their runs with live blocks
- * are orphaned: published, or with adoption off left to their last free), and are started
- * again, so that new threads refill by adopting. Two allocations, or an allocation and frees,
- * may run at once. The input's first byte sets HAKMEM_TINY_SS_ADOPT, HAKMEM_TINY_MUST_ADOPT and
- * HAKMEM_TINY_RF_FORCE_NOTIFY for the input (they are read on slow paths only, and nothing is
- * live between inputs). A shadow model keeps the live blocks (their thread of allocation and a
- * pattern at their start) and the runs that hold them. After every step, at rest:
+ * are orphaned: published, or with adoption off left to the free of their last block), and
+ * are started again, so that new threads refill by adopting. Two allocations, or an
+ * allocation and frees, may run at once. The input's first byte sets HAKMEM_TINY_SS_ADOPT,
+ * HAKMEM_TINY_MUST_ADOPT and HAKMEM_TINY_RF_FORCE_NOTIFY for the input (they are read on slow
+ * paths only, and nothing is live between inputs). A shadow model keeps the live blocks (their
+ * thread of allocation and a pattern at their start) and the runs that hold them. After every
+ * step, at rest:
  *   - every live block: hak_owns(), its pattern intact, its run bound to its class, no two live
  *     blocks overlap (each block comes back exactly once before it is handed out again);
  *   - every run with live blocks: used == its live blocks + its blocks in the owner's TLS SLL +
- *     its remote queue count, carved == used + its freelist; an ownerless run is published
- *     (its frozen orphan_used is its used count), a run owned by no thread (adoption off) is on
- *     no list, a run owned by a worker is on that worker's lists; a run owned by a worker that
- *     allocated in the step without concurrent frees has an empty remote queue (drained at bind);
+ *     the blocks on its remote word's stack + its blocks on its owner's notify stack (delivered,
+ *     not yet collected), carved == used + its freelist; none of its blocks is on the notify
+ *     stack of a worker that does not own it;
+ *   - an ownerless run is an orphan (remote_queue.h): its word says ORPHAN, and PUBLISHED with
+ *     the run on the published list when adoption is on (else on no list), and its count is
+ *     exactly its live blocks (every block out is live: the exit flushed the SLL and collected
+ *     the deliveries), while used, frozen at the orphaning, still counts the blocks on the stack;
+ *   - a run owned by a worker is on that worker's lists; its word is an owned one (no ORPHAN or
+ *     PUBLISHED, no count); a run on a full list is armed (NOTIFY), or the free that took the
+ *     notification delivered a block of it that is still on the owner's notify stack; a run
+ *     owned by a worker that allocated in the step without concurrent frees has an empty stack
+ *     (drained at bind);
  *   - no run is on two workers' lists, and each is owned by the worker whose lists hold it: a
  *     published run is adopted at most once, also when two workers refill at once;
- *   - owners change only when the owner exits (-> none, or the orphan owner with adoption off)
- *     or from none to a worker that allocated in the step: an adoption, and the worker's
- *     adoptions count exactly those (at least those when frees ran at the same time), its
- *     remote_drains at least those whose queue was not empty; remote frees change no owner;
- *     with adoption off there are no adoptions;
+ *   - owners change only when the owner exits (-> none) or from none to a worker that allocated
+ *     in the step: an adoption, and the worker's adoptions count exactly those (at least those
+ *     when frees ran at the same time), its remote_drains at least those whose stack was not
+ *     empty; remote frees change no owner; with adoption off there are no adoptions;
  *   - an exiting worker orphans exactly its runs with live blocks (orphaned_slabs); a step of
  *     frees alone releases exactly the orphans whose last live blocks it freed
  *     (last_free_releases); no other step releases any;
@@ -56,39 +64,47 @@ static uint64_t next_key;       /* the last key given to a slot */
 static fw_runrec_t runs[SLOTS]; /* the runs with live blocks at the last check */
 static unsigned nruns;
 
-/* Length of a chain of blocks of run m; with in_run, counts only those of m (a TLS SLL holds
- * blocks of several runs of its class). Bounded: a cycle is a broken invariant. */
-static uint32_t chain_len(void *head, const hak_slab_t *m, bool in_run) {
-  uint32_t n = 0, steps = 0;
-  for (void *b = head; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(++steps <= 1u << 20, "a chain from %p does not end", head);
-    n += !in_run || t_run_of(b) == m;
-  }
-  return n;
+/* An orphan's word and list (owner.c's table: ORPHANED, PUBLISHED). */
+static void check_orphan(const fw_runrec_t *r) {
+  const hak_slab_t *m = r->m;
+  uintptr_t flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
+  int list = hak_opt.ss_adopt ? HAK_LIST_PUBLISHED : HAK_LIST_NONE;
+  F_CHECK((r->word & HAK_RQ_FLAGS) == flags && m->list == list,
+          "ownerless run %p: word %#lx, list %d (adoption %s)", (void *)m, (unsigned long)r->word,
+          m->list, hak_opt.ss_adopt ? "on" : "off");
+  F_CHECK(hak_rq_count(r->word) == r->live, "orphan %p: count %u, %u blocks live", (void *)m,
+          hak_rq_count(r->word), r->live);
+  F_CHECK(r->delivered == 0, "orphan %p: %u blocks delivered", (void *)m, r->delivered);
+}
+
+/* An owned run's word and list (OWNED, FULL); returns its blocks in the owner's TLS SLL. */
+static uint32_t check_owned(const fw_runrec_t *r) {
+  const hak_slab_t *m = r->m;
+  const fw_worker_t *w = fw_worker_of(&team, r->owner);
+  F_CHECK(fw_on_lists(w, m), "run %p not on its owner %u's lists (list %d)", (void *)m,
+          r->owner, m->list);
+  F_CHECK((r->word & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(r->word) == 0,
+          "run %p owned by worker %u: word %#lx", (void *)m, r->owner, (unsigned long)r->word);
+  F_CHECK(m->list != HAK_LIST_FULL || (r->word & HAK_RQ_NOTIFY) || r->delivered > 0,
+          "run %p on worker %u's full list: word %#lx not armed, none of its blocks delivered",
+          (void *)m, r->owner, (unsigned long)r->word);
+  return fw_chain_len(w->tc->sll[m->class_idx].head, m);
 }
 
 /* Where a run with live blocks stands, and its block accounting. */
 static void check_run(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
   uint32_t sll = 0;
-  if (r->owner == FW_OWNER_NONE) {
-    F_CHECK(hak_opt.ss_adopt && m->list == HAK_LIST_PUBLISHED &&
-                atomic_load(&m->orphan_used) == m->used,
-            "ownerless run %p: list %d, orphan_used %u, used %u (adoption %s)", (void *)m,
-            m->list, atomic_load(&m->orphan_used), m->used, hak_opt.ss_adopt ? "on" : "off");
-  } else if (r->owner == FW_OWNER_OTHER) {
-    F_CHECK(!hak_opt.ss_adopt && m->list == HAK_LIST_NONE, "run %p owned by %p, no live "
-            "worker's cache (list %d)", (void *)m, (void *)hak_owner_of(m), m->list);
-  } else {
-    const fw_worker_t *w = fw_worker_of(&team, r->owner);
-    F_CHECK(fw_on_lists(w, m), "run %p not on its owner %u's lists (list %d)", (void *)m,
-            r->owner, m->list);
-    sll = chain_len(w->tc->sll[m->class_idx].head, m, true);
-  }
-  F_CHECK(m->used == r->live + sll + r->remote_count,
-          "run %p (owner %u): used %u, but %u live + %u in the SLL + %u queued", (void *)m,
-          r->owner, m->used, r->live, sll, r->remote_count);
-  uint32_t fl = chain_len(m->freelist, m, false);
+  F_CHECK(r->owner != FW_OWNER_OTHER, "run %p owned by %p, no live worker's cache", (void *)m,
+          (void *)hak_owner_of(m));
+  if (r->owner == FW_OWNER_NONE) check_orphan(r);
+  else sll = check_owned(r);
+  F_CHECK(r->stray == 0, "run %p (owner %u): %u blocks on other workers' notify stacks",
+          (void *)m, r->owner, r->stray);
+  F_CHECK(m->used == r->live + sll + r->queued + r->delivered,
+          "run %p (owner %u): used %u, but %u live + %u in the SLL + %u queued + %u delivered",
+          (void *)m, r->owner, m->used, r->live, sll, r->queued, r->delivered);
+  uint32_t fl = fw_chain_len(m->freelist, NULL);
   F_CHECK(m->carved == m->used + fl && m->carved <= m->capacity,
           "run %p: carved %u, used %u, freelist %u, capacity %u", (void *)m, m->carved, m->used,
           fl, m->capacity);
@@ -176,16 +192,16 @@ static void check_transition(const step_t *s, const fw_runrec_t *before, const f
                              unsigned adopted[2], unsigned drained[2]) {
   if (now->owner == before->owner) return;
   bool exit_ok = before->owner == s->exited && hak_owner_of(now->m) != s->exited_tc &&
-                 now->owner == (hak_opt.ss_adopt ? FW_OWNER_NONE : FW_OWNER_OTHER);
+                 now->owner == FW_OWNER_NONE;
   int a = before->owner == FW_OWNER_NONE ? alloc_index(s, now->owner) : -1;
   F_CHECK(exit_ok || a >= 0, "run %p: owner %u -> %u in a step (exit %u, alloc %u %u)",
           (void *)now->m, before->owner, now->owner, s->exited, s->alloc[0], s->alloc[1]);
   if (a < 0) return;
   adopted[a]++;
-  drained[a] += before->remote_count > 0;
+  drained[a] += before->queued > 0;
   if (!s->concurrent_frees)
-    F_CHECK(atomic_load(&now->m->remote_head) == 0, "run %p adopted by %u with its queue "
-            "undrained", (void *)now->m, now->owner);
+    F_CHECK(hak_rq_head(now->word) == NULL, "run %p adopted by %u with its stack undrained",
+            (void *)now->m, now->owner);
 }
 
 static uint64_t ev_of(unsigned id, bool drains) {
@@ -214,8 +230,7 @@ static void check_adoptions(const step_t *s, const unsigned adopted[2],
 static unsigned released_orphans(const fw_runrec_t *now, unsigned n) {
   unsigned k = 0;
   for (unsigned i = 0; i < nruns; i++)
-    if ((runs[i].owner == FW_OWNER_NONE || runs[i].owner == FW_OWNER_OTHER) &&
-        fw_find_run(now, n, runs[i].m) == NULL)
+    if (runs[i].owner == FW_OWNER_NONE && fw_find_run(now, n, runs[i].m) == NULL)
       k++;
   return k;
 }

@@ -12,13 +12,15 @@
  *   - the slab table is consistent: a HEAD slab has class_idx < HAK_NUM_CLASSES, the class's
  *     slab count and geometry (stride, data inside the run, capacity that fits) and
  *     used <= carved <= capacity; every slab of its run is a CONT slab pointing at it; a FREE
- *     slab is unbound; free_mask agrees with the states (so runs never overlap), dirty slabs
- *     are free, and the SuperSlab is on the list its free_mask implies;
+ *     slab is unbound, with no owner and a zero remote word (remote_queue.h); free_mask agrees
+ *     with the states (so runs never overlap), dirty slabs are free, and the SuperSlab is on the
+ *     list its free_mask implies;
  *   - generation: unchanged, except +1 when a SuperSlab that was empty at the last check is in
  *     use again (superslabs_reused counts at least those); only a trim unmaps, and only empty
  *     SuperSlabs;
- *   - a run the harness holds is still bound to its class, ownerless, nothing carved, and the
- *     pattern written into it is intact;
+ *   - a run the harness holds (and a run just taken) is bound to its class, ownerless, nothing
+ *     carved, its remote word zero (no flag, no stack, no count), and the pattern written into
+ *     it is intact;
  *   - every live block: hak_owns(), hak_usable_size() == the bytes to its block's end (also for
  *     blocks in the 2nd..nth slab of a run), its run's head has its class and carved it, the
  *     pattern at its start is intact, and no two live blocks overlap;
@@ -152,9 +154,10 @@ static void check_table(const hak_superslab_t *ss) {
     } else {
       F_CHECK(m->state == HAK_SLAB_FREE, "ss %p slab %u: state %d outside any run", (void *)ss, i,
               m->state);
-      F_CHECK(m->class_idx == HAK_CLASS_NONE && m->head == i && hak_owner_of(m) == NULL,
-              "ss %p slab %u: free slab with class %d head %u", (void *)ss, i, m->class_idx,
-              m->head);
+      F_CHECK(m->class_idx == HAK_CLASS_NONE && m->head == i && hak_owner_of(m) == NULL &&
+                  atomic_load(&m->remote) == 0,
+              "ss %p slab %u: free slab with class %d head %u remote word %#lx", (void *)ss, i,
+              m->class_idx, m->head, (unsigned long)atomic_load(&m->remote));
     }
   }
   F_CHECK(ss->free_mask == ~bound, "ss %p: free_mask %#x, runs cover %#x", (void *)ss,
@@ -237,9 +240,11 @@ static bool mark_ok(const uint8_t *p, size_t n, uint64_t key, bool tail) {
 static void check_hold(int h) {
   hak_slab_t *m = hold[h];
   F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == hold_cls[h] && hak_owner_of(m) == NULL &&
-              m->used == 0 && m->carved == 0 && m->freelist == NULL,
-          "held run %p of class %d: state %d class %d used %u carved %u", (void *)m, hold_cls[h],
-          m->state, m->class_idx, m->used, m->carved);
+              m->used == 0 && m->carved == 0 && m->freelist == NULL &&
+              atomic_load(&m->remote) == 0,
+          "held run %p of class %d: state %d class %d used %u carved %u remote word %#lx",
+          (void *)m, hold_cls[h], m->state, m->class_idx, m->used, m->carved,
+          (unsigned long)atomic_load(&m->remote));
   F_CHECK(mark_ok(m->data, (size_t)m->capacity * m->stride, (uint64_t)h << 32, true),
           "held run %p of class %d overwritten", (void *)m, hold_cls[h]);
 }
@@ -307,9 +312,9 @@ static void take(int c) {
   F_CHECK(m != NULL, "take_run(%d) failed", c);
   F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c && hak_owner_of(m) == NULL &&
               m->used == 0 && m->carved == 0 && m->freelist == NULL &&
-              atomic_load(&m->remote_head) == 0 && atomic_load(&m->remote_count) == 0,
-          "fresh run of class %d: state %d class %d carved %u", c, m->state, m->class_idx,
-          m->carved);
+              atomic_load(&m->remote) == 0,
+          "fresh run of class %d: state %d class %d carved %u remote word %#lx", c, m->state,
+          m->class_idx, m->carved, (unsigned long)atomic_load(&m->remote));
   F_CHECK(!is_held(m), "run %p taken twice", (void *)m);
   hold[h] = m;
   hold_cls[h] = c;

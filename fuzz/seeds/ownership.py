@@ -2,7 +2,7 @@
 from seedlib import u8, write
 
 RACE, ALLOC, FREE, EXIT, PAR = range(5)
-ACQ, REL, XFER, AGAIN = range(4)
+ADOPT, GIVE_UP, FREE_BLOCKS, COLLECT = range(4)
 MAIN = 3
 
 
@@ -31,13 +31,23 @@ def exit_(w):
 
 
 seeds = {
-    # four racers acquire and release one run, 32 times over
-    "race-acquire": race(4, 1, 3, 32, [[(ACQ, 0, 0), (AGAIN, 0, 0), (REL, 0, 0)]] * 4),
-    # runs handed around by transfers while others try to take or release them
+    # four racers adopt, arm and give up one run, 32 times over
+    "race-acquire": race(4, 1, 3, 32, [[(ADOPT, 0, 0), (COLLECT, 0, 0), (GIVE_UP, 0, 0)]] * 4),
+    # runs handed around by give-ups and adoptions while blocks of them are freed
     "race-transfer": race(3, 2, 20, 32, [
-        [(ACQ, 0, 0), (XFER, 0, 1), (ACQ, 1, 0), (REL, 1, 0), (REL, 0, 0)],
-        [(ACQ, 1, 0), (XFER, 1, 2), (REL, 0, 0), (XFER, 0, 2), (AGAIN, 0, 0)],
-        [(REL, 0, 0), (REL, 1, 0), (XFER, 0, 0), (XFER, 1, 1), (ACQ, 0, 0)]]),
+        [(ADOPT, 0, 0), (FREE_BLOCKS, 0, 1), (ADOPT, 1, 0), (GIVE_UP, 1, 0), (GIVE_UP, 0, 0)],
+        [(ADOPT, 1, 0), (FREE_BLOCKS, 1, 2), (GIVE_UP, 0, 0), (FREE_BLOCKS, 0, 2),
+         (COLLECT, 0, 0)],
+        [(GIVE_UP, 0, 0), (GIVE_UP, 1, 0), (FREE_BLOCKS, 0, 0), (FREE_BLOCKS, 1, 1),
+         (ADOPT, 0, 0)]]),
+    # the free of an orphan's last block races its adoption: two racers free every block of
+    # four runs (two start orphaned), two adopt, arm (deliveries) and give up
+    "race-claim-adopt": race(4, 4, 44, 4, [
+        [(FREE_BLOCKS, r, 3) for r in range(4)] * 2,
+        [(FREE_BLOCKS, r, 2) for r in (3, 2, 1, 0)] * 2,
+        [(ADOPT, 0, 0), (COLLECT, 0, 0), (COLLECT, 1, 0), (GIVE_UP, 0, 0), (GIVE_UP, 1, 0)] * 2,
+        [(ADOPT, 0, 0), (ADOPT, 0, 0), (COLLECT, 2, 0), (COLLECT, 3, 0), (GIVE_UP, 2, 0),
+         (GIVE_UP, 3, 0)] * 2]),
     # blocks of worker 0 freed by worker 1 and by the harness thread: the owner stays
     "remote-free": alloc(0, 2, 20) + free(1, list(range(16))) + free(MAIN, list(range(16, 20)))
     + alloc(0, 2, 8) + exit_(0) + exit_(1),
@@ -50,10 +60,10 @@ seeds = {
                    + par(1, 1, 32, 2, list(range(32, 48)))),
     # races and the public API interleaved
     "mixed": (alloc(0, 6, 4)
-              + race(2, 4, 51, 8, [[(ACQ, r, 0) for r in range(4)],
-                                   [(XFER, r, 0) for r in range(4)]])
+              + race(2, 4, 51, 8, [[(ADOPT, r, 0) for r in range(4)],
+                                   [(FREE_BLOCKS, r, 0) for r in range(4)]])
               + exit_(0) + alloc(1, 6, 4)
-              + race(4, 1, 0, 4, [[(ACQ, 0, 1), (XFER, 0, 1)], [(REL, 0, 0)],
-                                  [(ACQ, 0, 3), (XFER, 0, 2)], [(AGAIN, 0, 0)]])),
+              + race(4, 1, 0, 4, [[(ADOPT, 0, 1), (FREE_BLOCKS, 0, 1)], [(GIVE_UP, 0, 0)],
+                                  [(ADOPT, 0, 3), (FREE_BLOCKS, 0, 2)], [(COLLECT, 0, 0)]])),
 }
 write("ownership", seeds)

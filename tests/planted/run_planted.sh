@@ -17,7 +17,8 @@ budget=${HAKMEM_PLANT_FUZZ_SECONDS:-60}
 
 case $bug in
   sll_userptr|magazine_userptr|double_offset) modes=("-DHAKMEM_TINY_HEADERLESS=0") ;;
-  stale_hint|registry_late_unregister|class_drift|remote_double_drain)
+  stale_hint|registry_late_unregister|class_drift|remote_double_drain|remote_touch_after_push|\
+  stale_notify|orphan_stale_count|uncarved_free|fork_no_takeover)
     modes=("-DHAKMEM_TINY_HEADERLESS=1 -DHAKMEM_TINY_SS_TLS_HINT=1") ;;
   none) modes=("-DHAKMEM_TINY_HEADERLESS=0" "-DHAKMEM_TINY_HEADERLESS=1 -DHAKMEM_TINY_SS_TLS_HINT=1") ;;
   *) echo "run_planted.sh: unknown bug '$bug'" >&2; exit 2 ;;
@@ -30,6 +31,8 @@ case $bug in
   magazine_userptr) box=magazine ;;
   remote_double_drain) box=remote_queue ;;
   double_offset) box=ptr_bridge ;;
+  remote_touch_after_push|stale_notify|orphan_stale_count|uncarved_free|fork_no_takeover)
+    box=interleave ;; # the windows need a parked thread, the rest a fork
   none) box="" ;;
 esac
 plant=$bug

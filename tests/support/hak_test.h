@@ -251,4 +251,31 @@ t_check_stats_moved_at(const char *file, int line, const hak_stats_t *before, ui
 #define t_check_stats_moved(before, min_allocs)                                                    \
   t_check_stats_moved_at(__FILE__, __LINE__, (before), (min_allocs))
 
+/* Each orphaning of a slab ends in one adoption or one last-free release once all its blocks
+ * are back (with adoption off: a last-free release); blocks that libc keeps in hakmem may hold
+ * back up to slack of them. */
+__attribute__((unused)) static void t_check_orphans_at(const char *file, int line,
+                                                       const hak_stats_t *before,
+                                                       const hak_stats_t *after, uint64_t slack) {
+  uint64_t orphaned = after->orphaned_slabs - before->orphaned_slabs;
+  uint64_t adopted = after->adoptions - before->adoptions;
+  uint64_t last_free = after->last_free_releases - before->last_free_releases;
+  if (adopted + last_free > orphaned)
+    t_fail_at(file, line, "adoptions %llu + last-free releases %llu exceed the %llu slabs orphaned",
+              (unsigned long long)adopted, (unsigned long long)last_free,
+              (unsigned long long)orphaned);
+  if (adopted + last_free + slack < orphaned)
+    t_fail_at(file, line,
+              "%llu slabs were orphaned, but only %llu adopted and %llu released by their last "
+              "free (tolerance %llu): orphans lost",
+              (unsigned long long)orphaned, (unsigned long long)adopted,
+              (unsigned long long)last_free, (unsigned long long)slack);
+  if (hak_option_get("HAKMEM_TINY_SS_ADOPT") == 0 && adopted != 0)
+    t_fail_at(file, line, "HAKMEM_TINY_SS_ADOPT=0, yet %llu slabs were adopted",
+              (unsigned long long)adopted);
+}
+
+#define t_check_orphans(before, after, slack)                                                      \
+  t_check_orphans_at(__FILE__, __LINE__, (before), (after), (slack))
+
 #endif /* HAK_TEST_H */
