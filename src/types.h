@@ -86,10 +86,13 @@ struct hak_slab_s {
   uint8_t list;               /* enum hak_slab_list: which list next/prev link into         */
   uint8_t pad_[3];
   _Atomic(hak_tcache_t *) owner; /* Box 3: changes only in owner.c; NULL = no owner         */
-  hak_slab_t *next, *prev;    /* owner's partial/full list, or the published list           */
-  /* Cross-thread line: the one word other threads write (remote_queue.c has its format). */
+  /* Cross-thread line: the one word other threads write (remote_queue.c has its format), and
+   * the list links, which only list moves touch (rare next to frees). */
   _Alignas(HAK_CACHE_LINE) _Atomic(uintptr_t) remote;
+  hak_slab_t *next, *prev;    /* owner's partial/full list, or the published list           */
 };
+_Static_assert(sizeof(struct hak_slab_s) == 2 * HAK_CACHE_LINE,
+               "a slab is two cache lines: pointer -> run is a shift");
 
 /* ---- SuperSlab ----------------------------------------------------------------------- */
 
