@@ -63,7 +63,7 @@ static void wait_flag(_Atomic int *f) {
 static void *blk[MAX_BLOCKS];
 static size_t nblk;
 static hak_superslab_t *x; /* the SuperSlab O binds alone */
-static _Atomic int o_may_exit;
+static _Atomic int o_filled, o_may_exit; /* o_filled publishes blk, nblk and x */
 
 static void *owner_fill(void *arg) {
   (void)arg;
@@ -78,6 +78,7 @@ static void *owner_fill(void *arg) {
     for (size_t i = 0; i < nblk && x == NULL; i++)
       if (r_ss_all_mine(hak_ss_of(blk[i]), R_BIG_CLASS, hak_tc)) x = hak_ss_of(blk[i]);
   }
+  atomic_store(&o_filled, 1);
   wait_flag(&o_may_exit);
   for (size_t i = 0; i < nblk; i++) {
     if (blk[i] == NULL) continue; /* F's */
@@ -101,7 +102,7 @@ static void *free_two_parked(void *arg) {
 static void scenario_touch_after_push(void) {
   r_thread_cache();
   pthread_t o = r_start(owner_fill, NULL);
-  while (x == NULL) t_sched_nap();
+  wait_flag(&o_filled);
   /* Two blocks of x, in one run, for F. */
   size_t k = 0;
   for (size_t i = 0; i < nblk && k < 2; i++) {

@@ -33,6 +33,15 @@ static void carve_out(hak_slab_t *m, uint32_t n) {
   m->freelist = NULL;
 }
 
+/* Frees block b of run m with one remote free, as hak_free would (checked builds: the freed
+ * fill first, which the bind and the release verify). */
+static enum hak_rq_outcome free_remote(hak_slab_t *m, void *b, uintptr_t *w) {
+#if HAKMEM_CHECKED
+  hak_checked_freed(b, m->class_idx, m->stride);
+#endif
+  return hak_rq_free_mt(m, b, b, 1, HAK_RQ_MODE_NORMAL, w);
+}
+
 static void check_life_cycle(void) {
   const int c = 3;
   hak_tcache_t *a = &fake[0], *b = &fake[1];
@@ -45,7 +54,7 @@ static void check_life_cycle(void) {
   /* Fill is refused while a block is queued. */
   uintptr_t w;
   void *blk0 = m->data;
-  U_CHECK(hak_rq_free_mt(m, blk0, blk0, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_PUSHED,
+  U_CHECK(free_remote(m, blk0, &w) == HAK_RQ_PUSHED,
           "free into an owned run did not push");
   U_CHECK(!hak_run_fill(a, m) && m->list == HAK_LIST_PARTIAL, "fill with a block queued");
   U_CHECK(hak_remote_drain(m) == 1 && m->used == m->capacity - 1, "drain of one block");
@@ -63,7 +72,7 @@ static void check_life_cycle(void) {
    * orphaned unpublished (ADOPT off). */
   carve_out(m, 5);
   void *q[2] = {m->data + m->stride, m->data + 2 * (size_t)m->stride};
-  for (int i = 0; i < 2; i++) hak_rq_free_mt(m, q[i], q[i], 1, HAK_RQ_MODE_NORMAL, &w);
+  for (int i = 0; i < 2; i++) free_remote(m, q[i], &w);
   uint64_t orphaned0 = u_stats().orphaned_slabs;
   hak_run_orphan(a, m);
   w = atomic_load(&m->remote);
@@ -77,7 +86,7 @@ static void check_life_cycle(void) {
   U_CHECK(u_stats().orphaned_slabs == orphaned0 + 1, "orphaned_slabs did not count it");
   /* One more block back while orphaned: the count goes down, the stack holds it. */
   void *r = m->data + 3 * (size_t)m->stride;
-  U_CHECK(hak_rq_free_mt(m, r, r, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_PUSHED &&
+  U_CHECK(free_remote(m, r, &w) == HAK_RQ_PUSHED &&
               hak_rq_count(w) == 2 && hak_rq_head(w) == r,
           "free into an orphan: word %#lx", (unsigned long)w);
   if (hak_opt.ss_adopt) {
@@ -94,9 +103,9 @@ static void check_life_cycle(void) {
   } else {
     /* The last two blocks back: the second free claims the run. */
     void *t = m->data + 4 * (size_t)m->stride;
-    U_CHECK(hak_rq_free_mt(m, m->data, m->data, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_PUSHED,
+    U_CHECK(free_remote(m, m->data, &w) == HAK_RQ_PUSHED,
             "free of the next-to-last block");
-    U_CHECK(hak_rq_free_mt(m, t, t, 1, HAK_RQ_MODE_NORMAL, &w) == HAK_RQ_LAST,
+    U_CHECK(free_remote(m, t, &w) == HAK_RQ_LAST,
             "free of the last block did not claim the orphan");
     hak_run_release_claimed(m);
   }
