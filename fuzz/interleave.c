@@ -209,6 +209,7 @@ static void fork_check(bool uncarved) {
     if (uncarved) {
       dup2(fds[1], 2);
       close(fds[0]);
+      signal(SIGABRT, SIG_DFL); /* the fail-fast abort ends the child, not a fuzzer's handler */
       for (int i = 0; i < nruns; i++) {
         hak_slab_t *m = runs[i];
         uint32_t carved = atomic_load(&m->carved);
@@ -237,8 +238,10 @@ static void fork_check(bool uncarved) {
   if (uncarved) {
     close(fds[1]);
     ssize_t r;
+    char rest[512];
     while (len < sizeof out - 1 && (r = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
       len += (size_t)r;
+    while (read(fds[0], rest, sizeof rest) > 0) continue; /* the rest: the child must not block */
     close(fds[0]);
   }
   out[len] = '\0';
