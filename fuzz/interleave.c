@@ -90,6 +90,13 @@ static void verify_free(blk_t *b) {
   b->freed = true;
 }
 
+/* A run of runs[] may be read only while its SuperSlab is registered: a trim may have unmapped
+ * it. The caller is the only thread that could change that (every other is joined or parked
+ * where it holds nothing of the run's SuperSlab, or this is a fork child). */
+static bool run_mapped(const hak_slab_t *m) {
+  return hak_registry_ss((uintptr_t)m) != NULL && m->state == HAK_SLAB_HEAD;
+}
+
 static void note_run(void *p) {
   hak_slab_t *m = hak_run_of(hak_bridge_base(p));
   for (int i = 0; i < nruns; i++)
@@ -212,8 +219,9 @@ static void fork_check(bool uncarved) {
       signal(SIGABRT, SIG_DFL); /* the fail-fast abort ends the child, not a fuzzer's handler */
       for (int i = 0; i < nruns; i++) {
         hak_slab_t *m = runs[i];
+        if (!run_mapped(m)) continue;
         uint32_t carved = atomic_load(&m->carved);
-        if (m->state != HAK_SLAB_HEAD || carved >= m->capacity) continue;
+        if (carved >= m->capacity) continue;
         hak_free(m->data + (size_t)carved * m->stride + HAK_HDR_SIZE);
         fprintf(stderr, "fork child: free of never-carved block %u of run %p was accepted\n",
                 carved, (void *)m);
@@ -225,7 +233,7 @@ static void fork_check(bool uncarved) {
       if (!blk[i].freed) verify_free(&blk[i]);
     for (int i = 0; i < nruns; i++) {
       hak_slab_t *m = runs[i];
-      if (m->state == HAK_SLAB_HEAD && hak_owner_of(m) == o_cache) {
+      if (run_mapped(m) && hak_owner_of(m) == o_cache) {
         fprintf(stderr, "fork child: run %p still owned by a thread the child does not have\n",
                 (void *)m);
         _exit(CHILD_FAILED);
@@ -365,7 +373,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * its SuperSlab is registered (a trim may have unmapped it). */
   for (int i = 0; i < nruns; i++) {
     hak_slab_t *m = runs[i];
-    if (hak_registry_ss((uintptr_t)m) == NULL || m->state != HAK_SLAB_HEAD) continue;
+    if (!run_mapped(m)) continue;
     uintptr_t w = atomic_load(&m->remote);
     F_CHECK(!(w & HAK_RQ_ORPHAN),
             "run %p is still an orphan (word %#lx, %u blocks out) though every block is back",
