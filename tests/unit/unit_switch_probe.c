@@ -8,7 +8,9 @@
  *   churn   threads allocate one class, hand the blocks to main and exit; main frees them all;
  *           then more threads allocate the same class (adoption, or release by the last free)
  *   remote  a producer thread allocates, a consumer thread frees while the producer keeps
- *           running (remote frees and notifies)
+ *           running (remote frees and notifies). It begins with a phase that does not depend
+ *           on timing: the producer exhausts several runs before the consumer frees anything,
+ *           so they are armed (full, nothing queued) when the first remote free reaches them
  *   local   one thread allocates and frees one class, 200k operations (refills, spills, ACE,
  *           hint)
  *   idle    one allocation and one free (option parsing only)
@@ -73,11 +75,33 @@ static struct {
   void **q[QCAP];
   int head, tail, count;
   int produced_all, consumed_all;
+  void **first;          /* the first phase's blocks, handed over at once */
+  int first_ready, first_freed;
 } rq = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 static void *batches[BATCHES][BATCH];
 
+/* Enough blocks to exhaust at least three runs of the class. */
+#define FIRST_BLOCKS (3 * (HAK_SLAB_SIZE / 64) + 1)
+static void *first_blocks[FIRST_BLOCKS];
+
+static void remote_first_phase(void) {
+  size_t n = 3 * (HAK_SLAB_SIZE / hak_class_size(REMOTE_CLASS)) + 1;
+  U_CHECK(n <= FIRST_BLOCKS, "first phase larger than its array");
+  for (size_t i = 0; i < n; i++) {
+    first_blocks[i] = hak_malloc(hak_class_size(REMOTE_CLASS));
+    U_CHECK(first_blocks[i] != NULL, "hak_malloc failed");
+  }
+  pthread_mutex_lock(&rq.lock);
+  rq.first = first_blocks;
+  rq.first_ready = (int)n;
+  pthread_cond_broadcast(&rq.cond);
+  while (!rq.first_freed) pthread_cond_wait(&rq.cond, &rq.lock);
+  pthread_mutex_unlock(&rq.lock);
+}
+
 static void *remote_producer(void *arg) {
   (void)arg;
+  remote_first_phase();
   for (int b = 0; b < BATCHES; b++) {
     for (int i = 0; i < BATCH; i++) {
       batches[b][i] = hak_malloc(hak_class_size(REMOTE_CLASS));
@@ -103,6 +127,14 @@ static void *remote_producer(void *arg) {
 static void *remote_consumer(void *arg) {
   (void)arg;
   u_thread_cache();
+  pthread_mutex_lock(&rq.lock);
+  while (!rq.first_ready) pthread_cond_wait(&rq.cond, &rq.lock);
+  pthread_mutex_unlock(&rq.lock);
+  for (int i = 0; i < rq.first_ready; i++) hak_free(rq.first[i]);
+  pthread_mutex_lock(&rq.lock);
+  rq.first_freed = 1;
+  pthread_cond_broadcast(&rq.cond);
+  pthread_mutex_unlock(&rq.lock);
   for (;;) {
     pthread_mutex_lock(&rq.lock);
     while (rq.count == 0 && !rq.produced_all) pthread_cond_wait(&rq.cond, &rq.lock);
