@@ -35,6 +35,10 @@
  *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
  *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse
  *   HAKMEM_THP=0                1: ask for transparent huge pages; 0: refuse them
+ *   HAKMEM_CRASH_REPORT=0       1: a fatal signal prints a crash report (crash.c), then the
+ *                               default action runs (same exit status, same core)
+ *   HAKMEM_CRASH_DIR=PATH       with the report: the process enters PATH before the core dump
+ *   HAKMEM_CRASH_GCORE=0        with the report: 1: gcore writes PATH/core.<pid> as well
  */
 #ifndef HAKMEM_CONFIG_H
 #define HAKMEM_CONFIG_H

@@ -191,4 +191,5 @@ void hak_log_once(_Atomic(int) *site, const char *tag, const void *ptr, const vo
 
 #if HAKMEM_SCHED_POINTS
 _Atomic(hak_sched_hook_t) hak_sched_hook; /* set by tests (tests/support/hak_sched.h) */
+__thread int hak_sched_locks;
 #endif

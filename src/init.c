@@ -40,13 +40,22 @@ static __thread int process_init_running __attribute__((tls_model("initial-exec"
 void hak_lock(hak_lock_t *l) {
   for (int spins = 0;; spins++) {
     if (!atomic_load_explicit(&l->held, hak_relaxed) &&
-        !atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+        !atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
+#if HAKMEM_SCHED_POINTS
+      hak_sched_locks++;
+#endif
       return;
+    }
     if (spins > 64) sched_yield();
   }
 }
 
-void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->held, 0, memory_order_release); }
+void hak_unlock(hak_lock_t *l) {
+#if HAKMEM_SCHED_POINTS
+  hak_sched_locks--;
+#endif
+  atomic_store_explicit(&l->held, 0, memory_order_release);
+}
 
 /* ---- thread caches ------------------------------------------------------------------------ */
 
@@ -224,6 +233,7 @@ void hak_process_init(void) {
   hak_checked_init(); /* before anything can put a block on a list */
 #endif
   hak_options_init();
+  hak_crash_init();
   hak_trace_open(); /* before anything else can allocate: the trace starts with this call */
   hak_stats_init();
   tc_reset(&tc_global, HAK_TC_GLOBAL);

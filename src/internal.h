@@ -115,6 +115,9 @@ enum hak_sched_point {
 #if HAKMEM_SCHED_POINTS
 typedef void (*hak_sched_hook_t)(enum hak_sched_point point, const void *obj);
 extern _Atomic(hak_sched_hook_t) hak_sched_hook;
+/* hakmem locks the calling thread holds: a hook must not stop a thread that holds one while
+ * it lets another run (that one may spin on the lock). */
+extern __thread int hak_sched_locks;
 #define hak_sched_point(point, obj)                                             \
   do {                                                                          \
     hak_sched_hook_t hook_ = atomic_load_explicit(&hak_sched_hook, hak_relaxed); \
@@ -123,6 +126,15 @@ extern _Atomic(hak_sched_hook_t) hak_sched_hook;
 #else
 #define hak_sched_point(point, obj) ((void)0)
 #endif
+
+/* ---- crash.c: the crash report (HAKMEM_CRASH_REPORT) ---------------------------------------- */
+
+void hak_crash_init(void); /* installs the handler when the option asks for it */
+/* Every unmap of a SuperSlab or large mapping, so a crash there can be named. */
+void hak_crash_note_unmap(const void *base, size_t size, unsigned kind);
+/* What address a is to hakmem, as one line of text (no newline) in out[n]; returns its length.
+ * Reads only regions the registry lists. */
+size_t hak_crash_describe(uintptr_t a, char *out, size_t n);
 
 /* ---- lock.c (in init.c): slow-path locks ------------------------------------------------ */
 
@@ -149,6 +161,23 @@ void hak_os_unmap_file(void *p, size_t size);
 int hak_os_getpid(void);
 bool hak_os_alive(int pid);
 uint64_t hak_os_entropy(void); /* clocks and pid: seeds, not cryptography */
+/* A fatal signal, as the crash report sees it. */
+typedef struct hak_fault_s {
+  int sig, code;      /* signal number and si_code                                         */
+  uintptr_t addr;     /* si_addr of a fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE), else 0       */
+  bool from_kernel;   /* raised by the faulting instruction: it faults again on return       */
+  int tid;            /* thread that took the signal                                         */
+  uint64_t ip;        /* instruction pointer of the interrupted context, 0 if unknown        */
+  uint64_t regs[16];  /* rax rbx rcx rdx rsi rdi rbp rsp r8 .. r15 (x86-64), else zero       */
+} hak_fault_t;
+/* Catches the fatal signals once (the next one takes the default action) and calls report;
+ * after it the signal is raised again unless the instruction will fault again by itself. */
+void hak_os_catch_fatal(void (*report)(const hak_fault_t *f));
+bool hak_os_chdir(const char *path);
+void hak_os_pause(void); /* sleeps until a signal arrives */
+/* Runs path with argv and envp (stdout and stderr to /dev/null) in a child made without
+ * fork handlers, waits for it; its exit status, or -1. Lets any process trace this one. */
+int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
@@ -158,8 +187,10 @@ typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
   long stats; /* enum hak_stats_mode */
   long verbose, decay_ms, large_cache_mb, thp;
+  long crash_report, crash_gcore;
   char stats_path[HAK_PATH_MAX]; /* HAKMEM_STATS=json:PATH, else "" */
   char trace_path[HAK_PATH_MAX]; /* HAKMEM_TRACE=PATH, else "" */
+  char crash_dir[HAK_PATH_MAX];  /* HAKMEM_CRASH_DIR=PATH, else "" */
 } hak_options_t;
 extern hak_options_t hak_opt;
 void hak_options_init(void); /* parses the environment; warns on malformed values */
@@ -292,6 +323,8 @@ void hak_free_local_hint_miss(hak_tcache_t *tc, void *base, unsigned cls);
 
 void *hak_large_alloc(size_t size, size_t align, bool zero);
 void hak_large_free(void *p, hak_large_t *h);
+/* Where the header of a large mapping registered at region (of kind) sits; no check. */
+hak_large_t *hak_large_header_at(uintptr_t region, int kind);
 hak_large_t *hak_large_peek(const void *p, int kind);   /* live header of p, or NULL */
 hak_large_t *hak_large_lookup(const void *p, int kind); /* live header of p, or fail */
 size_t hak_large_trim(bool force);

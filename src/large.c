@@ -25,18 +25,18 @@ static size_t cache_bytes;
 
 static size_t page_up(size_t n) { return (n + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1); }
 
-static hak_large_t *header_at(uintptr_t region, int kind) {
+hak_large_t *hak_large_header_at(uintptr_t region, int kind) {
   return (hak_large_t *)(kind == HAK_REGION_LARGE ? region : region - HAK_LARGE_HDR);
 }
 
 hak_large_t *hak_large_peek(const void *p, int kind) {
-  hak_large_t *h = header_at((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK, kind);
+  hak_large_t *h = hak_large_header_at((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK, kind);
   if (h->magic != (HAK_LARGE_MAGIC ^ (uintptr_t)h) || h->user != p) return NULL;
   return h;
 }
 
 hak_large_t *hak_large_lookup(const void *p, int kind) {
-  hak_large_t *h = header_at((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK, kind);
+  hak_large_t *h = hak_large_header_at((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK, kind);
   if (h->magic != (HAK_LARGE_MAGIC ^ (uintptr_t)h))
     hak_fail("invalid free (corrupt large header)", p, h, -1);
   if (h->user == NULL) hak_fail("double free", p, h, -1);
@@ -49,6 +49,7 @@ static void unmap_entry(hak_large_t *h) {
   hak_registry_clear(region);
   h->magic = 0;
   hak_ring_event("large_unmap", h->map, h->map_size);
+  hak_crash_note_unmap(h->map, h->map_size, HAK_REGION_LARGE);
   hak_os_unmap(h->map, h->map_size);
 }
 

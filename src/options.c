@@ -44,6 +44,10 @@ static const option_desc_t options[] = {
     LONG_OPT("HAKMEM_THP", thp, 0, 1, "transparent huge pages for hakmem's mappings"),
     {"HAKMEM_TRACE", OPT_PATH, NULL, hak_opt.trace_path, 0, 0,
      "record every allocation call to this file"},
+    LONG_OPT("HAKMEM_CRASH_REPORT", crash_report, 0, 1, "report fatal signals (crash.c)"),
+    {"HAKMEM_CRASH_DIR", OPT_PATH, NULL, hak_opt.crash_dir, 0, 0,
+     "a crash moves here before its core dump"},
+    LONG_OPT("HAKMEM_CRASH_GCORE", crash_gcore, 0, 1, "a crash has gcore write DIR/core.PID"),
 };
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
 

@@ -2,7 +2,9 @@
  *
  * Every mapping hakmem makes passes through here, so bytes_mapped and bytes_purged count them
  * all. No function here allocates or takes a lock. */
+#define _GNU_SOURCE /* REG_* of ucontext_t */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,3 +180,75 @@ uint64_t hak_os_entropy(void) {
   return t ^ ((uint64_t)real.tv_nsec << 20) ^ ((uint64_t)real.tv_sec << 40) ^
          ((uint64_t)getpid() << 32);
 }
+
+/* ---- fatal signals (the crash report, crash.c) --------------------------------------------- */
+
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <ucontext.h>
+
+static void (*fatal_report)(const hak_fault_t *f);
+
+static void fault_regs(hak_fault_t *f, const void *uctx) {
+#if defined(__x86_64__)
+  static const int order[16] = {REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
+                                REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
+                                REG_R12, REG_R13, REG_R14, REG_R15};
+  const ucontext_t *uc = uctx;
+  for (int i = 0; i < 16; i++) f->regs[i] = (uint64_t)uc->uc_mcontext.gregs[order[i]];
+  f->ip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+#else
+  (void)f;
+  (void)uctx;
+#endif
+}
+
+static void fatal_handler(int sig, siginfo_t *si, void *uctx) {
+  int saved = errno;
+  hak_fault_t f = {.sig = sig, .code = si->si_code, .from_kernel = si->si_code > 0,
+                   .tid = (int)syscall(SYS_gettid)};
+  if (sig != SIGABRT) f.addr = (uintptr_t)si->si_addr;
+  fault_regs(&f, uctx);
+  fatal_report(&f);
+  /* SA_RESETHAND made the disposition the default one: a fault re-executes and ends the process
+   * there; a sent signal (kill, abort) is raised again, pending until this handler returns. */
+  if (!f.from_kernel) syscall(SYS_tgkill, getpid(), f.tid, sig);
+  errno = saved;
+}
+
+void hak_os_catch_fatal(void (*report)(const hak_fault_t *f)) {
+  static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+  fatal_report = report;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = fatal_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+bool hak_os_chdir(const char *path) { return chdir(path) == 0; }
+
+/* A raw fork: glibc's fork() would run pthread_atfork handlers, hakmem's among them, which take
+ * locks the crashing thread may hold. */
+int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]) {
+  prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+  long pid = syscall(SYS_fork);
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
+    execve(path, argv, envp);
+    syscall(SYS_exit_group, 127);
+  }
+  int status = 0;
+  while (syscall(SYS_wait4, pid, &status, 0, NULL) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void hak_os_pause(void) { pause(); }

@@ -135,6 +135,7 @@ static void ss_unmap(hak_superslab_t *ss) {
   atomic_fetch_add_explicit(&hak_ss_release_epoch, 1, memory_order_acq_rel);
   ss->magic = 0;
   hak_ring_event("ss_unmap", ss, 0);
+  hak_crash_note_unmap(ss, HAK_SS_SIZE, HAK_REGION_SS);
   hak_os_unmap(ss, HAK_SS_SIZE);
   hak_gstat_add(HAK_G_SS_UNMAPPED, 1);
 }

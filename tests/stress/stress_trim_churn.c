@@ -22,10 +22,10 @@
 #include <stdatomic.h>
 
 #include "hak_test.h"
+#include "t_handoff.h"
 
 #define CONSUMERS 4
 #define MAX_ALIVE 8
-#define QCAP 256
 #define BIG_SIZE (64 * 1024)
 #define BIG_MAX 3
 #define TINY_PER_PRODUCER 8
@@ -34,22 +34,7 @@
 #define MAX_PRODUCERS (1u << 20)
 #define SERIALS ((size_t)MAX_PRODUCERS * BLOCKS_MAX)
 
-typedef struct item_s {
-  void *p;
-  size_t size;
-  uint64_t serial; /* producer id * BLOCKS_MAX + index; also the pattern seed */
-} item_t;
-
-static struct {
-  pthread_mutex_t lock;
-  pthread_cond_t not_empty; /* an item arrived or the queue closed */
-  pthread_cond_t not_full;
-  item_t items[QCAP]; /* ring; protected by lock */
-  size_t head, count; /* protected by lock */
-  int closed;         /* protected by lock */
-} q = {.lock = PTHREAD_MUTEX_INITIALIZER,
-       .not_empty = PTHREAD_COND_INITIALIZER,
-       .not_full = PTHREAD_COND_INITIALIZER};
+static t_handoff_t q = T_HANDOFF_INIT; /* items: tag = serial number, also the pattern seed */
 
 /* One bit per serial number: set by the producer that handed the block, by the consumer that
  * freed it. Static, so the bookkeeping itself never allocates from hakmem. */
@@ -70,40 +55,13 @@ static int mark(_Atomic uint64_t *bits, uint64_t serial) {
   return (atomic_fetch_or(&bits[serial / 64], m) & m) != 0;
 }
 
-static void hand_over(item_t it) {
-  pthread_mutex_lock(&q.lock);
-  while (q.count == QCAP)
-    pthread_cond_wait(&q.not_full, &q.lock);
-  q.items[(q.head + q.count) % QCAP] = it;
-  q.count++;
-  pthread_cond_signal(&q.not_empty);
-  pthread_mutex_unlock(&q.lock);
-}
-
-/* Returns 0 once the queue is closed and empty. */
-static int take(item_t *out) {
-  pthread_mutex_lock(&q.lock);
-  while (q.count == 0 && !q.closed)
-    pthread_cond_wait(&q.not_empty, &q.lock);
-  int have = q.count > 0;
-  if (have) {
-    *out = q.items[q.head];
-    q.head = (q.head + 1) % QCAP;
-    q.count--;
-    pthread_cond_signal(&q.not_full);
-  }
-  pthread_mutex_unlock(&q.lock);
-  return have;
-}
-
 static void produce(uint64_t serial, size_t size) {
   void *p = T_MALLOC(size);
   t_check(p != NULL, "producer: malloc(%zu) returned NULL", size);
   t_check(t_aligned(p, 16), "producer: malloc(%zu) = %p is not 16-aligned", size, p);
   t_fill(p, size, serial);
   t_check(!mark(handed_bits, serial), "serial %llu handed over twice", (unsigned long long)serial);
-  item_t it = {p, size, serial};
-  hand_over(it);
+  t_handoff_put(&q, (t_item_t){p, size, serial});
 }
 
 static void *producer_main(void *arg) {
@@ -126,14 +84,14 @@ static void *producer_main(void *arg) {
 
 static void *consumer_main(void *arg) {
   (void)arg;
-  item_t it;
-  while (take(&it)) {
-    t_verify(it.p, it.size, it.serial);
+  t_item_t it;
+  while (t_handoff_take(&q, &it)) {
+    t_verify(it.p, it.size, it.tag);
     t_check(T_USABLE(it.p) >= it.size, "usable size of %p is %zu, below the %zu requested", it.p,
             T_USABLE(it.p), it.size);
     T_FREE(it.p);
-    t_check(!mark(freed_bits, it.serial), "serial %llu (%p) freed twice",
-            (unsigned long long)it.serial, it.p);
+    t_check(!mark(freed_bits, it.tag), "serial %llu (%p) freed twice",
+            (unsigned long long)it.tag, it.p);
     atomic_fetch_add(&freed_blocks, 1);
   }
   return NULL;
@@ -215,10 +173,7 @@ int main(int argc, char **argv) {
 
   uint64_t producers = spawn_producers(seconds);
 
-  pthread_mutex_lock(&q.lock);
-  q.closed = 1;
-  pthread_cond_broadcast(&q.not_empty);
-  pthread_mutex_unlock(&q.lock);
+  t_handoff_close(&q);
   for (int i = 0; i < CONSUMERS; i++)
     t_check(pthread_join(consumers[i], NULL) == 0, "pthread_join failed");
   atomic_store(&stop_trimming, 1);
