@@ -175,6 +175,7 @@ typedef struct hak_fault_s {
 void hak_os_catch_fatal(void (*report)(const hak_fault_t *f));
 bool hak_os_chdir(const char *path);
 void hak_os_pause(void); /* sleeps until a signal arrives */
+void hak_os_yield(void);
 /* Runs path with argv and envp (stdout and stderr to /dev/null) in a child made without
  * fork handlers, waits for it; its exit status, or -1. Lets any process trace this one. */
 int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]);

@@ -4,6 +4,7 @@
  * all. No function here allocates or takes a lock. */
 #define _GNU_SOURCE /* REG_* of ucontext_t */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -252,3 +253,5 @@ int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]) {
 }
 
 void hak_os_pause(void) { pause(); }
+
+void hak_os_yield(void) { sched_yield(); }

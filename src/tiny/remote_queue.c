@@ -59,6 +59,9 @@ enum hak_rq_outcome hak_rq_free_mt(hak_slab_t *m, void *first, void *last, uint3
   /* m may be released and unmapped from here on, unless this free claimed it. */
   hak_sched_point(HAK_SP_AFTER_PUSH, first);
 #if HAK_PLANTED(remote_touch_after_push) /* planted bug: the run read after the push */
+  /* After a preemption right there, which a loaded machine gives at random: the yield makes
+   * it frequent enough for a few seconds of churn to crash now and then (hakmem-triage). */
+  hak_os_yield();
   if (atomic_load_explicit(&m->owner, memory_order_acquire) == NULL) hak_ring_event("rq", m, 0);
 #endif
   *word_out = nw;
