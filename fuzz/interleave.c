@@ -55,6 +55,7 @@
 
 #include "fast.h"
 #include "hak_block.h"
+#include "hak_child.h"
 #include "hak_sched.h"
 #include "fuzz.h"
 
@@ -241,18 +242,15 @@ __attribute__((unused)) static void fork_check(bool uncarved) { /* not under tsa
     }
     _exit(0);
   }
+  /* Read to the end, through EINTR: libFuzzer's timeout timer interrupts reads in the parent
+   * (a read cut short once lost the child's diagnostic). */
   static char out[4096];
-  size_t len = 0;
+  out[0] = '\0';
   if (uncarved) {
     close(fds[1]);
-    ssize_t r;
-    char rest[512];
-    while (len < sizeof out - 1 && (r = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
-      len += (size_t)r;
-    while (read(fds[0], rest, sizeof rest) > 0) continue; /* the rest: the child must not block */
+    t_read_all(fds[0], out, sizeof out);
     close(fds[0]);
   }
-  out[len] = '\0';
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) F_CHECK(errno == EINTR, "waitpid failed");
   if (uncarved)
