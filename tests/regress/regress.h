@@ -20,6 +20,7 @@
 #define HAKMEM_REGRESS_H
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,8 +82,38 @@ static inline const char *r_line_with(const char *text, const char *prefix) {
   return NULL;
 }
 
-/* Runs this program again as `test name` in a child whose stderr goes into captured; returns its
- * wait status. The child gets R_CHILD_SECONDS and no core dump. */
+/* Reads the child's stderr to its end (every writer gone) into captured, or until the time is
+ * up (a scenario's own fork children outlive a child ended by its alarm and keep the pipe
+ * open). Returns false when the time ran out. */
+static inline bool r_collect(int fd, char *captured, size_t size) {
+  size_t len = 0;
+  bool ended = false;
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long left_ms = (R_CHILD_SECONDS + 5 - (long)(now.tv_sec - start.tv_sec)) * 1000L;
+    struct pollfd p = {fd, POLLIN, 0};
+    int r = left_ms > 0 ? poll(&p, 1, (int)left_ms) : 0;
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    char chunk[4096];
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ended = true;
+      break;
+    }
+    size_t keep = (size_t)n < size - 1 - len ? (size_t)n : size - 1 - len;
+    memcpy(captured + len, chunk, keep);
+    len += keep;
+  }
+  captured[len] = '\0';
+  return ended;
+}
+
+/* Runs this program again as `test name` in a child (its own process group) whose stderr goes
+ * into captured; returns its wait status. The child gets R_CHILD_SECONDS and no core dump. */
 static inline int r_spawn(const char *test, const char *name, char *captured, size_t size) {
   int fds[2];
   if (pipe(fds) != 0)
@@ -91,6 +123,7 @@ static inline int r_spawn(const char *test, const char *name, char *captured, si
   if (pid < 0)
     t_fail("fork: %s", strerror(errno));
   if (pid == 0) {
+    setpgid(0, 0);
     t_child_stderr_to(fds);
     alarm(R_CHILD_SECONDS); /* survives exec */
     char *argv[] = {(char *)test, (char *)name, NULL};
@@ -98,13 +131,16 @@ static inline int r_spawn(const char *test, const char *name, char *captured, si
     fprintf(stderr, "cannot exec /proc/self/exe: %s\n", strerror(errno));
     _exit(127);
   }
+  setpgid(pid, pid); /* also here: whichever runs first, the group exists before the kill */
   close(fds[1]);
-  t_read_all(fds[0], captured, size);
+  if (!r_collect(fds[0], captured, size))
+    kill(-pid, SIGKILL);
   close(fds[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR)
       t_fail("waitpid: %s", strerror(errno));
+  kill(-pid, SIGKILL); /* what the scenario forked and left behind */
   return status;
 }
 
