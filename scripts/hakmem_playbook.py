@@ -201,13 +201,15 @@ def crashed_with_core(result):
     return result.startswith("crash (") and result[len("crash ("):-1] in CORE_SIGNALS
 
 
-def collect_core(method, crash_dir, pid, started):
+def collect_core(method, crash_dir, pid, started, cwd=None):
     """The core of process pid (which crashed), moved into crash_dir if it was written
-    elsewhere: its path, or None."""
+    elsewhere (an absolute core_pattern, or a relative one when the crash handler did not get
+    as far as entering crash_dir: the core is then in the run's working directory cwd): its
+    path, or None."""
     if method == "coredumpctl":
         dump_coredumpctl(pid, crash_dir)
-    elif method == "kernel" and core_pattern().startswith("/"):
-        fetch_core(core_pattern(), pid, crash_dir, started)
+    elif method == "kernel" and largest_file(crash_dir) is None:
+        fetch_core(core_pattern(), pid, crash_dir, started, cwd or os.getcwd())
     return largest_file(crash_dir)
 
 
@@ -234,16 +236,19 @@ def dump_coredumpctl(pid, crash_dir):
         time.sleep(1)
 
 
-def fetch_core(pattern, pid, crash_dir, started):
-    """Moves the core an absolute core_pattern put elsewhere into crash_dir: the newest file
-    of the pattern's folder written since the run started, one naming the pid if any does."""
-    folder = os.path.dirname(pattern)
-    if "%" in folder or not os.path.isdir(folder):
+def fetch_core(pattern, pid, crash_dir, started, cwd):
+    """Moves a core the kernel wrote elsewhere into crash_dir: the newest file of the
+    pattern's folder (relative to cwd) written since the run started whose name begins as the
+    pattern's does, one naming the pid if any does."""
+    folder = os.path.join(cwd, os.path.dirname(pattern))
+    prefix = os.path.basename(pattern).split("%")[0]
+    if "%" in folder or not prefix or not os.path.isdir(folder):
         return
     fresh = []
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if os.path.isfile(path) and os.path.getmtime(path) >= started:
+        if name.startswith(prefix) and os.path.isfile(path) and \
+                os.path.getmtime(path) >= started:
             fresh.append(path)
     named = [p for p in fresh if re.search(r"(^|\D)%d(\D|$)" % pid, os.path.basename(p))]
     candidates = named or ([] if "%p" in pattern else fresh)
