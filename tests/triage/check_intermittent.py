@@ -2,7 +2,7 @@
 """Runs scripts/hakmem-triage on a planted race and checks that it is named as one.
 
   check_intermittent.py --triage SCRIPT --keep DIR --define VAR=VALUE [--repeat N]
-                        [--timeout S] -- CHURN
+                        [--timeout S] [--perturb-seeds N] -- CHURN
 
 CHURN is tests/triage/churn.c (`churn SECONDS`); the libraries built with --define (the
 fixture runs `hakmem-triage --build-only --define ...`) carry a race that crashes some runs
@@ -91,7 +91,8 @@ def calibrate(playbook, repo, defines, churn, work):
 
 def run_triage(args, seconds):
     cmd = [sys.executable, args.triage, "--no-build", "--repeat", str(args.repeat),
-           "--timeout", "%g" % args.timeout, "--keep", args.keep]
+           "--timeout", "%g" % args.timeout, "--perturb-seeds", str(args.perturb_seeds),
+           "--keep", args.keep]
     for d in args.define:
         cmd += ["--define", d]
     cmd += ["--", args.churn, "%g" % seconds]
@@ -147,7 +148,7 @@ def check_perturbed(parts, repo):
               % lines[:2])
         print("note: hakmem-replay has no --perturb-search yet; its 'skipped' line accepted")
         return
-    check(any(re.fullmatch(r"Result: seed \d+ fails", line) for line in lines),
+    check(any(re.match(r"Result: seed \d+ fails \(", line) for line in lines),
           "the perturbed replay found no failing seed: %s" % lines[-6:])
     check(any(re.match(r"Reproduce: \S*hakmem-replay --perturb \d+ \S+", line)
               for line in lines), "the perturbed replay gives no command to reproduce")
@@ -160,6 +161,7 @@ def main():
     parser.add_argument("--define", action="append", default=[])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--perturb-seeds", type=int, default=200)
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     args.churn = (args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)[0]
