@@ -178,13 +178,14 @@ def core_pattern():
         return ""
 
 
-def core_method(choice):
+def core_method(choice, pattern=None):
     """How the cores of failing runs are got: (method, why), method one of kernel (the kernel
     writes them: into HAKMEM_CRASH_DIR for a relative core_pattern, else where the pattern
-    says), coredumpctl, gcore (the crash handler runs gcore on its own process) or off."""
+    says), coredumpctl, gcore (the crash handler runs gcore on its own process) or off. The
+    pattern is the system's unless given."""
     if choice != "auto":
         return choice, "--cores " + choice
-    pattern = core_pattern()
+    pattern = core_pattern() if pattern is None else pattern
     if pattern.startswith("|"):
         handler = pattern[1:].split()[0] if pattern[1:].split() else "?"
         if "systemd-coredump" in handler and shutil.which("coredumpctl"):
