@@ -12,6 +12,11 @@ Cases:
              performs as many allocations as the trace holds
   fork       a forked child records into PATH.<pid>; an exec'ed child does not truncate PATH
   python     python3 under LD_PRELOAD with HAKMEM_TRACE replays clean
+  perturb    --perturb SEED: one seed gives one schedule (identical --schedule-log files),
+             another seed another; every call is replayed (counters); the watchdog ends a
+             stalled schedule unscheduled and says so
+  perturb_search
+             --perturb-search finds no failing seed where there is no bug
 """
 import argparse
 import os
@@ -205,6 +210,81 @@ def case_python(a):
     r = run([a.replay, trace])
     print(r.stderr.strip())
     print("python ok: %s calls of %s threads replayed clean" % (i["ops"], i["threads"]))
+
+
+def record_perturb_traces(a, name):
+    """A roundtrip trace with its recorded counters, and a handoff trace (remote frees into
+    runs of exited owners while a trimmer trims)."""
+    d = fresh(a, name)
+    rt, stats, ho = (os.path.join(d, n) for n in ("roundtrip", "recorded.stats", "handoff"))
+    run([a.record, "roundtrip", stats], env={"HAKMEM_TRACE": rt})
+    run([a.record, "handoff"], env={"HAKMEM_TRACE": ho})
+    i = info(a, ho)
+    if int(i["threads"]) < 20 or int(i["thread_exits"]) < 20:
+        fail("handoff trace: expected many threads and exits: %s" % i)
+    return d, rt, stats, ho
+
+
+def counts(text):
+    """The counters a different interleaving leaves equal: calls made, blocks left."""
+    return [l for l in text.splitlines() if l.split()[0] in ("allocs", "frees", "live_blocks")]
+
+
+def case_perturb(a):
+    d, rt, stats, ho = record_perturb_traces(a, "perturb")
+    logs = [os.path.join(d, "log%d" % k) for k in range(3)]
+    for log, seed in zip(logs, ("7", "7", "8")):
+        r = run([a.replay, "--perturb", seed, "--schedule-log", log, ho])
+        if "replayed clean under seed " + seed not in r.stderr:
+            fail("--perturb %s: %s" % (seed, r.stderr))
+    same, other = (open(l).read() for l in logs[:2]), open(logs[2]).read()
+    first, second = same
+    if first != second:
+        fail("seed 7 gave two schedules: diff %s %s" % (logs[0], logs[1]))
+    if first == other:
+        fail("seeds 7 and 8 gave the same schedule (%s)" % logs[0])
+    kinds = {l.split()[1] for l in first.splitlines()[1:]}
+    if not {"call", "gone"} <= kinds or not kinds & {"before_push", "after_push", "drain"}:
+        fail("the schedule log lacks call, exit or schedule-point decisions: %s" % sorted(kinds))
+    print("perturb: seed 7 twice, %d decisions, identical; seed 8 differs; decisions: %s"
+          % (len(first.splitlines()) - 1, " ".join(sorted(kinds))))
+
+    want = counts(open(stats).read())
+    got = os.path.join(d, "perturbed.stats")
+    run([a.replay, "--perturb", "7", "--stats", got, rt])
+    if counts(open(got).read()) != want:
+        fail("perturbed replay counters differ:\n%s\n%s" % (want, counts(open(got).read())))
+
+    # The thread about to run the middle call blocks outside any schedule point: the watchdog
+    # must let the schedule go, and every call must still be made.
+    mid = int(info(a, rt)["ops"]) // 2
+    log = os.path.join(d, "stall.log")
+    t0 = time.time()
+    r = run([a.replay, "--perturb", "3", "--test-stall", str(mid), "--schedule-log", log,
+             "--stats", got, rt])
+    warn = [l for l in r.stderr.splitlines() if "perturbed schedule stalled" in l]
+    if len(warn) != 1 or "running unscheduled (not reproducible)" not in warn[0]:
+        fail("stall: expected one watchdog warning, stderr: %s" % r.stderr)
+    if "unscheduled from here" not in open(log).read():
+        fail("stall: the schedule log does not say where it stopped")
+    if counts(open(got).read()) != want:
+        fail("stall: counters differ after running unscheduled")
+    print("perturb: stalled at call %d, %s; ended in %.1f s with every call made"
+          % (mid, warn[0].split(": ", 1)[1], time.time() - t0))
+
+
+def case_perturb_search(a):
+    _, rt, _, ho = record_perturb_traces(a, "perturb_search")
+    for trace, n in ((ho, 30), (rt, 30)):
+        t0 = time.time()
+        r = run([a.replay, "--perturb-search", str(n), trace], check=False)
+        if r.returncode != 0 or "%d seeds replayed clean" % n not in r.stdout:
+            fail("--perturb-search %d on %s: exit %d\n%s%s"
+                 % (n, trace, r.returncode, r.stdout, r.stderr[-2000:]))
+        print("%s (%s, %.1f s)" % (r.stdout.strip(), os.path.basename(trace), time.time() - t0))
+    r = run([a.replay, "--perturb-search", "3", "--perturb-from", "1000", ho])
+    if "3 seeds replayed clean" not in r.stdout:
+        fail("--perturb-from: %s" % r.stdout)
 
 
 def main():

@@ -8,6 +8,10 @@
  *   trace_record doublefree       a few thousand calls in two threads, then one block freed
  *                                 twice (hakmem aborts in header mode)
  *   trace_record small            a small two-thread workload (for --to-corpus)
+ *   trace_record handoff          short-lived producers hand 64 KiB and tiny blocks to two
+ *                                 consumers that free them (remote frees, often into runs of
+ *                                 exited owners) while a trimmer calls hak_trim(): the shape
+ *                                 of the triage churn workload, for perturbed replays
  *   trace_record fork SELF        10 x malloc(1111); a forked child does 7 x malloc(2222);
  *                                 a forked child execs `SELF small`; then 5 x malloc(3333)
  *
@@ -21,11 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hakmem.h"
 #include "replay_stats.h"
+#include "t_handoff.h"
 
 #define WORKERS 4
 #define PER 1500
@@ -187,6 +194,75 @@ static int small(void) {
   return 0;
 }
 
+/* ---- handoff ------------------------------------------------------------------------------- */
+
+enum { HO_PRODUCERS = 120, HO_ALIVE = 4, HO_CONSUMERS = 2, HO_BIG = 64 * 1024, HO_TINY = 5 };
+
+static t_handoff_t ho_queue = T_HANDOFF_INIT;
+static atomic_int ho_stop;
+
+static void *ho_producer(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  for (unsigned i = 0; i < HO_TINY; i++) {
+    size_t size = i < 1 + id % 2 ? HO_BIG : 16 + (id * 131 + i * 977) % 1000;
+    unsigned char *p = hak_malloc(size);
+    if (p == NULL)
+      die("allocation failed");
+    memset(p, (int)(id + i), size);
+    t_handoff_put(&ho_queue, (t_item_t){p, size, (unsigned char)(id + i)});
+  }
+  return NULL;
+}
+
+/* A block arrives with its producer's fill at both ends, or the hand-off lost it. */
+static void ho_check_free(const t_item_t *it) {
+  const unsigned char *b = it->p;
+  if (b[0] != (unsigned char)it->tag || b[it->size - 1] != (unsigned char)it->tag)
+    die("a handed-off block lost its fill");
+  hak_free(it->p);
+}
+
+static void *ho_consumer(void *arg) {
+  (void)arg;
+  for (t_item_t it; t_handoff_take(&ho_queue, &it);)
+    ho_check_free(&it);
+  return NULL;
+}
+
+/* Trims now and then, not in a tight loop: the trace stays small. */
+static void *ho_trimmer(void *arg) {
+  (void)arg;
+  struct timespec nap = {0, 50 * 1000};
+  while (!atomic_load(&ho_stop)) {
+    hak_trim();
+    nanosleep(&nap, NULL);
+  }
+  return NULL;
+}
+
+static int handoff(void) {
+  pthread_t cons[HO_CONSUMERS], trim, alive[HO_ALIVE];
+  for (int i = 0; i < HO_CONSUMERS; i++)
+    if (pthread_create(&cons[i], NULL, ho_consumer, NULL) != 0)
+      die("pthread_create");
+  if (pthread_create(&trim, NULL, ho_trimmer, NULL) != 0)
+    die("pthread_create");
+  for (uintptr_t n = 0; n < HO_PRODUCERS; n++) {
+    if (n >= HO_ALIVE)
+      pthread_join(alive[n % HO_ALIVE], NULL);
+    if (pthread_create(&alive[n % HO_ALIVE], NULL, ho_producer, (void *)n) != 0)
+      die("pthread_create");
+  }
+  for (uintptr_t n = HO_PRODUCERS - HO_ALIVE; n < HO_PRODUCERS; n++)
+    pthread_join(alive[n % HO_ALIVE], NULL);
+  t_handoff_close(&ho_queue);
+  for (int i = 0; i < HO_CONSUMERS; i++)
+    pthread_join(cons[i], NULL);
+  atomic_store(&ho_stop, 1);
+  pthread_join(trim, NULL);
+  return 0;
+}
+
 /* ---- fork and exec ------------------------------------------------------------------------- */
 
 static void run_child(const char *self, bool exec_small) {
@@ -230,9 +306,11 @@ int main(int argc, char **argv) {
     return doublefree();
   if (strcmp(mode, "small") == 0)
     return small();
+  if (strcmp(mode, "handoff") == 0)
+    return handoff();
   if (strcmp(mode, "fork") == 0 && argc > 2)
     return forks(argv[2]);
   fprintf(stderr, "usage: trace_record roundtrip STATS | crash abort|segv | doublefree | small | "
-                  "fork SELF\n");
+                  "handoff | fork SELF\n");
   return 2;
 }

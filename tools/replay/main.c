@@ -1,10 +1,24 @@
 /* hakmem-replay: command line.
  *
- *   hakmem-replay [--stats FILE|-] TRACE      replay; exit 0 when clean
+ *   hakmem-replay [--stats FILE|-] TRACE      replay in the recorded order; exit 0 when clean
+ *   hakmem-replay --perturb SEED [--schedule-log FILE] [--stats FILE|-] TRACE
+ *                                             replay with the threads interleaved as SEED
+ *                                             chooses at every call and schedule point
+ *                                             (perturb.c); the same seed, the same schedule
+ *   hakmem-replay --perturb-search N [--perturb-from S] [--timeout S] TRACE
+ *                                             seeds S .. S+N-1 (S = 1), each replayed in a
+ *                                             child; names the first that fails, exit 1, or
+ *                                             exit 0 when all pass (search.c)
  *   hakmem-replay --info TRACE                counts of the trace
  *   hakmem-replay --dump TRACE                one line per call, in order
- *   hakmem-replay --minimize -o OUT [--timeout S] [--budget S] TRACE
- *   hakmem-replay --to-corpus OUT TRACE       an alloc_ops fuzz input */
+ *   hakmem-replay --minimize -o OUT [--perturb SEED] [--timeout S] [--budget S] TRACE
+ *                                             with a seed, every candidate under its schedule
+ *   hakmem-replay --to-corpus OUT TRACE       an alloc_ops fuzz input
+ *
+ * --test-stall CALL (with --perturb, for the watchdog's test): the thread about to run CALL
+ * blocks outside the scheduler until the watchdog gives up the schedule. */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +36,33 @@ __attribute__((constructor(101))) static void ignore_trace_env(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: hakmem-replay [--stats FILE|-] TRACE\n"
-                  "       hakmem-replay --info TRACE | --dump TRACE\n"
-                  "       hakmem-replay --minimize -o OUT [--timeout SECONDS] [--budget SECONDS] TRACE\n"
-                  "       hakmem-replay --to-corpus OUT TRACE\n");
+  fprintf(
+      stderr,
+      "usage: hakmem-replay [--stats FILE|-] TRACE\n"
+      "       hakmem-replay --perturb SEED [--schedule-log FILE] [--stats FILE|-] TRACE\n"
+      "       hakmem-replay --perturb-search N [--perturb-from SEED] [--timeout SECONDS] TRACE\n"
+      "       hakmem-replay --info TRACE | --dump TRACE\n"
+      "       hakmem-replay --minimize -o OUT [--perturb SEED] [--timeout SECONDS]\n"
+      "                     [--budget SECONDS] TRACE\n"
+      "       hakmem-replay --to-corpus OUT TRACE\n");
   exit(2);
+}
+
+/* A decimal unsigned number, all of a, or usage(). */
+static uint64_t number(const char *a) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(a, &end, 10);
+  if (a[0] < '0' || a[0] > '9' || *end != '\0' || errno != 0)
+    usage();
+  return v;
+}
+
+static uint64_t positive(const char *a) {
+  uint64_t v = number(a);
+  if (v == 0)
+    usage();
+  return v;
 }
 
 static void info(const trace_t *t) {
@@ -73,54 +109,82 @@ static void notes(const trace_t *t) {
             t->late_exits);
 }
 
-int main(int argc, char **argv) {
-  const char *stats = NULL, *out = NULL, *corpus = NULL, *path = NULL;
-  bool want_info = false, want_dump = false, minimize = false;
-  double timeout = 10, budget = 600;
+typedef struct args_s {
+  const char *stats, *out, *corpus, *path, *seed, *log;
+  bool info, dump, minimize;
+  uint64_t seeds, from, stall; /* seeds: --perturb-search N, 0 without */
+  replay_limits_t lim;
+} args_t;
+
+static args_t parse(int argc, char **argv) {
+  args_t a = {.from = 1, .stall = UINT64_MAX, .lim = {.timeout = 10, .budget = 600}};
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    const char *o = argv[i];
     bool has_arg = i + 1 < argc;
-    if (strcmp(a, "--stats") == 0 && has_arg)
-      stats = argv[++i];
-    else if (strcmp(a, "--info") == 0)
-      want_info = true;
-    else if (strcmp(a, "--dump") == 0)
-      want_dump = true;
-    else if (strcmp(a, "--minimize") == 0)
-      minimize = true;
-    else if (strcmp(a, "-o") == 0 && has_arg)
-      out = argv[++i];
-    else if (strcmp(a, "--timeout") == 0 && has_arg)
-      timeout = atof(argv[++i]);
-    else if (strcmp(a, "--budget") == 0 && has_arg)
-      budget = atof(argv[++i]);
-    else if (strcmp(a, "--to-corpus") == 0 && has_arg)
-      corpus = argv[++i];
-    else if (a[0] != '-' && path == NULL)
-      path = a;
+    if (strcmp(o, "--stats") == 0 && has_arg)
+      a.stats = argv[++i];
+    else if (strcmp(o, "--info") == 0)
+      a.info = true;
+    else if (strcmp(o, "--dump") == 0)
+      a.dump = true;
+    else if (strcmp(o, "--minimize") == 0)
+      a.minimize = true;
+    else if (strcmp(o, "-o") == 0 && has_arg)
+      a.out = argv[++i];
+    else if (strcmp(o, "--timeout") == 0 && has_arg)
+      a.lim.timeout = atof(argv[++i]);
+    else if (strcmp(o, "--budget") == 0 && has_arg)
+      a.lim.budget = atof(argv[++i]);
+    else if (strcmp(o, "--to-corpus") == 0 && has_arg)
+      a.corpus = argv[++i];
+    else if (strcmp(o, "--perturb") == 0 && has_arg)
+      number(a.seed = argv[++i]);
+    else if (strcmp(o, "--perturb-search") == 0 && has_arg)
+      a.seeds = positive(argv[++i]);
+    else if (strcmp(o, "--perturb-from") == 0 && has_arg)
+      a.from = number(argv[++i]);
+    else if (strcmp(o, "--schedule-log") == 0 && has_arg)
+      a.log = argv[++i];
+    else if (strcmp(o, "--test-stall") == 0 && has_arg)
+      a.stall = number(argv[++i]);
+    else if (o[0] != '-' && a.path == NULL)
+      a.path = o;
     else
       usage();
   }
-  if (path == NULL || (minimize && out == NULL) || timeout <= 0 || budget <= 0)
+  if (a.path == NULL || (a.minimize && a.out == NULL) || a.lim.timeout <= 0 || a.lim.budget <= 0 ||
+      ((a.log != NULL || a.stall != UINT64_MAX) && a.seed == NULL) ||
+      (a.seeds > 0 && (a.seed != NULL || a.minimize)))
     usage();
+  a.lim.seed = a.seed;
+  return a;
+}
+
+int main(int argc, char **argv) {
+  args_t a = parse(argc, argv);
   trace_t t;
-  if (!trace_load(path, &t))
+  if (!trace_load(a.path, &t)) /* before any search: a bad file is no failing seed */
     return 2;
+  if (a.seeds > 0)
+    return replay_search(a.path, a.from, a.seeds, a.lim.timeout);
   trace_resolve(&t);
-  if (want_info || want_dump) {
-    if (want_info)
+  if (a.info || a.dump) {
+    if (a.info)
       info(&t);
-    if (want_dump)
+    if (a.dump)
       dump(&t);
     return 0;
   }
-  if (corpus != NULL)
-    return replay_to_corpus(&t, corpus);
-  if (minimize)
-    return replay_minimize(&t, path, out, timeout, budget);
+  if (a.corpus != NULL)
+    return replay_to_corpus(&t, a.corpus);
+  if (a.minimize)
+    return replay_minimize(&t, a.path, a.out, &a.lim);
   notes(&t);
-  int rc = replay_run(&t, stats);
+  int rc = a.seed == NULL ? replay_run(&t, a.stats)
+                          : replay_perturbed(&t, number(a.seed), a.log, a.stats,
+                                             a.stall < t.n ? (size_t)a.stall : t.n);
   if (rc == 0)
-    fprintf(stderr, "hakmem-replay: %zu calls of %u threads replayed clean\n", t.n, t.threads);
+    fprintf(stderr, "hakmem-replay: %zu calls of %u threads replayed clean%s%s\n", t.n, t.threads,
+            a.seed ? " under seed " : "", a.seed ? a.seed : "");
   return rc;
 }

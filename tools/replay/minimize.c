@@ -5,136 +5,33 @@
  * the child ends by the same signal (or exit status) as the original, and when the original
  * printed a `hakmem: <what>: ...` diagnostic, the child prints one with the same <what>.
  * Removing an allocation removes every call that uses its block (frees, reallocs, and what
- * those create in turn). Chunked removal first (halves, quarters, ...), then call by call. */
-#include <errno.h>
-#include <poll.h>
-#include <signal.h>
+ * those create in turn). Chunked removal first (halves, quarters, ...), then call by call.
+ *
+ * With --perturb SEED every replay, the original's included, runs under that seed's schedule
+ * (perturb.c). A smaller trace draws the seed's decisions at other places, so removing calls
+ * far from the race can lose it: such candidates merely count as passing, and the result is
+ * the smallest trace found that still fails the same way under the seed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "replay.h"
-
-typedef struct outcome_s {
-  int status;     /* wait status; -1 timeout                                              */
-  char what[128]; /* text between "hakmem: " and the next ':' of its first such line, or "" */
-} outcome_t;
-
-static bool clean(const outcome_t *o) {
-  return o->status != -1 && WIFEXITED(o->status) && WEXITSTATUS(o->status) == 0;
-}
-
-static bool same(const outcome_t *a, const outcome_t *b) {
-  if (a->status == -1 || b->status == -1 || clean(a))
-    return false;
-  if (WIFSIGNALED(a->status) != WIFSIGNALED(b->status))
-    return false;
-  if (WIFSIGNALED(a->status) ? WTERMSIG(a->status) != WTERMSIG(b->status)
-                             : WEXITSTATUS(a->status) != WEXITSTATUS(b->status))
-    return false;
-  return a->what[0] == '\0' || strcmp(a->what, b->what) == 0;
-}
-
-/* Lines that are not the fail-fast diagnostic: warnings, one-shot logs ("hakmem: [TAG] ..."),
- * which a healthy run prints too, and the debug ring's lines ("hakmem:   ring[...]"). */
-static bool not_diagnostic(const char *h) {
-  return strncmp(h + 8, "warning", 7) == 0 || h[8] == '[' || h[8] == ' ';
-}
-
-static void diagnostic_of(const char *err, char *what, size_t size) {
-  what[0] = '\0';
-  const char *h = strstr(err, "hakmem: ");
-  while (h != NULL && not_diagnostic(h))
-    h = strstr(h + 8, "hakmem: ");
-  if (h == NULL)
-    return;
-  h += 8;
-  size_t n = strcspn(h, ":\n");
-  if (n >= size)
-    n = size - 1;
-  memcpy(what, h, n);
-  what[n] = '\0';
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void child(const char *path, int fds[2]) {
-  struct rlimit no_core = {0, 0};
-  setrlimit(RLIMIT_CORE, &no_core);
-  close(fds[0]);
-  dup2(fds[1], STDERR_FILENO);
-  close(fds[1]);
-  FILE *null = freopen("/dev/null", "w", stdout);
-  (void)null;
-  unsetenv("HAKMEM_TRACE");
-  execl("/proc/self/exe", "hakmem-replay", path, (char *)NULL);
-  _exit(127);
-}
-
-/* Replays path in a child; its stderr goes to err (NUL-terminated, truncated). */
-static outcome_t run_child(const char *path, double timeout, char *err, size_t size) {
-  outcome_t o = {.status = -1};
-  int fds[2];
-  if (pipe(fds) != 0)
-    return o;
-  pid_t pid = fork();
-  if (pid == 0)
-    child(path, fds);
-  close(fds[1]);
-  size_t len = 0;
-  double end = now() + timeout;
-  bool timed_out = false;
-  for (;;) {
-    struct pollfd p = {fds[0], POLLIN, 0};
-    int left = (int)((end - now()) * 1000);
-    if (left <= 0) {
-      timed_out = true;
-      break;
-    }
-    if (poll(&p, 1, left) <= 0)
-      continue;
-    char buf[4096];
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    size_t keep = (size_t)n < size - 1 - len ? (size_t)n : size - 1 - len;
-    memcpy(err + len, buf, keep);
-    len += keep;
-  }
-  close(fds[0]);
-  err[len] = '\0';
-  if (timed_out)
-    kill(pid, SIGKILL);
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  o.status = timed_out ? -1 : status;
-  diagnostic_of(err, o.what, sizeof o.what);
-  return o;
-}
 
 /* ---- candidates ---------------------------------------------------------------------------- */
 
 typedef struct minimizer_s {
   const trace_t *t;
   const char *tmp;
+  const char *seed; /* every replay under this perturbed schedule, or NULL: recorded order */
   double timeout;
   outcome_t want;
   bool *keep;    /* current subset                                                         */
   bool *cand;    /* scratch                                                                */
   uint8_t *gone; /* per block id: its allocation is not in the candidate                   */
   size_t runs;
-  double deadline; /* now() past it: no more candidates are tried                            */
+  double deadline; /* replay_now() past it: no more candidates are tried                     */
   bool out_of_time;
 } minimizer_t;
 
@@ -162,20 +59,19 @@ static size_t make_candidate(minimizer_t *m, size_t lo, size_t hi) {
   return count;
 }
 
-static double now(void);
-
-/* Past the deadline every candidate counts as passing, so both passes end at once. */
+/* Past the deadline every candidate counts as passing and both passes stop (building a
+ * candidate costs a walk over the whole trace). */
 static bool candidate_fails(minimizer_t *m) {
-  if (now() > m->deadline) {
+  if (replay_now() > m->deadline) {
     m->out_of_time = true;
     return false;
   }
   if (!trace_write(m->tmp, m->t, m->cand))
     exit(2);
   char err[8192];
-  outcome_t o = run_child(m->tmp, m->timeout, err, sizeof err);
+  outcome_t o = child_replay(m->tmp, m->seed, m->timeout, err, sizeof err);
   m->runs++;
-  return same(&m->want, &o);
+  return outcome_same(&m->want, &o);
 }
 
 static size_t kept(const minimizer_t *m) {
@@ -190,12 +86,12 @@ static void accept(minimizer_t *m) { memcpy(m->keep, m->cand, m->t->n * sizeof *
 /* Removes chunks of len / parts calls while the trace keeps failing, refining the parts. */
 static void chunked(minimizer_t *m) {
   size_t parts = 2;
-  for (size_t len = kept(m); len >= 2; len = kept(m)) {
+  for (size_t len = kept(m); len >= 2 && !m->out_of_time; len = kept(m)) {
     if (parts > len)
       parts = len;
     size_t step = (len + parts - 1) / parts;
     bool reduced = false;
-    for (size_t lo = 0; lo < len && !reduced; lo += step) {
+    for (size_t lo = 0; lo < len && !reduced && !m->out_of_time; lo += step) {
       if (make_candidate(m, lo, lo + step) == len)
         continue;
       if (candidate_fails(m)) {
@@ -217,7 +113,7 @@ static void chunked(minimizer_t *m) {
 static void one_by_one(minimizer_t *m) {
   for (bool again = true; again;) {
     again = false;
-    for (size_t r = kept(m); r-- > 0;) {
+    for (size_t r = kept(m); r-- > 0 && !m->out_of_time;) {
       if (make_candidate(m, r, r + 1) == kept(m))
         continue;
       if (candidate_fails(m)) {
@@ -228,16 +124,21 @@ static void one_by_one(minimizer_t *m) {
   }
 }
 
-int replay_minimize(const trace_t *t, const char *trace_path, const char *out, double timeout,
-                    double budget) {
+int replay_minimize(const trace_t *t, const char *trace_path, const char *out,
+                    const replay_limits_t *lim) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.candidate", out);
-  minimizer_t m = {.t = t, .tmp = tmp, .timeout = timeout, .deadline = now() + budget};
+  minimizer_t m = {.t = t,
+                   .tmp = tmp,
+                   .seed = lim->seed,
+                   .timeout = lim->timeout,
+                   .deadline = replay_now() + lim->budget};
   char err[8192];
-  m.want = run_child(trace_path, timeout, err, sizeof err);
-  if (m.want.status == -1 || clean(&m.want)) {
-    fprintf(stderr, "hakmem-replay: %s: the trace %s; nothing to minimize\n", trace_path,
-            m.want.status == -1 ? "times out" : "replays clean");
+  m.want = child_replay(trace_path, m.seed, m.timeout, err, sizeof err);
+  if (m.want.status == -1 || outcome_clean(&m.want)) {
+    fprintf(stderr, "hakmem-replay: %s: the trace %s%s%s; nothing to minimize\n", trace_path,
+            m.want.status == -1 ? "times out" : "replays clean", m.seed ? " under seed " : "",
+            m.seed ? m.seed : "");
     return 2;
   }
   m.keep = malloc(t->n + 1);
@@ -254,8 +155,10 @@ int replay_minimize(const trace_t *t, const char *trace_path, const char *out, d
   if (!ok)
     return 2;
   if (m.out_of_time)
-    fprintf(stderr, "hakmem-replay: the %g s budget ran out: the trace written is the "
-                    "smallest found so far, not a minimum\n", budget);
+    fprintf(stderr,
+            "hakmem-replay: the %g s budget ran out: the trace written is the "
+            "smallest found so far, not a minimum\n",
+            lim->budget);
   printf("hakmem-replay: minimized %zu ops to %zu (%zu replays); fails with %s%s%s\n", t->n,
          kept(&m), m.runs,
          WIFSIGNALED(m.want.status) ? strsignal(WTERMSIG(m.want.status)) : "an exit status",

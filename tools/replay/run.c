@@ -1,4 +1,6 @@
-/* Deterministic replay: one thread per recorded thread, every call in the recorded order.
+/* Deterministic replay: one thread per recorded thread, every call in the recorded order; and
+ * the calls themselves (replay_prepare, replay_call), which the perturbed driver (perturb.c)
+ * runs in an order of its own.
  *
  * The turn (the index of the next call) is handed from thread to thread under each thread's
  * own mutex and condition variable; consecutive calls of one thread run without a hand-off.
@@ -28,7 +30,6 @@ typedef struct rthread_s {
   uint64_t go;  /* the turn handed to this thread; mu                                  */
   bool started; /* set by the thread that starts it, read by main at the end            */
   bool joined;
-  size_t first; /* index of its first call                                             */
 } rthread_t;
 
 typedef struct blk_s {
@@ -38,6 +39,7 @@ typedef struct blk_s {
 
 static const trace_t *tr;
 static size_t *next_own;   /* next_own[i]: the next call of call i's thread, or tr->n */
+static size_t *first_own;  /* by recorded thread number: its first call, or tr->n */
 static rthread_t *threads; /* by recorded thread number; [0] is the main thread */
 static blk_t *blocks;
 
@@ -136,7 +138,7 @@ static void *call(const rop_t *o, size_t i) {
   }
 }
 
-static void execute(size_t i) {
+void replay_call(size_t i) {
   const rop_t *o = &tr->ops[i];
   void *p = call(o, i);
   if (o->id < 0)
@@ -190,13 +192,13 @@ static void pass(uint64_t i) {
 static void *thread_main(void *arg) {
   rthread_t *self = arg;
   uint32_t me = (uint32_t)(self - threads);
-  for (size_t i = self->first; i < tr->n; i = next_own[i]) {
+  for (size_t i = first_own[me]; i < tr->n; i = next_own[i]) {
     await(self, i);
     if (tr->ops[i].op == HAK_TR_THREAD_EXIT) {
       hand(&threads[0], i); /* main joins this thread, then passes i + 1 on */
       return NULL;
     }
-    execute(i);
+    replay_call(i);
     if (i + 1 == tr->n || tr->ops[i + 1].thread != me) {
       pass(i + 1);
     } else {
@@ -230,7 +232,7 @@ static void reap(void) {
       pthread_join(threads[i].th, NULL);
 }
 
-static void write_stats(const char *path) {
+void replay_write_stats(const char *path) {
   char buf[16384];
   size_t n = hak_replay_stats_format(buf, sizeof buf);
   FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
@@ -240,32 +242,38 @@ static void write_stats(const char *path) {
   }
 }
 
-int replay_run(const trace_t *t, const char *stats_path) {
+size_t replay_next_call(size_t i) { return next_own[i]; }
+
+const size_t *replay_prepare(const trace_t *t) {
   tr = t;
-  threads = calloc((size_t)t->threads + 1, sizeof *threads);
   blocks = calloc((size_t)t->blocks + 1, sizeof *blocks);
-  if (threads == NULL || blocks == NULL)
+  first_own = malloc(((size_t)t->threads + 1) * sizeof *first_own);
+  next_own = malloc((t->n + 1) * sizeof *next_own);
+  if (blocks == NULL || first_own == NULL || next_own == NULL)
+    return NULL;
+  for (uint32_t i = 0; i <= t->threads; i++)
+    first_own[i] = t->n;
+  for (size_t i = t->n; i-- > 0;) {
+    next_own[i] = first_own[t->ops[i].thread];
+    first_own[t->ops[i].thread] = i;
+  }
+  return first_own;
+}
+
+int replay_run(const trace_t *t, const char *stats_path) {
+  threads = calloc((size_t)t->threads + 1, sizeof *threads);
+  if (threads == NULL || replay_prepare(t) == NULL)
     return 2;
   for (uint32_t i = 0; i <= t->threads; i++) {
     pthread_mutex_init(&threads[i].mu, NULL);
     pthread_cond_init(&threads[i].cv, NULL);
     threads[i].go = UINT64_MAX;
-    threads[i].first = t->n;
   }
-  next_own = malloc((t->n + 1) * sizeof *next_own);
-  if (next_own == NULL)
-    return 2;
-  for (size_t i = t->n; i-- > 0;) {
-    rthread_t *th = &threads[t->ops[i].thread];
-    next_own[i] = th->first;
-    th->first = i;
-  }
-  threads[0].go = UINT64_MAX;
   if (t->n > 0) {
     pass(0);
     reap();
   }
   if (stats_path != NULL)
-    write_stats(stats_path);
+    replay_write_stats(stats_path);
   return 0;
 }
