@@ -13,6 +13,8 @@
  *     next K decisions, K up to thousands, so that the others make real progress while it
  *     sits in the window);
  *   - when a thread is gone, its exit path done ("gone"): who runs next.
+ * Each seed first draws its mix (choose_mix): how often calls trade places and among how many,
+ * how often a point switches or parks, how long parks last, at which points they happen.
  * Each decision draws from one PRNG seeded by SEED, in one order, so one seed, trace and build
  * give one sequence of decisions; hakmem's clock (its decay) is the only input outside them.
  * --schedule-log writes one line per decision.
@@ -443,6 +445,17 @@ static void *watchdog(void *arg) {
 
 /* ---- the replay ------------------------------------------------------------------------------ */
 
+static bool open_log(const char *path, uint64_t seed) {
+  s.log = fopen(path, "w");
+  if (s.log == NULL) {
+    fprintf(stderr, "hakmem-replay: cannot write %s\n", path);
+    return false;
+  }
+  setvbuf(s.log, NULL, _IOLBF, 0); /* a crash loses no decision made before it */
+  note_mix(seed);
+  return true;
+}
+
 static bool setup(const trace_t *t, const size_t *first, uint64_t seed, const char *log_path,
                   size_t stall_call) {
   size_t nt = (size_t)t->threads + 1;
@@ -470,16 +483,7 @@ static bool setup(const trace_t *t, const size_t *first, uint64_t seed, const ch
   pthread_cond_init(&s.watch_cv, &ca);
   s.rng = seed_state(seed);
   choose_mix();
-  if (log_path != NULL) {
-    s.log = fopen(log_path, "w");
-    if (s.log == NULL) {
-      fprintf(stderr, "hakmem-replay: cannot write %s\n", log_path);
-      return false;
-    }
-    setvbuf(s.log, NULL, _IOLBF, 0); /* a crash loses no decision made before it */
-    note_mix(seed);
-  }
-  return true;
+  return log_path == NULL || open_log(log_path, seed);
 }
 
 int replay_perturbed(const trace_t *t, uint64_t seed, const char *log_path, const char *stats_path,
