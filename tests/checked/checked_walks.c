@@ -22,7 +22,7 @@
 
 #define SLL_WALK "assertion failed: hak_checked_sll_ok"
 #define RUN_WALK "assertion failed: hak_checked_run_ok"
-#define DRAIN "assertion failed: n <= m->used"
+#define DRAIN "remote drain returned more blocks than were out"
 
 /* Allocates cap + 1 blocks of class c into c_blocks[], then frees the first one: the TLS SLL
  * holds at least one block and has room for one more. */
