@@ -27,12 +27,12 @@
  *
  * Invariants and limits: the handler allocates nothing and takes no hakmem lock (the crash may
  * have happened under one); it reads metadata only of regions the registry still lists (they
- * are mapped) or, for the graveyard, computes from the offset alone. A second fatal signal while
- * reporting takes the default action at once (the handler is one-shot); a second thread that
- * crashes meanwhile waits for the first to end the process. The unwinder and dladdr are not
- * async-signal-safe in theory (they may take the loader's lock); a crash inside the dynamic
- * loader may then hang instead of reporting. There is no alternate signal stack: a stack
- * overflow ends without a report. */
+ * are mapped) or, for the graveyard, computes from the offset alone. Only the first fatal
+ * signal is reported (os.c): a second one in the reporting thread ends the process at once;
+ * another thread's waits in its handler until the reporter ends the process. The unwinder and
+ * dladdr are not async-signal-safe in theory (they may take the loader's lock); a crash inside
+ * the dynamic loader may then hang instead of reporting. There is no alternate signal stack: a
+ * stack overflow ends without a report. */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <signal.h>
@@ -406,13 +406,7 @@ static void gcore(void) {
   say(&b, buf);
 }
 
-static _Atomic(int) reporting;
-
 static void crash_report(const hak_fault_t *f) {
-  if (atomic_exchange(&reporting, 1)) {
-    /* Another thread is reporting: it ends the process; do not mix the two reports. */
-    for (;;) hak_os_pause();
-  }
   header_line(f);
   registers(f);
   backtrace_lines(f);

@@ -170,11 +170,11 @@ typedef struct hak_fault_s {
   uint64_t ip;        /* instruction pointer of the interrupted context, 0 if unknown        */
   uint64_t regs[16];  /* rax rbx rcx rdx rsi rdi rbp rsp r8 .. r15 (x86-64), else zero       */
 } hak_fault_t;
-/* Catches the fatal signals once (the next one takes the default action) and calls report;
- * after it the signal is raised again unless the instruction will fault again by itself. */
+/* Catches the fatal signals and calls report for the first one; then the signal takes its
+ * default action. Another thread's fatal signal meanwhile waits for that end; one in the
+ * reporting thread ends the process at once. */
 void hak_os_catch_fatal(void (*report)(const hak_fault_t *f));
 bool hak_os_chdir(const char *path);
-void hak_os_pause(void); /* sleeps until a signal arrives */
 void hak_os_yield(void);
 /* Runs path with argv and envp (stdout and stderr to /dev/null) in a child made without
  * fork handlers, waits for it; its exit status, or -1. Lets any process trace this one. */

@@ -205,16 +205,40 @@ static void fault_regs(hak_fault_t *f, const void *uctx) {
 #endif
 }
 
+/* The thread that owns the report, 0 while none does. Only the first fatal signal reports:
+ * another thread's fatal signal meanwhile waits in its handler for the reporter to end the
+ * process (its own report would be mixed into the first, and the default action would end the
+ * process in the middle of the first report); a fatal signal in the reporting thread itself
+ * (its report faulted) ends the process at once. */
+static _Atomic(int) fatal_owner;
+
+/* The default action for sig, raised at this thread: blocked while the handler runs, it is
+ * delivered as the handler returns, before a faulting instruction would run again (so the
+ * process ends even when the fault would not recur), with the interrupted context in the core. */
+static void fatal_default(int sig, int tid) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+  syscall(SYS_tgkill, getpid(), tid, sig);
+}
+
 static void fatal_handler(int sig, siginfo_t *si, void *uctx) {
   int saved = errno;
-  hak_fault_t f = {.sig = sig, .code = si->si_code, .from_kernel = si->si_code > 0,
-                   .tid = (int)syscall(SYS_gettid)};
+  int tid = (int)syscall(SYS_gettid), owner = 0;
+  if (!atomic_compare_exchange_strong(&fatal_owner, &owner, tid)) {
+    if (owner != tid)
+      for (;;) pause(); /* the reporting thread ends the process */
+    fatal_default(sig, tid);
+    errno = saved;
+    return;
+  }
+  hak_fault_t f = {.sig = sig, .code = si->si_code, .from_kernel = si->si_code > 0, .tid = tid};
   if (sig != SIGABRT) f.addr = (uintptr_t)si->si_addr;
   fault_regs(&f, uctx);
   fatal_report(&f);
-  /* SA_RESETHAND made the disposition the default one: a fault re-executes and ends the process
-   * there; a sent signal (kill, abort) is raised again, pending until this handler returns. */
-  if (!f.from_kernel) syscall(SYS_tgkill, getpid(), f.tid, sig);
+  fatal_default(sig, tid);
   errno = saved;
 }
 
@@ -224,8 +248,11 @@ void hak_os_catch_fatal(void (*report)(const hak_fault_t *f)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = fatal_handler;
-  sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+  sa.sa_flags = SA_SIGINFO;
+  /* Every fatal signal blocked while one is handled: a second one in the reporting thread is
+   * then fatal at once (the kernel forces a synchronous fault through), never a nested report. */
   sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&sa.sa_mask, sigs[i]);
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
 }
 
@@ -251,7 +278,5 @@ int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]) {
     if (errno != EINTR) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
-
-void hak_os_pause(void) { pause(); }
 
 void hak_os_yield(void) { sched_yield(); }

@@ -6,7 +6,9 @@ signal; the report names the signal, says what the address is to hakmem, shows a
 from the crashing frame, the debug ring, and its end line; with HAKMEM_CRASH_DIR the core
 lands in that folder (where the core_pattern is relative) and gdb finds main in it; with
 HAKMEM_CRASH_GCORE=1 gcore writes DIR/core.<pid> (where gdb can attach). Without the option
-there is no report and the same signal. Prints `crash check ok` at the end.
+there is no report and the same signal. A second thread that faults while the first one's
+report is under way (held there by a full stderr pipe) gets no report of its own and does not
+cut the first one short. Prints `crash check ok` at the end.
 """
 
 import os
@@ -114,6 +116,25 @@ def check_report(prog, work, mode, sig, address):
     check_core_in_dir(prog, crash_dir, mode)
 
 
+def check_two(prog, work):
+    """A second thread's fault while the first one reports: one report, of the first fault,
+    complete, and the process still dies by SIGSEGV (the second thread waits in its handler)."""
+    crash_dir = os.path.join(work, "two")
+    proc = run(prog, "two", {"HAKMEM_CRASH_REPORT": "1", "HAKMEM_CRASH_DIR": crash_dir},
+               crash_dir)
+    if proc.returncode != -signal.SIGSEGV:
+        fail("two: exit %d, expected death by SIGSEGV" % proc.returncode)
+    starts = re.findall(r"^hakmem: crash report: .*$", proc.stderr, re.M)
+    if len(starts) != 1 or " at 0x10 " not in starts[0]:
+        fail("two: expected one report, of the fault at 0x10; found %s" % starts)
+    expect_in_order(proc.stderr, [r"^hakmem: crash report: SIGSEGV .* at 0x10 ",
+                                  r"^hakmem: address 0x10: .*null pointer dereference",
+                                  r"^hakmem: backtrace", r"^hakmem: debug ring",
+                                  r"^hakmem: crash report end: SIGSEGV re-raised$"], "two")
+    if "0x20" in proc.stderr.split("threads fault at 0x10, 0x20", 1)[-1]:
+        fail("two: the second fault (0x20) shows in the report")
+
+
 def check_off(prog, work):
     proc = run(prog, "null", {}, os.path.join(work, "off"))
     if proc.returncode != -signal.SIGSEGV:
@@ -166,6 +187,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     for mode, sig, address in CASES:
         check_report(prog, work, mode, sig, address)
+    check_two(prog, work)
     check_off(prog, work)
     check_gcore(prog, work)
     print("crash check ok")
