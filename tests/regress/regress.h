@@ -86,30 +86,7 @@ static inline const char *r_line_with(const char *text, const char *prefix) {
  * up (a scenario's own fork children outlive a child ended by its alarm and keep the pipe
  * open). Returns false when the time ran out. */
 static inline bool r_collect(int fd, char *captured, size_t size) {
-  size_t len = 0;
-  bool ended = false;
-  struct timespec start, now;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  for (;;) {
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long left_ms = (R_CHILD_SECONDS + 5 - (long)(now.tv_sec - start.tv_sec)) * 1000L;
-    struct pollfd p = {fd, POLLIN, 0};
-    int r = left_ms > 0 ? poll(&p, 1, (int)left_ms) : 0;
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    char chunk[4096];
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ended = true;
-      break;
-    }
-    size_t keep = (size_t)n < size - 1 - len ? (size_t)n : size - 1 - len;
-    memcpy(captured + len, chunk, keep);
-    len += keep;
-  }
-  captured[len] = '\0';
-  return ended;
+  return t_read_until(fd, captured, size, R_CHILD_SECONDS + 5, NULL);
 }
 
 /* Runs this program again as `test name` in a child (its own process group) whose stderr goes

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hak_child.h"
 #include "replay.h"
 
 double replay_now(void) {
@@ -94,34 +95,6 @@ static void child(const char *path, const char *seed, int fds[2]) {
   _exit(127);
 }
 
-/* Reads fd into err[size] (NUL-terminated, the rest dropped) until EOF or the deadline;
- * returns false at the deadline. */
-static bool collect(int fd, double end, char *err, size_t size) {
-  size_t len = 0;
-  bool in_time = true;
-  for (;;) {
-    struct pollfd p = {fd, POLLIN, 0};
-    int left = (int)((end - replay_now()) * 1000);
-    if (left <= 0) {
-      in_time = false;
-      break;
-    }
-    if (poll(&p, 1, left) <= 0)
-      continue;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    size_t keep = (size_t)n < size - 1 - len ? (size_t)n : size - 1 - len;
-    memcpy(err + len, buf, keep);
-    len += keep;
-  }
-  err[len] = '\0';
-  return in_time;
-}
-
 outcome_t child_replay(const char *path, const char *seed, double timeout, char *err, size_t size) {
   outcome_t o = {.status = -1};
   int fds[2];
@@ -135,7 +108,7 @@ outcome_t child_replay(const char *path, const char *seed, double timeout, char 
   if (pid == 0)
     child(path, seed, fds);
   close(fds[1]);
-  bool in_time = collect(fds[0], replay_now() + timeout, err, size);
+  bool in_time = t_read_until(fds[0], err, size, timeout > 0 ? timeout : 1e-3, NULL);
   close(fds[0]);
   if (!in_time)
     kill(pid, SIGKILL);
