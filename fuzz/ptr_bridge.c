@@ -175,7 +175,7 @@ static void set_slot(slot_t *s, void *p, size_t n, size_t align, unsigned cls) {
 }
 
 static uint64_t spills_of(unsigned c) {
-  return atomic_load_explicit(&hak_tc->stat[c].spills, memory_order_relaxed);
+  return atomic_load_explicit(&hak_tc->stat.spills[c], memory_order_relaxed);
 }
 
 /* Frees a slot and checks what the free did to the block and the TLS SLL. */
@@ -268,7 +268,7 @@ static void op_manual(f_in_t *in, slot_t *s) {
 #if !HAKMEM_TINY_HEADERLESS
   F_CHECK(header_of(b) != HAK_HDR_ALLOC(c), "SLL block %p has the in-use header", (void *)b);
 #endif
-  hak_stat_inc(tc->stat[c].allocs);
+  hak_stat_inc(tc->stat.allocs[c]);
   uint8_t *p = hak_bridge_out(b, c, hak_stride_of((int)c));
   F_CHECK(p == b + HAK_HDR_SIZE, "bridge_out(%p) = %p", (void *)b, (void *)p);
   set_slot(s, p, hak_class_size((int)c), 0, c);

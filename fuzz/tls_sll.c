@@ -144,7 +144,7 @@ static void alloc_one(unsigned c, size_t n) {
   void *head = l->head;
   void *next = head ? hak_link_get(head) : NULL;
   uint32_t count = l->count;
-  uint64_t refills = counter(&hak_tc->stat[c].refills);
+  uint64_t refills = counter(&hak_tc->stat.refills[c]);
   uint8_t *p = hak_malloc(n);
   F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
   if (head != NULL) {
@@ -153,7 +153,7 @@ static void alloc_one(unsigned c, size_t n) {
     F_CHECK(l->head == next && l->count == count - 1, "class %u: pop left head %p count %u", c,
             l->head, l->count);
   } else {
-    F_CHECK(counter(&hak_tc->stat[c].refills) == refills + 1, "class %u: empty list, no refill",
+    F_CHECK(counter(&hak_tc->stat.refills[c]) == refills + 1, "class %u: empty list, no refill",
             c);
     F_CHECK(l->count <= l->cap / 2, "class %u: refill left %u blocks, cap %u", c, l->count,
             l->cap);
@@ -182,7 +182,7 @@ static void free_last(void) {
   uint32_t count = l->count, cap = l->cap;
   bool spill = own && count + 1 > cap;
   void *top = spill ? nth_after_push(b, head, count + 1 - cap / 2) : own ? b : head;
-  uint64_t spills = counter(&hak_tc->stat[k.cls].spills);
+  uint64_t spills = counter(&hak_tc->stat.spills[k.cls]);
   set_del((uintptr_t)b);
   hak_free(k.p);
   uint32_t want = spill ? cap / 2 : own ? count + 1 : count;
@@ -191,9 +191,9 @@ static void free_last(void) {
           (void *)k.p, k.cls, how, count, cap, l->count, want);
   F_CHECK(l->head == top, "free(%p) of class %u (%s): head %p, expected %p", (void *)k.p, k.cls,
           how, l->head, top);
-  F_CHECK(counter(&hak_tc->stat[k.cls].spills) == spills + spill, "free(%p) of class %u (%s): "
+  F_CHECK(counter(&hak_tc->stat.spills[k.cls]) == spills + spill, "free(%p) of class %u (%s): "
           "spill counter moved by %llu", (void *)k.p, k.cls, how,
-          (unsigned long long)(counter(&hak_tc->stat[k.cls].spills) - spills));
+          (unsigned long long)(counter(&hak_tc->stat.spills[k.cls]) - spills));
   if (own && !spill)
     F_CHECK(hak_link_get(b) == head, "pushed %p links to %p, not the old head %p", (void *)b,
             hak_link_get(b), head);
@@ -212,10 +212,10 @@ static void free_ordered(unsigned i) {
 static void op_free_malloc(unsigned i) {
   blk_t k = live[i];
   bool own = hak_owner_of(t_run_of(f_base_of(k.p))) == hak_tc;
-  uint64_t spills = counter(&hak_tc->stat[k.cls].spills);
+  uint64_t spills = counter(&hak_tc->stat.spills[k.cls]);
   free_ordered(i);
   alloc_one(k.cls, k.n);
-  if (own && counter(&hak_tc->stat[k.cls].spills) == spills)
+  if (own && counter(&hak_tc->stat.spills[k.cls]) == spills)
     F_CHECK(live[nlive - 1].p == k.p, "free(%p) then malloc(%zu) gave %p", (void *)k.p, k.n,
             (void *)live[nlive - 1].p);
 }

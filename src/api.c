@@ -29,7 +29,7 @@ static void *slab_alloc(size_t n) {
   if (b == NULL) b = hak_refill_slow(tc, (int)c);
   void *p = NULL;
   if (b != NULL) {
-    hak_stat_inc(tc->stat[c].allocs);
+    hak_stat_inc(tc->stat.allocs[c]);
     p = hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
   }
   hak_tc_release(tc);

@@ -56,7 +56,7 @@ static inline void *hak_alloc_fast(size_t n) {
     hak_tcache_t *tc = hak_tc;
     void *b = hak_sll_pop(&tc->sll[c]);
     if (hak_likely(b != NULL)) {
-      hak_stat_inc(tc->stat[c].allocs);
+      hak_stat_inc(tc->stat.allocs[c]);
       return hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
     }
   }
@@ -113,9 +113,9 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
     hak_free_local_hint_miss(tc, base, c);
     return;
   }
-  hak_stat_inc(tc->stat[c].hint_hits);
+  hak_stat_inc(tc->stat.hint_hits[c]);
 #endif
-  hak_stat_inc(tc->stat[c].frees);
+  hak_stat_inc(tc->stat.frees[c]);
 #if HAK_PLANTED(sll_userptr)
   base = p; /* planted bug: the user pointer goes onto the TLS SLL */
 #endif

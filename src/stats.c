@@ -32,7 +32,7 @@
 #include "internal.h"
 
 static _Atomic(int64_t) gstat[HAK_G_COUNT];
-static hak_tstat_t retired_class[HAK_NUM_CLASSES];
+static hak_tstat_t retired_class;
 static hak_tevents_t retired_ev;
 
 void hak_gstat_add(hak_gstat_t which, int64_t n) {
@@ -53,22 +53,20 @@ static void fold(_Atomic(uint64_t) *dst, _Atomic(uint64_t) *src, size_t n) {
 #define FIELDS(s) (sizeof(s) / sizeof(_Atomic(uint64_t)))
 
 void hak_stats_retire(hak_tcache_t *tc) {
-  for (int c = 0; c < HAK_NUM_CLASSES; c++)
-    fold((_Atomic(uint64_t) *)&retired_class[c], (_Atomic(uint64_t) *)&tc->stat[c],
-         FIELDS(hak_tstat_t));
+  fold((_Atomic(uint64_t) *)&retired_class, (_Atomic(uint64_t) *)&tc->stat, FIELDS(hak_tstat_t));
   fold((_Atomic(uint64_t) *)&retired_ev, (_Atomic(uint64_t) *)&tc->ev, FIELDS(hak_tevents_t));
 }
 
 /* A remote free by a thread that has no cache any more (after its exit): counted straight
  * into the retired totals. */
 void hak_stats_remote_free_dead(int cls, bool notified) {
-  atomic_fetch_add_explicit(&retired_class[cls].frees, 1, hak_relaxed);
-  atomic_fetch_add_explicit(&retired_class[cls].remote_frees, 1, hak_relaxed);
+  atomic_fetch_add_explicit(&retired_class.frees[cls], 1, hak_relaxed);
+  atomic_fetch_add_explicit(&retired_class.remote_frees[cls], 1, hak_relaxed);
   if (notified) atomic_fetch_add_explicit(&retired_ev.notifies, 1, hak_relaxed);
 }
 
 typedef struct sum_s {
-  hak_tstat_t cls[HAK_NUM_CLASSES];
+  hak_tstat_t cls;
   hak_tevents_t ev;
 } sum_t;
 
@@ -78,17 +76,14 @@ static void add_fields(_Atomic(uint64_t) *dst, _Atomic(uint64_t) *src, size_t n)
 
 static void sum_one(hak_tcache_t *tc, void *arg) {
   sum_t *s = arg;
-  for (int c = 0; c < HAK_NUM_CLASSES; c++)
-    add_fields((_Atomic(uint64_t) *)&s->cls[c], (_Atomic(uint64_t) *)&tc->stat[c],
-               FIELDS(hak_tstat_t));
+  add_fields((_Atomic(uint64_t) *)&s->cls, (_Atomic(uint64_t) *)&tc->stat, FIELDS(hak_tstat_t));
   add_fields((_Atomic(uint64_t) *)&s->ev, (_Atomic(uint64_t) *)&tc->ev, FIELDS(hak_tevents_t));
 }
 
 static void sum_all(sum_t *s) {
   memset(s, 0, sizeof(*s));
-  for (int c = 0; c < HAK_NUM_CLASSES; c++)
-    add_fields((_Atomic(uint64_t) *)&s->cls[c], (_Atomic(uint64_t) *)&retired_class[c],
-               FIELDS(hak_tstat_t));
+  add_fields((_Atomic(uint64_t) *)&s->cls, (_Atomic(uint64_t) *)&retired_class,
+             FIELDS(hak_tstat_t));
   add_fields((_Atomic(uint64_t) *)&s->ev, (_Atomic(uint64_t) *)&retired_ev, FIELDS(hak_tevents_t));
   hak_tcaches_foreach(sum_one, s);
 }
@@ -102,20 +97,20 @@ static uint64_t sub0(uint64_t a, uint64_t b) { return a >= b ? a - b : 0; }
 
 /* One class's row from the sums; tls_cap is the calling thread's. */
 static void class_row(sum_t *s, int c, hak_class_stats_t *out) {
-  hak_tstat_t *t = &s->cls[c];
+  hak_tstat_t *t = &s->cls;
   memset(out, 0, sizeof(*out));
   out->block_size = hak_class_size(c);
-  out->allocs = ld(&t->allocs);
-  out->frees = ld(&t->frees);
-  out->remote_frees = ld(&t->remote_frees);
-  out->refills = ld(&t->refills);
-  out->spills = ld(&t->spills);
+  out->allocs = ld(&t->allocs[c]);
+  out->frees = ld(&t->frees[c]);
+  out->remote_frees = ld(&t->remote_frees[c]);
+  out->refills = ld(&t->refills[c]);
+  out->spills = ld(&t->spills[c]);
   out->tls_cap = hak_tc->sll[c].cap;
-  out->remote_drains = ld(&t->remote_drains);
-  out->drained_blocks = ld(&t->drained_blocks);
-  out->adoptions = ld(&t->adoptions);
-  out->hint_hits = ld(&t->hint_hits);
-  out->hint_misses = ld(&t->hint_misses);
+  out->remote_drains = ld(&t->remote_drains[c]);
+  out->drained_blocks = ld(&t->drained_blocks[c]);
+  out->adoptions = ld(&t->adoptions[c]);
+  out->hint_hits = ld(&t->hint_hits[c]);
+  out->hint_misses = ld(&t->hint_misses[c]);
   /* Every free the hint box did not resolve looked its SuperSlab up in the registry. */
   out->registry_lookups = sub0(out->frees, out->hint_hits);
   out->live_blocks = sub0(out->allocs, out->frees);

@@ -119,12 +119,16 @@ typedef struct hak_sll_s {
   uint32_t cap;   /* spill above this; 0 in the static empty cache                         */
 } hak_sll_t;
 
-/* Per-class counters of a thread. Written by the owning thread only (relaxed stores). frees
- * counts local and remote frees; hint_hits and hint_misses only local frees in headerless
- * builds with the hint box. */
+/* Per-class counters of a thread, X(name): one array per counter, indexed by class, so that
+ * the fast path's increment is one instruction. Written by the owning thread only (see
+ * hak_stat_add). frees counts local and remote frees; hint_hits and hint_misses only local
+ * frees in headerless builds with the hint box. */
+#define HAK_CLASS_COUNTERS(X) \
+  X(allocs) X(frees) X(remote_frees) X(refills) X(spills) X(remote_drains) X(drained_blocks) \
+  X(adoptions) X(hint_hits) X(hint_misses)
+#define HAK_TSTAT_FIELD(name) _Atomic(uint64_t) name[HAK_NUM_CLASSES];
 typedef struct hak_tstat_s {
-  _Atomic(uint64_t) allocs, frees, remote_frees, refills, spills;
-  _Atomic(uint64_t) remote_drains, drained_blocks, adoptions, hint_hits, hint_misses;
+  HAK_CLASS_COUNTERS(HAK_TSTAT_FIELD)
 } hak_tstat_t;
 
 /* Per-thread event counters of no single class (slow paths). */
@@ -144,11 +148,11 @@ enum hak_tc_state { HAK_TC_EMPTY = 0, HAK_TC_LIVE = 1, HAK_TC_DEAD = 2, HAK_TC_G
 struct hak_tcache_s {
   hak_sll_t sll[HAK_NUM_CLASSES];       /* fast path: first in the struct                  */
   hak_hint_t hint[HAK_HINT_WAYS];       /* hint box                                         */
-  hak_tstat_t stat[HAK_NUM_CLASSES];
+  hak_tstat_t stat;
   hak_tevents_t ev;
   hak_slab_t *partial[HAK_NUM_CLASSES]; /* owned runs that may have free blocks             */
   hak_slab_t *full[HAK_NUM_CLASSES];    /* owned runs with none (armed: remote frees notify) */
-  uint32_t refill_streak[HAK_NUM_CLASSES]; /* refills since the last spill (ACE)            */
+  uint32_t refill_streak[HAK_NUM_CLASSES]; /* refills since the last spill, or ACE_SPILLED    */
   uint32_t refills_since_tick;          /* the decay clock is read every 64 refills          */
   _Atomic(uint32_t) busy;               /* inside a slow path that moves blocks (fork reads) */
   /* MPSC stack of blocks delivered by remote frees into this cache's armed (full) runs,

@@ -69,7 +69,7 @@ hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls) {
   if (m != NULL) unpublish(m, cls);
   hak_unlock(&published_lock[cls]);
   if (m == NULL) return NULL;
-  hak_stat_inc(tc->stat[cls].adoptions);
+  hak_stat_inc(tc->stat.adoptions[cls]);
   hak_ring_event("adopt", m, (uintptr_t)cls);
   return hak_run_bind(tc, m, cls);
 }
@@ -140,9 +140,9 @@ hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc
   unsigned cls = m->class_idx;
   bool notified = free_chain_mt(m, base, base, 1, notify_mode());
   if (tc->state == HAK_TC_LIVE) {
-    hak_stat_inc(tc->stat[cls].frees);
-    hak_stat_inc(tc->stat[cls].remote_frees);
-    if (hint_hit) hak_stat_inc(tc->stat[cls].hint_hits);
+    hak_stat_inc(tc->stat.frees[cls]);
+    hak_stat_inc(tc->stat.remote_frees[cls]);
+    if (hint_hit) hak_stat_inc(tc->stat.hint_hits[cls]);
     if (notified) hak_stat_inc(tc->ev.notifies);
   } else {
     hak_stats_remote_free_dead((int)cls, notified);

@@ -28,8 +28,8 @@ void hak_hint_insert(hak_tcache_t *tc, uintptr_t ss) {
 }
 
 void hak_free_local_hint_miss(hak_tcache_t *tc, void *base, unsigned cls) {
-  hak_stat_inc(tc->stat[cls].hint_misses);
+  hak_stat_inc(tc->stat.hint_misses[cls]);
   hak_hint_insert(tc, (uintptr_t)base & ~(uintptr_t)HAK_SS_MASK);
-  hak_stat_inc(tc->stat[cls].frees);
+  hak_stat_inc(tc->stat.frees[cls]);
   if (hak_sll_push(&tc->sll[cls], base)) hak_spill_slow(tc, (int)cls);
 }

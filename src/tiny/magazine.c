@@ -15,8 +15,10 @@
  *     releases an empty one it displaces;
  *   - an exhausted run is armed and moved to the full list (hak_run_fill) only when nothing is
  *     queued for it; it comes back with the next local free or delivered block.
- * ACE (HAKMEM_ACE_ENABLED): a class that refills four times without a spill doubles its TLS
- * capacity, up to about 256 KiB of blocks.
+ * ACE (HAKMEM_ACE_ENABLED): a class doubles its TLS capacity, up to about 256 KiB of blocks,
+ * when it refills right after a spill (it oscillates: its working set is larger than the
+ * cache, and every block moves through the runs twice) or refills four times without a spill.
+ * The capacity changes only at a refill, so a free spills exactly when its list is full.
  */
 #include "../internal.h"
 #include "remote_queue.h"
@@ -29,11 +31,16 @@ static uint32_t ace_max_cap(int cls) {
   return cap < 2 ? 2 : cap > 1024 ? 1024 : cap;
 }
 
+/* refill_streak after a spill: the next refill finds the class oscillating. */
+#define ACE_SPILLED UINT32_MAX
+
 static void ace_on_refill(hak_tcache_t *tc, int cls) {
   if (!hak_opt.ace_enabled) return;
   hak_sll_t *s = &tc->sll[cls];
   uint32_t max = ace_max_cap(cls);
-  if (++tc->refill_streak[cls] >= 4 && s->cap < max) {
+  bool oscillating = tc->refill_streak[cls] == ACE_SPILLED;
+  if (oscillating) tc->refill_streak[cls] = 0;
+  if ((oscillating || ++tc->refill_streak[cls] >= 4) && s->cap < max) {
     s->cap = s->cap * 2 < max ? s->cap * 2 : max;
     tc->refill_streak[cls] = 0;
     hak_stat_inc(tc->ev.ace_grows);
@@ -45,8 +52,8 @@ static void ace_on_refill(hak_tcache_t *tc, int cls) {
 static uint32_t take_blocks(hak_tcache_t *tc, hak_slab_t *m, hak_sll_t *s, uint32_t want) {
   if (atomic_load_explicit(&m->remote, hak_relaxed) & HAK_RQ_PTR_MASK) {
     uint32_t n = hak_remote_drain(m);
-    hak_stat_inc(tc->stat[m->class_idx].remote_drains);
-    hak_stat_add(tc->stat[m->class_idx].drained_blocks, n);
+    hak_stat_inc(tc->stat.remote_drains[m->class_idx]);
+    hak_stat_add(tc->stat.drained_blocks[m->class_idx], n);
   }
   uint32_t n = 0;
   while (n < want && m->freelist != NULL) {
@@ -95,7 +102,7 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
     got = take_blocks(tc, m, s, want);
     if (run_exhausted(m)) hak_run_fill(tc, m);
   }
-  hak_stat_inc(tc->stat[cls].refills);
+  hak_stat_inc(tc->stat.refills[cls]);
   hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
   if (++tc->refills_since_tick >= 64) {
     tc->refills_since_tick = 0;
@@ -137,8 +144,8 @@ void hak_spill_slow(hak_tcache_t *tc, int cls) {
               cls);
     hak_slab_give_back(tc, m, b);
   }
-  tc->refill_streak[cls] = 0;
-  hak_stat_inc(tc->stat[cls].spills);
+  tc->refill_streak[cls] = ACE_SPILLED;
+  hak_stat_inc(tc->stat.spills[cls]);
   hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
   hak_tc_busy_leave(tc);
 }

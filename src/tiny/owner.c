@@ -99,8 +99,8 @@ static void owned_remove(hak_tcache_t *tc, hak_slab_t *m) {
 hak_slab_t *hak_run_bind(hak_tcache_t *tc, hak_slab_t *m, int cls) {
   if (atomic_load_explicit(&m->remote, memory_order_acquire) & HAK_RQ_PTR_MASK) {
     uint32_t n = hak_remote_drain(m);
-    hak_stat_inc(tc->stat[cls].remote_drains);
-    hak_stat_add(tc->stat[cls].drained_blocks, n);
+    hak_stat_inc(tc->stat.remote_drains[cls]);
+    hak_stat_add(tc->stat.drained_blocks[cls], n);
   }
   hak_check(m->class_idx == cls && m->state == HAK_SLAB_HEAD, "class drift at bind", m->data,
             hak_ss_of(m), m->class_idx);

@@ -37,12 +37,12 @@ static void alloc_blocks(int c) {
 
 /* Frees c_blocks[1..cap] until the TLS SLL of class c spills. */
 static void free_until_spill(int c) {
-  uint64_t spills = atomic_load(&hak_tc->stat[c].spills);
-  for (size_t i = 1; i <= hak_tc->sll[c].cap && atomic_load(&hak_tc->stat[c].spills) == spills;
+  uint64_t spills = atomic_load(&hak_tc->stat.spills[c]);
+  for (size_t i = 1; i <= hak_tc->sll[c].cap && atomic_load(&hak_tc->stat.spills[c]) == spills;
        i++)
     hak_free(c_blocks[i]);
   t_fail("no diagnostic from the spill (spills %llu -> %llu)", (unsigned long long)spills,
-         (unsigned long long)atomic_load(&hak_tc->stat[c].spills));
+         (unsigned long long)atomic_load(&hak_tc->stat.spills[c]));
 }
 
 static void scenario_sll_count(void) {

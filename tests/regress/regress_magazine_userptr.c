@@ -122,9 +122,9 @@ static size_t batch(void) {
 static void scenario_spill_refill(void) {
   r_thread_cache();
   size_t k = batch();
-  uint64_t spills = atomic_load(&hak_tc->stat[CLS].spills);
+  uint64_t spills = atomic_load(&hak_tc->stat.spills[CLS]);
   alloc_then_free_half(k);
-  R_CHECK(atomic_load(&hak_tc->stat[CLS].spills) > spills, "the frees did not spill");
+  R_CHECK(atomic_load(&hak_tc->stat.spills[CLS]) > spills, "the frees did not spill");
   size_t nodes = audit_thread(blk, k);
   R_CHECK(nodes > 0, "the spills left nothing on the run's freelist");
   check_all_live(k);

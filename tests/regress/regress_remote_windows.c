@@ -177,9 +177,9 @@ static void *b_recycled(void *arg) {
   /* Refills of SN_CLASS collect whatever was delivered to this cache. */
   size_t n = r_size_of_class(SN_CLASS);
   static void *mine[512];
-  uint64_t refills0 = hak_tc->stat[SN_CLASS].refills;
+  uint64_t refills0 = hak_tc->stat.refills[SN_CLASS];
   size_t k = 0;
-  while (hak_tc->stat[SN_CLASS].refills < refills0 + 2 && k < 512) mine[k++] = hak_malloc(n);
+  while (hak_tc->stat.refills[SN_CLASS] < refills0 + 2 && k < 512) mine[k++] = hak_malloc(n);
   R_CHECK(atomic_load(&hak_tc->notify) == NULL, "B's notify stack not empty after its refills");
   for (size_t i = 0; i < k; i++) R_CHECK(mine[i] != sn_block, "B got the block delivered to it");
   while (k > 0) hak_free(mine[--k]);

@@ -15,7 +15,7 @@ static inline hak_slab_t *t_run_of(const void *a) { return hak_run_of(a); }
   ({                                                                             \
     uint64_t t_sum_ = 0;                                                         \
     for (int t_c_ = 0; t_c_ < HAK_NUM_CLASSES; t_c_++)                           \
-      t_sum_ += atomic_load_explicit(&(tc)->stat[t_c_].f, memory_order_relaxed); \
+      t_sum_ += atomic_load_explicit(&(tc)->stat.f[t_c_], memory_order_relaxed); \
     t_sum_;                                                                      \
   })
 

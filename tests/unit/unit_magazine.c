@@ -10,7 +10,9 @@
  *     block twice; a run on the full list has no free block left;
  *   - every live block and every SLL block lies in a run on those lists.
  * A final pattern moves slabs from one class to another (runs released, then bound again to
- * a class with another stride). */
+ * a class with another stride). Last, ACE: a LIFO churn of four times a class's capacity (set to 16), which
+ * refills and spills every round, grows the capacity until the churn fits (no spill in the
+ * last rounds); with ACE off it spills in every round. */
 #include "unit.h"
 
 #define MAX_LIVE 4096
@@ -109,8 +111,8 @@ static void free_at(size_t i) {
 }
 
 static uint64_t stat_of(int c, int which) {
-  hak_tstat_t *t = &hak_tc->stat[c];
-  return atomic_load_explicit(which ? &t->spills : &t->refills, memory_order_relaxed);
+  hak_tstat_t *t = &hak_tc->stat;
+  return atomic_load_explicit(which ? &t->spills[c] : &t->refills[c], memory_order_relaxed);
 }
 
 static void patterns(int c, size_t n) {
@@ -179,6 +181,44 @@ static void class_switch(int from, int to, size_t n) {
   audit(from);
 }
 
+/* Rounds of n mallocs of class c then n frees, newest first; the spills of the last round. */
+static uint64_t lifo_rounds(int c, size_t n, int rounds) {
+  uint64_t before = 0;
+  for (int r = 0; r < rounds; r++) {
+    before = stat_of(c, 1);
+    for (size_t i = 0; i < n; i++) alloc_one(c);
+    while (nlive > 0) free_at(nlive - 1);
+  }
+  return stat_of(c, 1) - before;
+}
+
+/* Sets class c's capacity to cap: the list is emptied first (its blocks allocated), so that
+ * it never holds more than its capacity, then freed back. */
+static void set_cap(int c, uint32_t cap) {
+  hak_sll_t *s = &hak_tc->sll[c];
+  while (s->count > 0) alloc_one(c);
+  s->cap = cap;
+  while (nlive > 0) free_at(nlive - 1);
+}
+
+static void ace_oscillation(int c) {
+  hak_sll_t *s = &hak_tc->sll[c];
+  uint32_t cap0 = 16;
+  size_t n = 4 * (size_t)cap0;
+  set_cap(c, cap0);
+  U_CHECK(hak_opt.ace_enabled, "ACE is off by default");
+  uint64_t last = lifo_rounds(c, n, 20);
+  U_CHECK(last == 0 && s->cap >= n, "ACE on: %llu spills in the last round, cap %u -> %u for a "
+          "churn of %zu", (unsigned long long)last, cap0, s->cap, n);
+  hak_opt.ace_enabled = false;
+  set_cap(c, cap0);
+  last = lifo_rounds(c, n, 5);
+  U_CHECK(last > 0 && s->cap == cap0, "ACE off: %llu spills in the last round, cap %u -> %u",
+          (unsigned long long)last, cap0, s->cap);
+  hak_opt.ace_enabled = true;
+  audit(c);
+}
+
 int main(void) {
   u_thread_cache();
   /* Classes this thread has no run of yet (libc may have allocated some in override builds). */
@@ -197,6 +237,7 @@ int main(void) {
   U_CHECK(clean[2] && clean[3] && clean[9] && clean[14], "classes 2, 3, 9, 14 not all clean");
   class_switch(2, 3, 4000);
   class_switch(9, 14, 2000);
+  ace_oscillation(5);
   printf("unit_magazine: %d classes OK\n", tested);
   return 0;
 }

@@ -245,9 +245,9 @@ static int on_notify_stack(hak_tcache_t *tc, const void *base) {
 static void refill_twice(hak_tcache_t *tc, int c, size_t sz) {
   static void *more[4096];
   size_t n = 0;
-  uint64_t refills0 = tc->stat[c].refills;
-  while (tc->stat[c].refills < refills0 + 2 && n < 4096) more[n++] = hak_malloc(sz);
-  U_CHECK(tc->stat[c].refills >= refills0 + 2, "no refill after %zu mallocs", n);
+  uint64_t refills0 = tc->stat.refills[c];
+  while (tc->stat.refills[c] < refills0 + 2 && n < 4096) more[n++] = hak_malloc(sz);
+  U_CHECK(tc->stat.refills[c] >= refills0 + 2, "no refill after %zu mallocs", n);
   while (n > 0) hak_free(more[--n]);
 }
 

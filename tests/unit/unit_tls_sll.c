@@ -68,14 +68,14 @@ static void churn(int c, size_t n, int order) {
   for (size_t k = 0; k < n; k++) {
     size_t i = order == 0 ? k : order == 1 ? n - 1 - k : k < n / 2 ? 2 * k + 1 : 2 * (k - n / 2);
     uint32_t cap = s->cap;
-    uint64_t spills = atomic_load_explicit(&hak_tc->stat[c].spills, memory_order_relaxed);
+    uint64_t spills = atomic_load_explicit(&hak_tc->stat.spills[c], memory_order_relaxed);
     U_CHECK(blocks[i] != NULL, "free order visits %zu twice", i);
     hak_free(blocks[i]);
     blocks[i] = NULL;
     U_CHECK(s->count <= s->cap, "class %d: count %u above cap %u after free %zu", c, s->count,
             s->cap, k);
     U_CHECK(s->cap == cap, "class %d: a free changed the capacity %u -> %u", c, cap, s->cap);
-    if (atomic_load_explicit(&hak_tc->stat[c].spills, memory_order_relaxed) != spills) {
+    if (atomic_load_explicit(&hak_tc->stat.spills[c], memory_order_relaxed) != spills) {
       /* This free went above cap: the spill brought the list down to half. */
       U_CHECK(s->count <= cap / 2, "class %d: count %u after a spill, cap %u", c, s->count, cap);
       spills_seen++;
