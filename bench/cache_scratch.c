@@ -8,8 +8,7 @@
  * foreign blocks away from its own allocations costs only the writes.
  *
  * Checks: the given object keeps its stamp; each object's bytes hold their expected count
- * after the writes. ops = mallocs +
- * frees; writes= counts the byte writes. */
+ * after the writes. ops = mallocs + frees; writes= counts the byte writes. */
 #include "bench.h"
 
 #define OBJ 8
