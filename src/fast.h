@@ -81,9 +81,7 @@ static inline hak_slab_t *hak_slab_of_block(uintptr_t u, hak_tcache_t *tc, bool 
 #else
   uint64_t limit = atomic_load_explicit(&m->carved, hak_relaxed); /* carved before it left */
 #endif
-  if (hak_unlikely(off >= limit * m->stride)) return NULL;
-  uint64_t idx = (off * m->recip) >> HAK_RECIP_SHIFT;
-  if (hak_unlikely(idx * m->stride != off)) return NULL;
+  if (hak_unlikely(hak_run_block_index(m, off) >= limit)) return NULL; /* carved, on a boundary */
   return m;
 }
 

@@ -282,6 +282,17 @@ static inline hak_slab_t *hak_run_in(hak_superslab_t *ss, uintptr_t p) {
   return &ss->slabs[m->head];
 #endif
 }
+/* The index of the block at byte offset off from run m's data when off is exactly a block's
+ * start, else a number above any block count (one multiply and one rotate, no division).
+ * Why: with stride = odd << k and inv = odd^-1 mod 2^64, off * inv rotated right by k is
+ * off / stride when stride divides off, and above (2^64 - 1) / stride otherwise (the exact-
+ * division test of Granlund and Montgomery); a run has fewer blocks than that bound. An
+ * unbound run (div_inv 0) gives 0, which its carved count of 0 rejects. */
+static inline uint64_t hak_run_block_index(const hak_slab_t *m, uint64_t off) {
+  uint64_t x = off * m->div_inv;
+  unsigned k = m->div_shift;
+  return (x >> k) | (x << ((64 - k) & 63));
+}
 static inline hak_slab_t *hak_run_of(const void *p) {
   return hak_run_in(hak_ss_of(p), (uintptr_t)p);
 }

@@ -72,6 +72,7 @@ struct hak_slab_s {
   void *freelist;             /* local free blocks (base pointers); owner only              */
   uint8_t *data;              /* base of block 0 of the run                                 */
   uint64_t recip;             /* ceil(2^HAK_RECIP_SHIFT / stride)                           */
+  uint64_t div_inv;           /* inverse of stride's odd factor mod 2^64 (hak_run_block_index) */
   uint32_t stride;            /* bytes per block, multiple of 16                            */
   uint32_t capacity;          /* blocks in the run                                          */
   uint32_t used;              /* blocks out of the run (in use, in a TLS SLL, in a remote
@@ -84,7 +85,8 @@ struct hak_slab_s {
   uint8_t nslabs;             /* slabs in the run (head only)                               */
   uint8_t state;              /* enum hak_slab_state; SuperSlab lock                        */
   uint8_t list;               /* enum hak_slab_list: which list next/prev link into         */
-  uint8_t pad_[3];
+  uint8_t div_shift;          /* stride's power-of-two factor (hak_run_block_index)         */
+  uint8_t pad_[2];
   _Atomic(hak_tcache_t *) owner; /* Box 3: changes only in owner.c; NULL = no owner         */
   /* Cross-thread line: the one word other threads write (remote_queue.c has its format), and
    * the list links, which only list moves touch (rare next to frees). */

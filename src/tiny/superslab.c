@@ -80,7 +80,8 @@ static void slab_reset(hak_superslab_t *ss, unsigned i) {
   hak_assert((atomic_load_explicit(&m->remote, hak_relaxed) & ~HAK_RQ_NOTIFY) == 0);
   m->freelist = NULL;
   m->data = NULL;
-  m->recip = 0;
+  m->recip = m->div_inv = 0;
+  m->div_shift = 0;
   m->stride = m->capacity = m->used = 0;
   atomic_store_explicit(&m->carved, 0, hak_relaxed);
   atomic_store_explicit(&m->remote, 0, hak_relaxed);
@@ -172,6 +173,17 @@ static int find_run(uint32_t free_mask, int k) {
   return -1;
 }
 
+/* stride = odd << shift: div_inv = odd^-1 mod 2^64 by Newton's iteration (an odd number is
+ * its own inverse mod 8, and each step doubles the correct low bits: 3, 6, .. 96). */
+static void set_exact_division(hak_slab_t *m, uint32_t stride) {
+  unsigned shift = (unsigned)__builtin_ctz(stride);
+  uint64_t odd = stride >> shift, inv = odd;
+  for (int i = 0; i < 5; i++) inv *= 2 - odd * inv;
+  hak_assert(odd * inv == 1);
+  m->div_inv = inv;
+  m->div_shift = (uint8_t)shift;
+}
+
 static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
   hak_slab_t *m = &ss->slabs[idx];
   uint32_t stride = hak_stride_of(cls);
@@ -184,6 +196,7 @@ static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
   m->stride = stride;
   m->capacity = (uint32_t)(((size_t)k * HAK_SLAB_SIZE - off) / stride);
   m->recip = (((uint64_t)1 << HAK_RECIP_SHIFT) + stride - 1) / stride;
+  set_exact_division(m, stride);
   m->used = 0;
   atomic_store_explicit(&m->carved, 0, hak_relaxed);
   m->freelist = NULL;

@@ -5,7 +5,8 @@
  *   capacity, continuation slabs point at a head that covers them, free slabs are unbound
  *   and marked in free_mask;
  * - hak_superslab_take_run(c) binds a run with the class's geometry (stride, slab count,
- *   maximal capacity that fits, 16-aligned user pointers, exact reciprocal division), no
+ *   maximal capacity that fits, 16-aligned user pointers, exact reciprocal division, an
+ *   exact-division index that accepts block starts only), no
  *   owner and nothing carved; hak_superslab_release_run() makes every slab of it free again;
  * - releasing a run purges its pages once trimmed (the memory reads back as zero);
  * - a SuperSlab that became empty and is taken again has a bumped generation, and
@@ -117,6 +118,19 @@ static void check_fresh_run(hak_slab_t *m, int c) {
       U_CHECK(((offs[j] * m->recip) >> HAK_RECIP_SHIFT) == i,
               "class %d: offset %llu maps to block %llu, not %u", c, (unsigned long long)offs[j],
               (unsigned long long)((offs[j] * m->recip) >> HAK_RECIP_SHIFT), i);
+  }
+  /* The exact-division index (the free path's check) names block i at its start, and gives
+   * at least the capacity for every other offset: inside a block, past the run, before it. */
+  for (uint32_t i = 0; i <= m->capacity; i++) {
+    uint64_t start = (uint64_t)i * m->stride;
+    uint64_t got = hak_run_block_index(m, start);
+    U_CHECK(i == m->capacity ? got >= m->capacity : got == i,
+            "class %d: start of block %u indexes as %llu", c, i, (unsigned long long)got);
+    uint64_t other[4] = {start + 1, start + 8, start + m->stride - 8, start - 8};
+    for (int j = 0; j < 4; j++)
+      U_CHECK(hak_run_block_index(m, other[j]) >= m->capacity,
+              "class %d: offset %lld (block %u) passes as block %llu", c, (long long)other[j], i,
+              (unsigned long long)hak_run_block_index(m, other[j]));
   }
   for (int j = 1; j < k; j++)
     U_CHECK(ss->slabs[idx + j].state == HAK_SLAB_CONT && ss->slabs[idx + j].head == idx,
