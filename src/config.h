@@ -34,7 +34,9 @@
  *   HAKMEM_VERBOSE=0            1: print version, build configuration and options at start
  *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
  *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse
- *   HAKMEM_THP=0                1: ask for transparent huge pages; 0: refuse them
+ *   HAKMEM_THP=2                transparent huge pages: 2 for large blocks only (a block that
+ *                               fills its pages faults 512 times less), 1 for every mapping,
+ *                               0 refused everywhere
  *   HAKMEM_CRASH_REPORT=0       1: a fatal signal prints a crash report (crash.c), then the
  *                               default action runs (same exit status, same core)
  *   HAKMEM_CRASH_DIR=PATH       with the report: the process enters PATH before the core dump

@@ -153,6 +153,10 @@ void hak_unlock(hak_lock_t *l);
 
 void *hak_os_map(size_t size);                  /* zeroed, read-write, or NULL */
 void *hak_os_map_aligned(size_t size, size_t align); /* size and align: page multiples */
+/* Moves mapping p of old_size bytes to a fresh place aligned to align, grown to new_size: its
+ * pages move with it (no copy, no fault), the growth reads as zero. NULL when it cannot (p is
+ * then as it was). */
+void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 void hak_os_unmap(void *p, size_t size);
 void hak_os_purge(void *p, size_t size);        /* give pages back, keep the mapping */
 uint64_t hak_os_now_ms(void);
@@ -160,6 +164,7 @@ void hak_os_write(int fd, const void *buf, size_t n);
 uint64_t hak_os_peak_rss_kb(void);
 int hak_os_dup_stderr(void);
 void hak_os_thp(void *p, size_t size, bool huge);
+enum { HAK_THP_NEVER = 0, HAK_THP_ALL = 1, HAK_THP_LARGE = 2 }; /* HAKMEM_THP */
 int hak_os_open(const char *path, bool truncate); /* read-write, created; -1 on failure */
 void hak_os_close(int fd);
 bool hak_os_pread(int fd, void *buf, size_t n, uint64_t off);

@@ -6,8 +6,13 @@
  * user pointer starts a region of its own and the header sits just below it (LARGE_FAR).
  * Exactly one region per mapping is registered: the one holding the user pointer.
  *
+ * Reuse: a request takes the smallest cached mapping large enough (its tail unmapped when it is
+ * much larger) or, failing that, the largest one of at least half its size, moved by mremap to
+ * a new aligned place and grown: the pages a freed block populated serve the next block of
+ * another size without page faults.
+ *
  * Invariants: a cached mapping stays registered with user == NULL, so a second free of it is a
- * diagnosed double free; it is unregistered before it is unmapped; the cache holds at most
+ * diagnosed double free; it is unregistered before it is unmapped or moved; the cache holds at most
  * HAKMEM_LARGE_CACHE_MB; entries older than the decay are unmapped on the next large call.
  * Checked builds: a cached mapping holds HAK_FREE_FILL in the page after its header, verified
  * when the mapping is reused (the rest of a large block is not covered).
@@ -44,9 +49,13 @@ hak_large_t *hak_large_lookup(const void *p, int kind) {
   return h;
 }
 
+/* The region a mapping's registry entry names (the one holding the user pointer). */
+static uintptr_t entry_region(const hak_large_t *h) {
+  return h->far ? (uintptr_t)h + HAK_LARGE_HDR : (uintptr_t)h;
+}
+
 static void unmap_entry(hak_large_t *h) {
-  uintptr_t region = h->far ? (uintptr_t)h + HAK_LARGE_HDR : (uintptr_t)h;
-  hak_registry_clear(region);
+  hak_registry_clear(entry_region(h));
   h->magic = 0;
   hak_ring_event("large_unmap", h->map, h->map_size);
   hak_crash_note_unmap(h->map, h->map_size, HAK_REGION_LARGE);
@@ -99,25 +108,62 @@ static void large_verify(hak_large_t *h) {
 }
 #endif
 
+/* Cut h down to map_size bytes: its tail goes back to the OS (the head keeps its pages). */
+static void entry_shrink(hak_large_t *h, size_t map_size) {
+  hak_crash_note_unmap(h->map + map_size, h->map_size - map_size, HAK_REGION_LARGE);
+  hak_os_unmap(h->map + map_size, h->map_size - map_size);
+  h->map_size = map_size;
+}
+
+/* Move h to a fresh region-aligned place grown to map_size (its pages move without a fault);
+ * the new header, or NULL when the move failed (h is then unchanged). */
+static hak_large_t *entry_grow(hak_large_t *h, size_t map_size) {
+  uint8_t *old = h->map;
+  size_t old_size = h->map_size;
+  uint8_t *map = hak_os_remap_aligned(old, old_size, map_size, HAK_SS_SIZE);
+  if (map == NULL) return NULL;
+  hak_registry_clear((uintptr_t)old);
+  hak_crash_note_unmap(old, old_size, HAK_REGION_LARGE);
+  hak_ring_event("large_grow", map, map_size);
+  h = (hak_large_t *)map;
+  h->magic = HAK_LARGE_MAGIC ^ (uintptr_t)h;
+  h->map = map;
+  h->map_size = map_size;
+  hak_registry_set((uintptr_t)map, HAK_REGION_LARGE);
+  return h;
+}
+
+/* A cached mapping for map_size bytes, taken off the cache, or NULL: the smallest one large
+ * enough, else the largest one of at least half the size (entry_fit grows it), so blocks of
+ * varying sizes reuse each other's populated pages instead of faulting in new ones. Cached
+ * mappings are never far. Called with large_lock held. */
 static hak_large_t *cache_take(size_t map_size) {
-  hak_large_t *best = NULL, **best_link = NULL;
+  hak_large_t **fit = NULL, **grow = NULL;
   for (hak_large_t **link = &cache; *link != NULL; link = &(*link)->next) {
-    hak_large_t *h = *link;
-    /* Reuse a mapping at most 1/8 (plus a page) larger than needed. */
-    if (h->map_size >= map_size && h->map_size <= map_size + map_size / 8 + HAK_PAGE_SIZE &&
-        (best == NULL || h->map_size < best->map_size)) {
-      best = h;
-      best_link = link;
-    }
+    size_t size = (*link)->map_size;
+    if (size >= map_size && (fit == NULL || size < (*fit)->map_size)) fit = link;
+    if (size < map_size && size >= map_size / 2 && (grow == NULL || size > (*grow)->map_size))
+      grow = link;
   }
-  if (best != NULL) {
-    *best_link = best->next;
-    cache_bytes -= best->map_size;
+  hak_large_t **link = fit != NULL ? fit : grow;
+  if (link == NULL) return NULL;
+  hak_large_t *h = *link;
+  *link = h->next;
+  cache_bytes -= h->map_size;
 #if HAKMEM_CHECKED
-    large_verify(best);
+  large_verify(h);
 #endif
-  }
-  return best;
+  return h;
+}
+
+/* A mapping taken off the cache made map_size bytes: cut down when much larger, grown when
+ * smaller. NULL when growing failed (the mapping is then unmapped). No lock held. */
+static hak_large_t *entry_fit(hak_large_t *h, size_t map_size) {
+  if (h->map_size > map_size + map_size / 8 + HAK_PAGE_SIZE) entry_shrink(h, map_size);
+  if (h->map_size >= map_size) return h;
+  hak_large_t *grown = entry_grow(h, map_size);
+  if (grown == NULL) unmap_entry(h);
+  return grown;
 }
 
 static hak_large_t *map_new(size_t map_size, size_t align) {
@@ -125,7 +171,7 @@ static hak_large_t *map_new(size_t map_size, size_t align) {
   uint8_t *map = far ? hak_os_map_aligned(map_size, align) : hak_os_map_aligned(map_size, HAK_SS_SIZE);
   if (map == NULL) return NULL;
   hak_ring_event("large_map", map, map_size);
-  hak_os_thp(map, map_size, hak_opt.thp != 0);
+  hak_os_thp(map, map_size, hak_opt.thp != HAK_THP_NEVER);
   hak_large_t *h = far ? (hak_large_t *)(map + align - HAK_LARGE_HDR) : (hak_large_t *)map;
   h->magic = HAK_LARGE_MAGIC ^ (uintptr_t)h;
   h->map = map;
@@ -146,6 +192,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   hak_lock(&large_lock);
   if (!far) h = cache_take(map_size);
   hak_unlock(&large_lock);
+  if (h != NULL) h = entry_fit(h, map_size);
   bool hit = h != NULL;
   if (h == NULL && (h = map_new(map_size, align)) == NULL) return NULL;
   h->user = far ? (uint8_t *)h + HAK_LARGE_HDR : h->map + off;

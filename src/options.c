@@ -12,7 +12,7 @@ extern char **environ;
 
 hak_options_t hak_opt = {
     .tls_hint = 1, .ss_adopt = 1, .rf_force_notify = 0, .must_adopt = 0, .ace_enabled = 1,
-    .stats = HAK_STATS_OFF, .verbose = 0, .decay_ms = 1000, .large_cache_mb = 64, .thp = 0,
+    .stats = HAK_STATS_OFF, .verbose = 0, .decay_ms = 1000, .large_cache_mb = 64, .thp = HAK_THP_LARGE,
 };
 
 /* How an option's value is read: a number in [min, max], a path, or HAKMEM_STATS's
@@ -41,7 +41,7 @@ static const option_desc_t options[] = {
     LONG_OPT("HAKMEM_VERBOSE", verbose, 0, 1, "print configuration at start"),
     LONG_OPT("HAKMEM_DECAY_MS", decay_ms, 0, 3600000, "ms before freed memory is returned"),
     LONG_OPT("HAKMEM_LARGE_CACHE_MB", large_cache_mb, 0, 1 << 20, "MiB of large mappings kept"),
-    LONG_OPT("HAKMEM_THP", thp, 0, 1, "transparent huge pages for hakmem's mappings"),
+    LONG_OPT("HAKMEM_THP", thp, 0, 2, "transparent huge pages: 0 none, 1 all, 2 large blocks"),
     {"HAKMEM_TRACE", OPT_PATH, NULL, hak_opt.trace_path, 0, 0,
      "record every allocation call to this file"},
     LONG_OPT("HAKMEM_CRASH_REPORT", crash_report, 0, 1, "report fatal signals (crash.c)"),

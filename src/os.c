@@ -2,7 +2,7 @@
  *
  * Every mapping hakmem makes passes through here, so bytes_mapped and bytes_purged count them
  * all. No function here allocates or takes a lock. */
-#define _GNU_SOURCE /* REG_* of ucontext_t */
+#define _GNU_SOURCE /* REG_* of ucontext_t, mremap */
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -48,6 +48,19 @@ void *hak_os_map_aligned(size_t size, size_t align) {
   if (tail) munmap(p + size, tail);
   hak_gstat_add(HAK_G_BYTES_MAPPED, (int64_t)size);
   return p;
+}
+
+void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
+  uint8_t *dst = hak_os_map_aligned(new_size, align); /* the place, replaced by the move */
+  if (dst == NULL) return NULL;
+  unpoison(p, old_size);
+  void *moved = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+  if (moved == MAP_FAILED) {
+    hak_os_unmap(dst, new_size);
+    return NULL;
+  }
+  hak_gstat_add(HAK_G_BYTES_MAPPED, -(int64_t)old_size);
+  return moved;
 }
 
 void hak_os_unmap(void *p, size_t size) {

@@ -105,7 +105,7 @@ static hak_superslab_t *ss_new(void) {
     } else {
       ss_reserve_end = ss_reserve + SS_RESERVE_COUNT * HAK_SS_SIZE;
     }
-    hak_os_thp(ss_reserve, (size_t)(ss_reserve_end - ss_reserve), hak_opt.thp != 0);
+    hak_os_thp(ss_reserve, (size_t)(ss_reserve_end - ss_reserve), hak_opt.thp == HAK_THP_ALL);
   }
   hak_superslab_t *ss = (hak_superslab_t *)ss_reserve;
   ss_reserve += HAK_SS_SIZE;

@@ -1,6 +1,7 @@
-/* HAKMEM_THP: hakmem's mappings refuse transparent huge pages by default (VmFlags "nh" in
- * /proc/self/smaps) and ask for them with HAKMEM_THP=1 (VmFlags "hg").
- * Usage: api_thp EXPECTED_FLAG   (nh or hg) */
+/* HAKMEM_THP: a small block's SuperSlab and a large block's mapping refuse transparent huge
+ * pages (VmFlags "nh" in /proc/self/smaps) or ask for them ("hg"): by default (2) the
+ * SuperSlab refuses and the large block asks, with 1 both ask, with 0 both refuse.
+ * Usage: api_thp SMALL_FLAG LARGE_FLAG   (each nh or hg) */
 #include "hak_test.h"
 
 /* The VmFlags line of the mapping that contains p. */
@@ -24,8 +25,7 @@ static int vmflags_of(const void *p, char *out, size_t cap) {
 }
 
 int main(int argc, char **argv) {
-  t_check(argc == 2, "usage: api_thp nh|hg");
-  const char *want = argv[1];
+  t_check(argc == 3, "usage: api_thp nh|hg nh|hg");
   void *small = T_MALLOC(64);
   void *large = T_MALLOC(3 << 20);
   t_check(small && large, "allocation failed");
@@ -34,12 +34,12 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 2; i++) {
     t_check(vmflags_of(blocks[i], flags, sizeof flags), "no smaps entry for %p", blocks[i]);
     char word[8];
-    snprintf(word, sizeof word, " %s", want);
+    snprintf(word, sizeof word, " %s", argv[1 + i]);
     t_check(strstr(flags, word) != NULL, "%s block: VmFlags lack '%s':%s",
-            i ? "large" : "small", want, flags);
+            i ? "large" : "small", argv[1 + i], flags);
   }
   T_FREE(small);
   T_FREE(large);
-  printf("api_thp %s ok\n", want);
+  printf("api_thp %s %s ok\n", argv[1], argv[2]);
   return 0;
 }
