@@ -120,9 +120,14 @@ static void entry_shrink(hak_large_t *h, size_t map_size) {
 static hak_large_t *entry_grow(hak_large_t *h, size_t map_size) {
   uint8_t *old = h->map;
   size_t old_size = h->map_size;
-  uint8_t *map = hak_os_remap_aligned(old, old_size, map_size, HAK_SS_SIZE);
-  if (map == NULL) return NULL;
+  /* Unregistered before the move frees the old range: another thread may map it at once and
+   * register it as its own. */
   hak_registry_clear((uintptr_t)old);
+  uint8_t *map = hak_os_remap_aligned(old, old_size, map_size, HAK_SS_SIZE);
+  if (map == NULL) {
+    hak_registry_set((uintptr_t)old, HAK_REGION_LARGE);
+    return NULL;
+  }
   hak_crash_note_unmap(old, old_size, HAK_REGION_LARGE);
   hak_ring_event("large_grow", map, map_size);
   h = (hak_large_t *)map;
