@@ -344,6 +344,7 @@ static void run_round(f_in_t *in) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  hak_opt.remote_batch = 1; /* the model follows each remote free to its run at once */
   static bool once;
   if (!once) {
     hak_process_init();

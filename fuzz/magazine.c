@@ -393,5 +393,6 @@ static const f_seq_t seq = {.op = run_op, .thread_start = thread_start, .thread_
                             .finish = finish, .max_ops = MAX_OPS, .max_threads = MAX_THREADS};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  hak_opt.remote_batch = 1; /* the model follows each remote free to its run at once */
   return f_seq_run(&seq, data, size);
 }

@@ -564,6 +564,7 @@ static void finish(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  hak_opt.remote_batch = 1; /* the model follows each remote free to its run at once */
   static bool init;
   if (!init) {
     init = true;

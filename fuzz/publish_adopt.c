@@ -388,6 +388,7 @@ static void set_options(unsigned bits) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  hak_opt.remote_batch = 1; /* the model follows each remote free to its run at once */
   f_in_t in = f_in(data, size);
   set_options(f_u8(&in));
   unsigned spawns = 0;

@@ -447,6 +447,7 @@ static void setup(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  hak_opt.remote_batch = 1; /* the model follows each remote free to its run at once */
   setup();
   nknown = 0;
   reused_seen = reused_count();

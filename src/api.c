@@ -309,6 +309,7 @@ hak_api void *hak_pvalloc(size_t size) {
 }
 
 hak_api int hak_trim(void) {
+  if (hak_tc->state == HAK_TC_LIVE) hak_remote_flush(hak_tc);
   size_t released = hak_superslab_trim(true) + hak_large_trim(true);
   traced(NULL, HAK_TR_TRIM, 0, 0);
   return released > 0;

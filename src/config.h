@@ -28,6 +28,8 @@
  *   HAKMEM_TINY_SS_ADOPT=1      0: orphaned slabs are released by their last free, not adopted
  *   HAKMEM_TINY_RF_FORCE_NOTIFY=0  1: every remote free notifies, not only the first
  *   HAKMEM_TINY_MUST_ADOPT=0    1: every refill tries adoption before its own slabs
+ *   HAKMEM_TINY_REMOTE_BATCH=32 remote frees into one run a thread holds back and pushes as one
+ *                               chain (one CAS); 1: every remote free is pushed at once
  *   HAKMEM_ACE_ENABLED=1        0: TLS SLL capacities stay at their initial value
  *   HAKMEM_STATS=0              1: print the counters at exit; json:PATH: write them as JSON
  *   HAKMEM_TRACE=PATH           record every allocation call to PATH (hakmem-replay reads it)

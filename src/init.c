@@ -121,6 +121,7 @@ void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg) {
 void hak_thread_done(hak_tcache_t *tc) {
   hak_tc_busy_enter(tc);
   hak_ring_event("thread_exit", tc, 0);
+  hak_remote_flush(tc);
   hak_sll_flush_all(tc);
   hak_owner_exit(tc);
   hak_stats_retire(tc);

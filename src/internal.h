@@ -200,7 +200,7 @@ enum hak_stats_mode { HAK_STATS_OFF = 0, HAK_STATS_TABLE = 1, HAK_STATS_JSON = 2
 typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
   long stats; /* enum hak_stats_mode */
-  long verbose, decay_ms, large_cache_mb, thp;
+  long verbose, decay_ms, large_cache_mb, thp, remote_batch;
   long crash_report, crash_gcore;
   char stats_path[HAK_PATH_MAX]; /* HAKMEM_STATS=json:PATH, else "" */
   char trace_path[HAK_PATH_MAX]; /* HAKMEM_TRACE=PATH, else "" */
@@ -331,6 +331,7 @@ static inline hak_tcache_t *hak_owner_of(const hak_slab_t *m) {
 
 /* hint_hit: the hint box resolved the SuperSlab (counted with the free). */
 void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc, bool hint_hit);
+void hak_remote_flush(hak_tcache_t *tc); /* pushes every remote free tc holds back */
 bool hak_adopt_publish(hak_slab_t *m, uint32_t used); /* false: blocks queued, drain again */
 hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls);
 void hak_notify_collect(hak_tcache_t *tc);                 /* the owner takes its deliveries */

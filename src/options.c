@@ -12,7 +12,8 @@ extern char **environ;
 
 hak_options_t hak_opt = {
     .tls_hint = 1, .ss_adopt = 1, .rf_force_notify = 0, .must_adopt = 0, .ace_enabled = 1,
-    .stats = HAK_STATS_OFF, .verbose = 0, .decay_ms = 1000, .large_cache_mb = 64, .thp = HAK_THP_LARGE,
+    .stats = HAK_STATS_OFF, .verbose = 0, .decay_ms = 1000, .large_cache_mb = 64,
+    .thp = HAK_THP_LARGE, .remote_batch = 32,
 };
 
 /* How an option's value is read: a number in [min, max], a path, or HAKMEM_STATS's
@@ -35,6 +36,8 @@ static const option_desc_t options[] = {
     LONG_OPT("HAKMEM_TINY_SS_ADOPT", ss_adopt, 0, 1, "adopt orphaned slabs"),
     LONG_OPT("HAKMEM_TINY_RF_FORCE_NOTIFY", rf_force_notify, 0, 1, "every remote free notifies"),
     LONG_OPT("HAKMEM_TINY_MUST_ADOPT", must_adopt, 0, 1, "refill tries adoption first"),
+    LONG_OPT("HAKMEM_TINY_REMOTE_BATCH", remote_batch, 1, 4096,
+             "remote frees into one run pushed together (1: each at once)"),
     LONG_OPT("HAKMEM_ACE_ENABLED", ace_enabled, 0, 1, "adaptive TLS capacity"),
     {"HAKMEM_STATS", OPT_STATS, &hak_opt.stats, hak_opt.stats_path, 0, 1,
      "counters at exit: 1 table on stderr, json:PATH a JSON file"},

@@ -145,6 +145,14 @@ typedef struct hak_hint_s {
   uint64_t epoch;   /* hak_ss_release_epoch when cached                                   */
 } hak_hint_t;
 
+/* Remote frees into one run held back by the freeing thread, pushed as one chain (one CAS). */
+#define HAK_RBUF_WAYS 8
+typedef struct hak_rbuf_s {
+  hak_slab_t *run;    /* the run the chain belongs to, NULL when the way is empty          */
+  void *first, *last; /* the chain, linked at HAK_LINK_OFF; last's link is set by the push */
+  uint32_t n;         /* blocks in the chain; each still counts as out of run              */
+} hak_rbuf_t;
+
 enum hak_tc_state { HAK_TC_EMPTY = 0, HAK_TC_LIVE = 1, HAK_TC_DEAD = 2, HAK_TC_GLOBAL = 3 };
 
 struct hak_tcache_s {
@@ -157,6 +165,7 @@ struct hak_tcache_s {
   uint32_t refill_streak[HAK_NUM_CLASSES]; /* refills since the last spill, or ACE_SPILLED    */
   uint32_t refills_since_tick;          /* the decay clock is read every 64 refills          */
   _Atomic(uint32_t) busy;               /* inside a slow path that moves blocks (fork reads) */
+  hak_rbuf_t rbuf[HAK_RBUF_WAYS];       /* remote frees held back, by run (adopt.c)          */
   /* MPSC stack of blocks delivered by remote frees into this cache's armed (full) runs,
    * linked at HAK_LINK_OFF; HAK_NOTIFY_CLOSED once the thread has exited. Each block pins its
    * run (it counts in the run's used) until the owner collects it. */

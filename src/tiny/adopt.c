@@ -133,16 +133,63 @@ static enum hak_rq_mode notify_mode(void) {
   return hak_opt.rf_force_notify ? HAK_RQ_MODE_NOTIFY : HAK_RQ_MODE_NORMAL;
 }
 
+static void count_remote_free(hak_tcache_t *tc, unsigned cls, bool hint_hit) {
+  hak_stat_inc(tc->stat.frees[cls]);
+  hak_stat_inc(tc->stat.remote_frees[cls]);
+  if (hint_hit) hak_stat_inc(tc->stat.hint_hits[cls]);
+}
+
+/* Pushes way r's chain into its run, one CAS for all of it; the way is empty after. */
+static void rbuf_flush(hak_tcache_t *tc, hak_rbuf_t *r) {
+  hak_slab_t *m = r->run;
+  r->run = NULL;
+  if (free_chain_mt(m, r->first, r->last, r->n, notify_mode())) hak_stat_inc(tc->ev.notifies);
+}
+
+void hak_remote_flush(hak_tcache_t *tc) {
+  for (int i = 0; i < HAK_RBUF_WAYS; i++)
+    if (tc->rbuf[i].run != NULL) rbuf_flush(tc, &tc->rbuf[i]);
+}
+
+/* Holds base back in the way of its run, pushing the way's chain when it is full or belongs to
+ * another run. Safe to hold: a held block still counts as out of its run (in used, or in an
+ * orphan's count), so the run is not released and its SuperSlab stays mapped until the push;
+ * the push is then the last access, as for a single free. */
+static void rbuf_add(hak_tcache_t *tc, hak_slab_t *m, void *base) {
+  hak_rbuf_t *r = &tc->rbuf[((uintptr_t)m / sizeof(hak_slab_t)) % HAK_RBUF_WAYS];
+  if (r->run != m) {
+    if (r->run != NULL) rbuf_flush(tc, r);
+    r->run = m;
+    r->first = r->last = base;
+    r->n = 1;
+  } else {
+    hak_link_set(base, r->first);
+    r->first = base;
+    r->n++;
+  }
+  if (r->n >= (uint32_t)hak_opt.remote_batch) rbuf_flush(tc, r);
+}
+
 hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc,
                                      bool hint_hit) {
   /* Read the class before the free: once the block is in the queue the run may be drained,
    * released and rebound by others. */
   unsigned cls = m->class_idx;
+  /* A thread that only frees gets a cache of its own here: its counters and held-back frees. */
+  if (tc == &hak_tc_empty && (tc = hak_thread_init_slow()) == NULL) tc = &hak_tc_empty;
+  /* Held back only while the run has an owner, who will be back for more blocks: the last
+   * frees into an orphan are pushed at once, so it is released (or adopted) without waiting
+   * for this thread's next refill, trim or exit. */
+  if (tc->state == HAK_TC_LIVE && atomic_load_explicit(&m->owner, hak_relaxed) != NULL) {
+    count_remote_free(tc, cls, hint_hit);
+    hak_tc_busy_enter(tc); /* a fork meanwhile leaves this cache's held frees alone */
+    rbuf_add(tc, m, base);
+    hak_tc_busy_leave(tc);
+    return;
+  }
   bool notified = free_chain_mt(m, base, base, 1, notify_mode());
   if (tc->state == HAK_TC_LIVE) {
-    hak_stat_inc(tc->stat.frees[cls]);
-    hak_stat_inc(tc->stat.remote_frees[cls]);
-    if (hint_hit) hak_stat_inc(tc->stat.hint_hits[cls]);
+    count_remote_free(tc, cls, hint_hit);
     if (notified) hak_stat_inc(tc->ev.notifies);
   } else {
     hak_stats_remote_free_dead((int)cls, notified);

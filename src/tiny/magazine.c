@@ -89,6 +89,7 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
   ace_on_refill(tc, cls);
   hak_sll_t *s = &tc->sll[cls];
   uint32_t want = s->cap / 2 + 1;
+  hak_remote_flush(tc); /* a thread that allocates sends what it held back now and then */
   if (hak_opt.must_adopt) hak_adopt_slow(tc, cls);
   uint32_t got = 0;
   while (got == 0) {

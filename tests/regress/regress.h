@@ -60,13 +60,14 @@ typedef struct r_scenario_s {
 } r_scenario_t;
 
 /* Settings every scenario starts from: no time-based decay (an empty SuperSlab stays mapped
- * until the test trims it), fixed TLS capacities, adoption on. */
+ * until the test trims it), fixed TLS capacities, adoption on, no remote frees held back. */
 static inline void r_settle_options(void) {
   hak_process_init();
   hak_opt.decay_ms = 3600000;
   hak_opt.ace_enabled = 0;
   hak_opt.ss_adopt = 1;
   hak_opt.must_adopt = 0;
+  hak_opt.remote_batch = 1; /* a scenario's remote free reaches its run at once */
 }
 
 static inline const char *r_line_with(const char *text, const char *prefix) {

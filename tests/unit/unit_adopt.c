@@ -242,6 +242,7 @@ static void part3(void) {
 int main(void) {
   u_thread_cache();
   U_CHECK(hak_opt.ss_adopt == 1, "run with adoption on (HAKMEM_TINY_SS_ADOPT unset or 1)");
+  hak_opt.remote_batch = 1; /* each remote free reaches its run at once (the parts count them) */
   part1();
   part2();
   part3();
