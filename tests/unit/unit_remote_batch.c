@@ -61,7 +61,8 @@ static void *freer(void *arg) {
 }
 
 static void batches(void) {
-  for (int i = 0; i < BATCH + 6; i++) U_CHECK((blk[i] = hak_malloc(u_size_of_class(CLS))), "malloc");
+  for (int i = 0; i < BATCH + 6; i++)
+    U_CHECK((blk[i] = hak_malloc(u_size_of_class(CLS))) != NULL, "malloc");
   run = hak_run_of(blk[0]);
   for (int i = 0; i < BATCH + 6; i++) U_CHECK(hak_run_of(blk[i]) == run, "blocks in two runs");
   U_CHECK(queued(run) == 0, "a queue before any remote free");
