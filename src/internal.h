@@ -9,6 +9,11 @@
 
 #include "types.h"
 
+/* Everything declared below is internal to the library: hidden, so that the compiler reaches
+ * its globals directly instead of through the GOT (one instruction, not two, on the fast path).
+ * -fvisibility=hidden hides the definitions only; declarations need the pragma. */
+#pragma GCC visibility push(hidden)
+
 #define hak_likely(x) __builtin_expect(!!(x), 1)
 #define hak_unlikely(x) __builtin_expect(!!(x), 0)
 #define hak_noinline __attribute__((noinline))
@@ -382,5 +387,7 @@ void hak_free_traced(void *ptr);
 
 void hak_tcache_lock_all(void);
 void hak_tcache_unlock_all(void);
+
+#pragma GCC visibility pop
 
 #endif /* HAKMEM_INTERNAL_H */
