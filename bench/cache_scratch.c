@@ -2,7 +2,7 @@
  *
  * The main thread allocates THREADS 8-byte objects one after the other (so neighbours share
  * cache lines) and gives one to each thread. A thread frees the object it was given, then does
- * ITER (6,000 at SCALE 1) iterations: allocate an 8-byte object, write every byte of it REPS
+ * ITER (4,000 at SCALE 1) iterations: allocate an 8-byte object, write every byte of it REPS
  * (50,000) times, free it. An allocator that hands a thread back the block it just freed, the
  * main thread's, makes the threads write one cache line; one that keeps a thread's frees of
  * foreign blocks away from its own allocations costs only the writes.
@@ -12,7 +12,7 @@
 #include "bench.h"
 
 #define OBJ 8
-#define ITER 6000.0
+#define ITER 4000.0
 #define REPS 50000
 
 typedef struct worker_s {

@@ -1,6 +1,6 @@
 /* cache_thrash THREADS [SCALE]: cache-thrash-shaped active false sharing.
  *
- * Each of THREADS threads does ITER (6,000 at SCALE 1) iterations: allocate an 8-byte object,
+ * Each of THREADS threads does ITER (4,000 at SCALE 1) iterations: allocate an 8-byte object,
  * write every byte of it REPS (50,000) times, free it. The threads allocate at the same time,
  * so an allocator that hands threads objects on one cache line makes every write a cache-line
  * transfer between cores; one that keeps each thread's objects apart costs only the writes.
@@ -10,7 +10,7 @@
 #include "bench.h"
 
 #define OBJ 8
-#define ITER 6000.0
+#define ITER 4000.0
 #define REPS 50000
 
 typedef struct worker_s {

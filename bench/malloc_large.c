@@ -1,6 +1,6 @@
 /* malloc_large THREADS [SCALE]: malloc-large-shaped big blocks, allocated, touched, reused.
  *
- * Each of THREADS threads keeps 20 slots and does REPLACE (500 at SCALE 1) replacements:
+ * Each of THREADS threads keeps 20 slots and does REPLACE (800 at SCALE 1) replacements:
  * free a random slot's block and allocate one of 5..25 MiB (uniform) into it. Each new block
  * is touched by writing one 8-byte word into every 4 KiB page (so an allocator that hands out
  * fresh memory pays a page fault per page; one that reuses freed memory does not). At most
@@ -12,7 +12,7 @@
 #include "bench.h"
 
 #define SLOTS 20
-#define REPLACE 500.0
+#define REPLACE 800.0
 #define MIB ((size_t)1 << 20)
 #define PAGE 4096
 

@@ -1,6 +1,6 @@
 /* thread_churn THREADS [SCALE]: many short-lived threads, each allocating a little.
  *
- * The main thread creates TOTAL (20,000 at SCALE 1) threads in waves of THREADS, joining each
+ * The main thread creates TOTAL (25,000 at SCALE 1) threads in waves of THREADS, joining each
  * wave before starting the next. A thread allocates 300 blocks of 16..256 bytes: four in five
  * go through a ring of 16 live blocks (each freed by the thread when its slot comes round
  * again, the rest at the end), one in five is kept for the main thread, which frees it after
@@ -11,7 +11,7 @@
  * itself or by the main thread. ops = mallocs + frees. */
 #include "bench.h"
 
-#define TOTAL 20000.0
+#define TOTAL 25000.0
 #define ALLOCS 300
 #define RING 16
 #define KEEP (ALLOCS / 5) /* blocks left to the main thread */
