@@ -135,9 +135,9 @@ static void free_slot(unsigned i) {
   uintptr_t ss = (uintptr_t)hak_ss_of(p);
   uint64_t gen = generation(ss);
   bool valid = shadow_valid(ss);
-  uint64_t hits = t_tc_sum(hak_tc, hint_hits), misses = t_tc_sum(hak_tc, hint_misses);
+  uint64_t hits = t_tc_hint_hits(hak_tc), misses = t_tc_sum(hak_tc, hint_misses);
   hak_free(p);
-  uint64_t dh = t_tc_sum(hak_tc, hint_hits) - hits;
+  uint64_t dh = t_tc_hint_hits(hak_tc) - hits;
   uint64_t dm = t_tc_sum(hak_tc, hint_misses) - misses;
   if (!HAK_HINT_COMPILED) {
     F_CHECK(dh == 0 && dm == 0, "free(%p): hint counters moved (%llu hits, %llu misses) without "

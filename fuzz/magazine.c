@@ -219,12 +219,12 @@ F_NOCOV static void collect(unsigned c) {
             (unsigned long)au.live[i]);
   const hak_sll_t *s = &hak_tc->sll[c];
   for (const void *b = s->head; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(au.ns < s->count && au.ns < MAX_SLL, "class %u: SLL longer than its count %u", c,
-            s->count);
+    F_CHECK(au.ns < hak_sll_count(s) && au.ns < MAX_SLL, "class %u: SLL longer than its count %u", c,
+            hak_sll_count(s));
     au.sll[au.ns++] = (uintptr_t)b;
   }
-  F_CHECK(au.ns == s->count && s->count <= s->cap, "class %u: SLL length %zu count %u cap %u", c,
-          au.ns, s->count, s->cap);
+  F_CHECK(au.ns == hak_sll_count(s) && hak_sll_count(s) <= s->cap, "class %u: SLL length %zu count %u cap %u", c,
+          au.ns, hak_sll_count(s), s->cap);
   sort_ptrs(au.sll, au.ns);
   for (size_t i = 1; i < au.ns; i++)
     F_CHECK(au.sll[i] != au.sll[i - 1], "class %u: block %#lx twice on the SLL", c,

@@ -192,7 +192,7 @@ static void racer_free(unsigned i, unsigned r, unsigned times) {
       F_CHECK(atomic_load(&holder[r]) != (int)i, "racer %u holds run %u but does not own it", i,
               r);
       take_in(b);
-      hak_free_remote_mt(m, b, &tok[i], false);
+      hak_free_remote_mt(m, b, &tok[i]);
       continue;
     }
     F_CHECK(atomic_load(&holder[r]) == (int)i, "racer %u owns run %u, which it does not hold", i,
@@ -311,7 +311,7 @@ static void race_end(void) {
   for (unsigned r = 0; r < race_nruns; r++)
     for (uint32_t k; (k = atomic_fetch_add(&next_free[r], 1)) < race_nblk[r];) {
       take_in(race_blk[r][k]);
-      hak_free_remote_mt(race_run[r], race_blk[r][k], &tok[STRANGER], false);
+      hak_free_remote_mt(race_run[r], race_blk[r][k], &tok[STRANGER]);
     }
   for (int i = 0; i <= RACERS; i++) hak_owner_exit(&tok[i]);
   for (unsigned r = 0; r < race_nruns; r++)

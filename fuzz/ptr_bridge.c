@@ -184,13 +184,13 @@ static void free_slot(slot_t *s) {
   uint8_t *base = block_of(s);
   unsigned c = s->cls;
   hak_sll_t *l = &hak_tc->sll[c];
-  uint32_t count0 = l->count;
+  uint32_t count0 = hak_sll_count(l);
   uint64_t spills0 = spills_of(c);
   hak_free(s->p);
   if (spills_of(c) == spills0) {
     F_CHECK(l->head == (void *)base, "free(%p) pushed %p, its block starts at %p", s->p, l->head,
             (void *)base);
-    F_CHECK(l->count == count0 + 1, "free(%p): SLL count %u -> %u", s->p, count0, l->count);
+    F_CHECK(hak_sll_count(l) == count0 + 1, "free(%p): SLL count %u -> %u", s->p, count0, hak_sll_count(l));
   }
 #if !HAKMEM_TINY_HEADERLESS
   hak_slab_t *m = t_run_of(base);

@@ -122,11 +122,11 @@ F_NOCOV static void check_list(unsigned c) {
   const hak_sll_t *l = &hak_tc->sll[c];
   uint32_t n = 0;
   for (const uint8_t *b = l->head; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(++n <= l->count, "class %u: list longer than its count %u (cycle?)", c, l->count);
+    F_CHECK(++n <= hak_sll_count(l), "class %u: list longer than its count %u (cycle?)", c, hak_sll_count(l));
     check_node(c, b);
   }
-  F_CHECK(n == l->count, "class %u: length %u, count %u", c, n, l->count);
-  F_CHECK(l->count <= l->cap, "class %u: count %u above cap %u", c, l->count, l->cap);
+  F_CHECK(n == hak_sll_count(l), "class %u: length %u, count %u", c, n, hak_sll_count(l));
+  F_CHECK(hak_sll_count(l) <= l->cap, "class %u: count %u above cap %u", c, hak_sll_count(l), l->cap);
   F_CHECK(hak_sll_validate(l), "class %u: hak_sll_validate refuses a valid list", c);
 }
 
@@ -143,19 +143,19 @@ static void alloc_one(unsigned c, size_t n) {
   hak_sll_t *l = &hak_tc->sll[c];
   void *head = l->head;
   void *next = head ? hak_link_get(head) : NULL;
-  uint32_t count = l->count;
+  uint32_t count = hak_sll_count(l);
   uint64_t refills = counter(&hak_tc->stat.refills[c]);
   uint8_t *p = hak_malloc(n);
   F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
   if (head != NULL) {
     F_CHECK(f_base_of(p) == head, "malloc(%zu) gave %p, the head of class %u was %p", n, (void *)p,
             c, head);
-    F_CHECK(l->head == next && l->count == count - 1, "class %u: pop left head %p count %u", c,
-            l->head, l->count);
+    F_CHECK(l->head == next && hak_sll_count(l) == count - 1, "class %u: pop left head %p count %u", c,
+            l->head, hak_sll_count(l));
   } else {
     F_CHECK(counter(&hak_tc->stat.refills[c]) == refills + 1, "class %u: empty list, no refill",
             c);
-    F_CHECK(l->count <= l->cap / 2, "class %u: refill left %u blocks, cap %u", c, l->count,
+    F_CHECK(hak_sll_count(l) <= l->cap / 2, "class %u: refill left %u blocks, cap %u", c, hak_sll_count(l),
             l->cap);
   }
   set_add((uintptr_t)f_base_of(p));
@@ -179,7 +179,7 @@ static void free_last(void) {
   hak_sll_t *l = &hak_tc->sll[k.cls];
   bool own = hak_owner_of(t_run_of(b)) == hak_tc;
   void *head = l->head;
-  uint32_t count = l->count, cap = l->cap;
+  uint32_t count = hak_sll_count(l), cap = l->cap;
   bool spill = own && count + 1 > cap;
   void *top = spill ? nth_after_push(b, head, count + 1 - cap / 2) : own ? b : head;
   uint64_t spills = counter(&hak_tc->stat.spills[k.cls]);
@@ -187,8 +187,8 @@ static void free_last(void) {
   hak_free(k.p);
   uint32_t want = spill ? cap / 2 : own ? count + 1 : count;
   const char *how = own ? spill ? "local, spill" : "local" : "remote";
-  F_CHECK(l->count == want, "free(%p) of class %u (%s, count %u cap %u): count %u, expected %u",
-          (void *)k.p, k.cls, how, count, cap, l->count, want);
+  F_CHECK(hak_sll_count(l) == want, "free(%p) of class %u (%s, count %u cap %u): count %u, expected %u",
+          (void *)k.p, k.cls, how, count, cap, hak_sll_count(l), want);
   F_CHECK(l->head == top, "free(%p) of class %u (%s): head %p, expected %p", (void *)k.p, k.cls,
           how, l->head, top);
   F_CHECK(counter(&hak_tc->stat.spills[k.cls]) == spills + spill, "free(%p) of class %u (%s): "

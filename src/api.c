@@ -8,18 +8,6 @@
 #include "fast.h"
 #include "hakmem.h"
 
-/* Bucket (m + 15) / 16 of a request m <= 1024 -> tiny class (class sizes are multiples of 16,
- * so every request in a bucket has the same class). */
-const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 16 + 1] = {
-    [0] = 0,          [1] = 0,          [2] = 1,          [3] = 2,          [4] = 3,
-    [5] = 4,          [6] = 5,          [7] = 6,          [8] = 7,          [9 ... 10] = 8,
-    [11 ... 12] = 9,  [13 ... 14] = 10, [15 ... 16] = 11, [17 ... 20] = 12, [21 ... 24] = 13,
-    [25 ... 28] = 14, [29 ... 32] = 15, [33 ... 40] = 16, [41 ... 48] = 17, [49 ... 56] = 18,
-    [57 ... 64] = 19,
-};
-
-size_t hak_class_size(int cls) { return hak_class_raw_size((unsigned)cls) + HAK_HDR_SIZE; }
-
 /* ---- slow paths -------------------------------------------------------------------------- */
 
 static void *slab_alloc(size_t n) {
@@ -96,6 +84,7 @@ static const char *bad_free_reason(uintptr_t u) {
 }
 
 hak_noinline void hak_free_slow(void *p) {
+  if (p == NULL) return; /* the fast path sends it here: no region is registered at 0 */
   uintptr_t u = (uintptr_t)p;
   unsigned kind = hak_registry_kind(u);
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
@@ -230,7 +219,7 @@ static void *pvalloc_impl(size_t size) {
 /* ---- the public API ----------------------------------------------------------------------
  *
  * Each entry point tests hak_tracing() once: allocations record after the call, frees before
- * (trace.c says why). malloc and free keep the test in front of their inline fast paths. */
+ * (trace.c says why). malloc and free test it only on their gated ways (fast.h). */
 
 hak_cold void *hak_malloc_traced(size_t size) {
   void *p = hak_alloc_fast(size);
@@ -240,6 +229,19 @@ hak_cold void *hak_malloc_traced(size_t size) {
 
 hak_cold void hak_free_traced(void *ptr) {
   if (ptr != NULL) hak_trace_record(HAK_TR_FREE, ptr, 0, 0);
+  hak_free_fast(ptr);
+}
+
+hak_noinline void *hak_malloc_gated(size_t size) {
+  if (hak_tracing()) return hak_malloc_traced(size);
+  return hak_alloc_fast(size);
+}
+
+hak_noinline void hak_free_gated(void *ptr) {
+  if (hak_tracing()) {
+    hak_free_traced(ptr);
+    return;
+  }
   hak_free_fast(ptr);
 }
 

@@ -81,7 +81,7 @@ static const char *slab_field(size_t off) {
       {offsetof(hak_slab_t, class_idx), "class_idx"}, {offsetof(hak_slab_t, head), "head"},
       {offsetof(hak_slab_t, nslabs), "nslabs"},     {offsetof(hak_slab_t, state), "state"},
       {offsetof(hak_slab_t, list), "list"},         {offsetof(hak_slab_t, div_shift), "div_shift"},
-      {offsetof(hak_slab_t, pad_), "padding"},
+      {offsetof(hak_slab_t, head_off), "head_off"},
       {offsetof(hak_slab_t, owner), "owner"},       {offsetof(hak_slab_t, remote), "remote"},
       {offsetof(hak_slab_t, next), "next"},         {offsetof(hak_slab_t, prev), "prev"},
   };

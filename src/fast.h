@@ -14,67 +14,38 @@
 #include "tiny/registry.h"
 #include "tiny/tls_sll.h"
 
-/* ---- size classes ------------------------------------------------------------------------ */
-
-/* Class sizes before the pointer-mode extra: 16, 32 .. 128, then four steps per doubling up to
- * HAK_MID_MAX. Usable bytes are this plus HAK_HDR_SIZE in header mode (stride = size + 16). */
-static inline size_t hak_class_raw_size(unsigned c) {
-  if (c < 8) return 16u * (c + 1);
-  unsigned k = c - 8;
-  size_t base = (size_t)128 << (k / 4);
-  return base + (base >> 2) * (k % 4 + 1);
-}
-
-/* Bucket (m + 15) / 16 -> class, for m <= HAK_TINY_MAX. */
-extern const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 16 + 1];
-
-/* The request the class table sees: header mode gets 8 of the usable bytes for free. */
-static inline size_t hak_class_key(size_t n) {
-#if HAKMEM_TINY_HEADERLESS
-  return n;
-#else
-  return n > HAK_HDR_SIZE ? n - HAK_HDR_SIZE : 0;
-#endif
-}
-
-/* Class of a request of n bytes, n <= HAK_MID_MAX + HAK_HDR_SIZE. */
-static inline unsigned hak_size_class(size_t n) {
-  size_t m = hak_class_key(n);
-  if (m <= HAK_TINY_MAX) return hak_tiny_class_of[(m + 15) >> 4];
-  unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(m - 1));
-  size_t idx = (m - 1 - ((size_t)1 << e)) >> (e - 2);
-  return 8u + (e - 7u) * 4u + (unsigned)idx;
-}
-
-#define HAK_SLAB_REQ_MAX (HAK_MID_MAX + HAK_HDR_SIZE)
-
 /* ---- malloc --------------------------------------------------------------------------------- */
 
+/* A block of the thread's TLS SLL for a tiny request n (n <= HAK_TINY_REQ_MAX),
+ * or NULL when the list is empty. */
+static inline __attribute__((always_inline)) void *hak_sll_alloc(size_t n) {
+  hak_class_t c = hak_class_by_size[n];
+  hak_tcache_t *tc = hak_tc;
+  void *b = hak_sll_pop(&tc->sll[c]);
+  if (hak_unlikely(b == NULL)) return NULL;
+  hak_stat_inc(tc->stat.allocs[c]);
+  return hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
+}
+
+/* malloc without recording (the other entry points use it and record their own call). */
 static inline void *hak_alloc_fast(size_t n) {
-  if (hak_likely(n <= HAK_TINY_MAX + HAK_HDR_SIZE)) {
-    unsigned c = hak_tiny_class_of[(hak_class_key(n) + 15) >> 4];
-    hak_tcache_t *tc = hak_tc;
-    void *b = hak_sll_pop(&tc->sll[c]);
-    if (hak_likely(b != NULL)) {
-      hak_stat_inc(tc->stat.allocs[c]);
-      return hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
-    }
+  if (hak_likely(n <= HAK_TINY_REQ_MAX)) {
+    void *p = hak_sll_alloc(n);
+    if (hak_likely(p != NULL)) return p;
   }
   return hak_malloc_slow(n);
 }
 
 /* ---- free ----------------------------------------------------------------------------------- */
 
-/* The slab run holding p, or NULL when p is not exactly the user pointer of a carved block in
- * a bound run of a registered SuperSlab (the slow path then sorts out large blocks, aligned
- * blocks and invalid pointers). *hit reports a hint-box hit. */
-static inline hak_slab_t *hak_slab_of_block(uintptr_t u, hak_tcache_t *tc, bool *hit) {
-  uintptr_t ssa = u & ~(uintptr_t)HAK_SS_MASK;
-  *hit = hak_hint_hit(tc, ssa);
-  hak_superslab_t *ss = (hak_superslab_t *)ssa;
-  if (!*hit && hak_unlikely((ss = hak_registry_ss(u)) == NULL)) return NULL;
+/* The run of SuperSlab ss holding u, or NULL when u is not exactly the user pointer of a
+ * carved block in a bound run (the slow path then sorts out large blocks, aligned blocks and
+ * invalid pointers); *cls gets its class. ss is registered with an intact magic, or vouched
+ * for by the hint box. */
+static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u, unsigned *cls) {
   hak_slab_t *m = hak_run_in(ss, u);
-  if (hak_unlikely(m->class_idx >= HAK_NUM_CLASSES)) return NULL;
+  *cls = m->class_idx;
+  if (hak_unlikely(*cls >= HAK_NUM_CLASSES)) return NULL;
   uint64_t off = (uint64_t)(u - HAK_HDR_SIZE - (uintptr_t)m->data);
 #if HAK_PLANTED(uncarved_free) /* planted bug: a block never carved passes */
   uint64_t limit = m->capacity;
@@ -85,34 +56,25 @@ static inline hak_slab_t *hak_slab_of_block(uintptr_t u, hak_tcache_t *tc, bool 
   return m;
 }
 
-/* Every exit from the fast path is either a return or a tail call, so the hit path needs no
- * stack frame. */
-static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
-  if (hak_unlikely(p == NULL)) return;
-  hak_tcache_t *tc = hak_tc;
-  bool hit;
-  hak_slab_t *m = hak_slab_of_block((uintptr_t)p, tc, &hit);
+/* The free of p once its SuperSlab ss is known. Every exit is a return or a tail call, so the
+ * path needs no stack frame. */
+static inline __attribute__((always_inline)) void hak_free_in(void *p, hak_tcache_t *tc,
+                                                              hak_superslab_t *ss) {
+  unsigned c;
+  hak_slab_t *m = hak_block_run(ss, (uintptr_t)p, &c);
   if (hak_unlikely(m == NULL)) {
     hak_free_slow(p);
     return;
   }
-  unsigned c = m->class_idx;
   void *base = hak_bridge_base(p);
   if (hak_unlikely(!hak_bridge_in(base, c, m->stride))) {
     hak_free_slow(p);
     return;
   }
   if (hak_unlikely(atomic_load_explicit(&m->owner, hak_relaxed) != tc)) {
-    hak_free_remote_mt(m, base, tc, hit);
+    hak_free_remote_mt(m, base, tc);
     return;
   }
-#if HAK_HINT_COMPILED
-  if (hak_unlikely(!hit)) {
-    hak_free_local_hint_miss(tc, base, c);
-    return;
-  }
-  hak_stat_inc(tc->stat.hint_hits[c]);
-#endif
   hak_stat_inc(tc->stat.frees[c]);
 #if HAK_PLANTED(sll_userptr)
   base = p; /* planted bug: the user pointer goes onto the TLS SLL */
@@ -120,21 +82,58 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
   if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, (int)c);
 }
 
-/* ---- entry points ----------------------------------------------------------------------- */
-
-/* What malloc/hak_malloc and free/hak_free do: one test of the trace flag, then the fast path
- * (api.c and override.c both inline these). */
-static inline __attribute__((always_inline)) void *hak_malloc_entry(size_t n) {
-  if (hak_tracing()) return hak_malloc_traced(n);
-  return hak_alloc_fast(n);
-}
-
-static inline __attribute__((always_inline)) void hak_free_entry(void *p) {
-  if (hak_tracing()) {
-    hak_free_traced(p);
+/* The free of p: hak_free (entry: the public entry point, behind the trace gate) or an
+ * internal free (which records nothing). With the hint box a hit vouches for the SuperSlab and
+ * a miss goes out of line (hint.c: the trace flag for an entry, the registry, the insert, the
+ * miss counted, then this same free); no hint is inserted while the gate is shut, so every
+ * entry free then misses. Without the hint box the registry is asked inline; the entry's range
+ * check is the gate itself. NULL needs no test of its own: no hint or registry entry covers
+ * address 0, so it takes the slow path, which returns. */
+static inline __attribute__((always_inline)) void hak_free_as(void *p, bool entry) {
+  hak_tcache_t *tc = hak_tc;
+  uintptr_t u = (uintptr_t)p;
+#if HAK_HINT_COMPILED
+  uintptr_t ss = u & ~(uintptr_t)HAK_SS_MASK;
+  if (hak_unlikely(!hak_hint_hit(tc, ss))) {
+    hak_free_hint_miss(p, tc, entry);
     return;
   }
-  hak_free_fast(p);
+  hak_free_in(p, tc, (hak_superslab_t *)ss);
+#else
+  if (entry && hak_unlikely(u >= atomic_load_explicit(&hak_gate_addr, hak_relaxed))) {
+    hak_free_gated(p);
+    return;
+  }
+  if (!entry && hak_unlikely(u >> HAK_ADDR_BITS)) {
+    hak_free_slow(p);
+    return;
+  }
+  hak_superslab_t *ss = hak_registry_ss_below(u);
+  if (hak_unlikely(ss == NULL)) {
+    hak_free_slow(p);
+    return;
+  }
+  hak_free_in(p, tc, ss);
+#endif
 }
+
+static inline __attribute__((always_inline)) void hak_free_fast(void *p) { hak_free_as(p, false); }
+
+/* ---- entry points ----------------------------------------------------------------------- */
+
+/* What malloc/hak_malloc and free/hak_free do (api.c and override.c both inline these). Their
+ * fast paths are behind the gates (internal.h), shut while the trace flag is up, so the flag
+ * itself is tested only on the gated ways: malloc's of a request at or above the gate, free's
+ * of an address at or above it or of a hint miss. */
+static inline __attribute__((always_inline)) void *hak_malloc_entry(size_t n) {
+  if (hak_likely(n < atomic_load_explicit(&hak_gate_size, hak_relaxed))) {
+    void *p = hak_sll_alloc(n);
+    if (hak_likely(p != NULL)) return p;
+    return hak_malloc_slow(n);
+  }
+  return hak_malloc_gated(n);
+}
+
+static inline __attribute__((always_inline)) void hak_free_entry(void *p) { hak_free_as(p, true); }
 
 #endif /* HAKMEM_FAST_H */

@@ -59,19 +59,12 @@ void hak_unlock(hak_lock_t *l) {
 
 /* ---- thread caches ------------------------------------------------------------------------ */
 
-/* Initial TLS SLL capacity of a class: about 16 KiB of blocks, 2 .. 64. ACE may grow it. */
-static uint32_t initial_cap(int cls) {
-  size_t stride = hak_class_size(cls);
-  size_t cap = (16 * 1024) / stride;
-  return (uint32_t)(cap < 2 ? 2 : cap > 64 ? 64 : cap);
-}
-
 /* The notify word is left to atomics: a late delivery may still look at a recycled cache (it
  * finds the stack closed until the cache is reset, then open). */
 static void tc_reset(hak_tcache_t *tc, int state) {
   memset(tc, 0, offsetof(hak_tcache_t, notify));
   atomic_store_explicit(&tc->notify, NULL, memory_order_release);
-  for (int c = 0; c < HAK_NUM_CLASSES; c++) tc->sll[c].cap = initial_cap(c);
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) hak_sll_set_cap(&tc->sll[c], hak_tls_cap_initial((hak_class_t)c));
   tc->state = state;
   tc->free_next = NULL;
 }
@@ -196,7 +189,7 @@ static void take_over(hak_tcache_t *tc) {
   for (int c = 0; c < HAK_NUM_CLASSES; c++) {
     uint32_t n = 0;
     for (void *b = tc->sll[c].head; b != NULL; b = hak_link_decode(b)) n++;
-    tc->sll[c].count = n;
+    hak_sll_set_count(&tc->sll[c], n);
   }
   hak_thread_done(tc);
   tc->state = HAK_TC_DEAD;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "types.h"
+#include "sizeclass.h"
 
 /* Everything declared below is internal to the library: hidden, so that the compiler reaches
  * its globals directly instead of through the GOT (one instruction, not two, on the fast path).
@@ -256,7 +257,6 @@ void hak_stats_init(void); /* keeps a copy of stderr when HAKMEM_STATS is on */
 
 /* ---- classes (fast.h) and api.c ------------------------------------------------------ */
 
-size_t hak_class_size(int cls); /* usable bytes */
 void *hak_malloc_slow(size_t size);
 void hak_free_slow(void *p); /* large, aligned and invalid frees */
 
@@ -268,6 +268,7 @@ void hak_registry_clear(uintptr_t region);
 
 /* ---- tiny/superslab.c ---------------------------------------------------------------------- */
 
+/* Bumped before a SuperSlab is unmapped and when one is reused: the hint box's proof. */
 extern _Atomic(uint64_t) hak_ss_release_epoch;
 /* Takes an unbound run for class cls, bound to it (geometry set, no owner yet). */
 hak_slab_t *hak_superslab_take_run(int cls);
@@ -289,7 +290,7 @@ static inline hak_slab_t *hak_run_in(hak_superslab_t *ss, uintptr_t p) {
 #if HAK_PLANTED(class_drift) /* planted bug: class and geometry of the pointer's own slab */
   return m;
 #else
-  return &ss->slabs[m->head];
+  return (hak_slab_t *)((uint8_t *)ss + m->head_off); /* == &ss->slabs[m->head] */
 #endif
 }
 /* The index of the block at byte offset off from run m's data when off is exactly a block's
@@ -306,8 +307,6 @@ static inline uint64_t hak_run_block_index(const hak_slab_t *m, uint64_t off) {
 static inline hak_slab_t *hak_run_of(const void *p) {
   return hak_run_in(hak_ss_of(p), (uintptr_t)p);
 }
-int hak_run_slabs_for(int cls);
-uint32_t hak_stride_of(int cls);
 
 /* ---- tiny/magazine.c: refill / spill ----------------------------------------------------- */
 
@@ -335,7 +334,7 @@ static inline hak_tcache_t *hak_owner_of(const hak_slab_t *m) {
 /* ---- tiny/adopt.c: Box 4 ----------------------------------------------------------------- */
 
 /* hint_hit: the hint box resolved the SuperSlab (counted with the free). */
-void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc, bool hint_hit);
+void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc);
 void hak_remote_flush(hak_tcache_t *tc); /* pushes every remote free tc holds back */
 bool hak_adopt_publish(hak_slab_t *m, uint32_t used); /* false: blocks queued, drain again */
 hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls);
@@ -347,8 +346,9 @@ void hak_adopt_unlock_all(void);
 /* ---- tiny/hint.c -------------------------------------------------------------------------- */
 
 void hak_hint_insert(hak_tcache_t *tc, uintptr_t ss);
-/* A local free whose SuperSlab the hint did not know: count, remember, push. */
-void hak_free_local_hint_miss(hak_tcache_t *tc, void *base, unsigned cls);
+/* A free whose SuperSlab the hint did not know: recorded when entry and tracing, else the
+ * registry asked, the answer remembered, the miss counted, then the free. */
+void hak_free_hint_miss(void *p, hak_tcache_t *tc, bool entry);
 
 /* ---- large.c ------------------------------------------------------------------------------ */
 
@@ -371,6 +371,13 @@ extern _Atomic(bool) hak_trace_on;
 static inline bool hak_tracing(void) {
   return hak_unlikely(atomic_load_explicit(&hak_trace_on, hak_relaxed));
 }
+/* The gates of the inline entry points (fast.h): malloc's fast path serves requests below
+ * hak_gate_size, free's (without the hint box) addresses below hak_gate_addr. Both are 0
+ * whenever hak_trace_on is up, so those calls take the gated way, which tests the flag; the
+ * fast paths pay nothing for tracing. Tracing never starts once it is off (only at start-up),
+ * so no hint is inserted before a trace that would then miss a free (hint.c). */
+extern _Atomic(size_t) hak_gate_size;
+extern _Atomic(uintptr_t) hak_gate_addr;
 void hak_trace_open(void); /* from hak_process_init, once the options are read */
 /* Records one call (no-op when no trace is being written). Allocations call it after they
  * return, frees before they run: see trace.c. */
@@ -382,6 +389,9 @@ void hak_trace_fork_child(void);  /* atfork child: a fresh file of its own */
 
 void *hak_malloc_traced(size_t size);
 void hak_free_traced(void *ptr);
+/* The gated ways of malloc and free (fast.h): recorded when tracing, else the plain call. */
+void *hak_malloc_gated(size_t size);
+void hak_free_gated(void *ptr);
 
 /* ---- tcache list lock (init.c) ---------------------------------------------------------- */
 

@@ -109,8 +109,10 @@ static void class_row(sum_t *s, int c, hak_class_stats_t *out) {
   out->remote_drains = ld(&t->remote_drains[c]);
   out->drained_blocks = ld(&t->drained_blocks[c]);
   out->adoptions = ld(&t->adoptions[c]);
-  out->hint_hits = ld(&t->hint_hits[c]);
   out->hint_misses = ld(&t->hint_misses[c]);
+  /* Only misses are counted (a hit costs no counter on the fast path); every free of a hint
+   * build either hit or missed. */
+  out->hint_hits = HAK_HINT_COMPILED ? sub0(out->frees, out->hint_misses) : 0;
   /* Every free the hint box did not resolve looked its SuperSlab up in the registry. */
   out->registry_lookups = sub0(out->frees, out->hint_hits);
   out->live_blocks = sub0(out->allocs, out->frees);

@@ -30,6 +30,15 @@
 #include "internal.h"
 
 _Atomic(bool) hak_trace_on = true;
+_Atomic(size_t) hak_gate_size;    /* 0 while hak_trace_on: see internal.h */
+_Atomic(uintptr_t) hak_gate_addr;
+
+/* Raises or lowers the trace flag, shutting or opening the entry points' gates with it. */
+static void set_tracing(bool on) {
+  atomic_store(&hak_trace_on, on);
+  atomic_store(&hak_gate_size, on ? 0 : HAK_TINY_MAX + HAK_HDR_SIZE + 1);
+  atomic_store(&hak_gate_addr, on ? 0 : (uintptr_t)1 << HAK_ADDR_BITS);
+}
 
 static _Atomic(int) trace_fd = -1;      /* -1: not recording                          */
 static _Atomic(uint64_t) trace_seq;     /* next sequence number                       */
@@ -137,12 +146,12 @@ static void start(bool fork_child) {
   if (fd < 0)
     warn("cannot create the trace file, running untraced", path);
   atomic_store(&trace_fd, fd);
-  atomic_store(&hak_trace_on, fd >= 0);
+  set_tracing(fd >= 0);
 }
 
 void hak_trace_open(void) {
   if (hak_opt.trace_path[0] == '\0') {
-    atomic_store(&hak_trace_on, false);
+    set_tracing(false);
     return;
   }
   start(false);

@@ -17,9 +17,7 @@
 #define HAK_PAGE_SIZE ((size_t)4096)
 #define HAK_CACHE_LINE 64
 
-/* Size classes: tiny classes hold requests <= HAK_TINY_MAX in single slabs; mid classes
- * (up to HAK_MID_MAX) use runs of contiguous slabs. Class sizes are in classes.c style
- * arithmetic in fast.h: 16-byte steps to 128, then four steps per doubling. */
+/* Size classes: how many (sizeclass.h has their geometry). */
 #define TINY_NUM_CLASSES 20
 #define HAK_MID_NUM_CLASSES 32
 #define HAK_NUM_CLASSES (TINY_NUM_CLASSES + HAK_MID_NUM_CLASSES)
@@ -86,7 +84,8 @@ struct hak_slab_s {
   uint8_t state;              /* enum hak_slab_state; SuperSlab lock                        */
   uint8_t list;               /* enum hak_slab_list: which list next/prev link into         */
   uint8_t div_shift;          /* stride's power-of-two factor (hak_run_block_index)         */
-  uint8_t pad_[2];
+  uint16_t head_off;          /* byte offset of slabs[head] in the SuperSlab: pointer -> run
+                                 is one load and one add (hak_run_in)                       */
   _Atomic(hak_tcache_t *) owner; /* Box 3: changes only in owner.c; NULL = no owner         */
   /* Cross-thread line: the one word other threads write (remote_queue.c has its format), and
    * the list links, which only list moves touch (rare next to frees). */
@@ -116,18 +115,18 @@ struct hak_superslab_s {
 
 /* TLS SLL of one class: the fast path. */
 typedef struct hak_sll_s {
-  void *head;     /* LIFO of base pointers, linked at HAK_LINK_OFF                         */
-  uint32_t count; /* == length of the list                                                 */
-  uint32_t cap;   /* spill above this; 0 in the static empty cache                         */
+  void *head;   /* LIFO of base pointers, linked at HAK_LINK_OFF                           */
+  int32_t room; /* cap - length: a push that takes it below 0 spills (one sub and one jump) */
+  uint32_t cap; /* the length above which a push spills; 0 in the static empty cache         */
 } hak_sll_t;
 
 /* Per-class counters of a thread, X(name): one array per counter, indexed by class, so that
  * the fast path's increment is one instruction. Written by the owning thread only (see
- * hak_stat_add). frees counts local and remote frees; hint_hits and hint_misses only local
- * frees in headerless builds with the hint box. */
+ * hak_stat_add). frees counts local and remote frees; hint_misses the frees of headerless
+ * builds with the hint box that the hint did not resolve (hint_hits is derived: stats.c). */
 #define HAK_CLASS_COUNTERS(X) \
   X(allocs) X(frees) X(remote_frees) X(refills) X(spills) X(remote_drains) X(drained_blocks) \
-  X(adoptions) X(hint_hits) X(hint_misses)
+  X(adoptions) X(hint_misses)
 #define HAK_TSTAT_FIELD(name) _Atomic(uint64_t) name[HAK_NUM_CLASSES];
 typedef struct hak_tstat_s {
   HAK_CLASS_COUNTERS(HAK_TSTAT_FIELD)

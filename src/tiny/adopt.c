@@ -133,10 +133,9 @@ static enum hak_rq_mode notify_mode(void) {
   return hak_opt.rf_force_notify ? HAK_RQ_MODE_NOTIFY : HAK_RQ_MODE_NORMAL;
 }
 
-static void count_remote_free(hak_tcache_t *tc, unsigned cls, bool hint_hit) {
+static void count_remote_free(hak_tcache_t *tc, unsigned cls) {
   hak_stat_inc(tc->stat.frees[cls]);
   hak_stat_inc(tc->stat.remote_frees[cls]);
-  if (hint_hit) hak_stat_inc(tc->stat.hint_hits[cls]);
 }
 
 /* Pushes way r's chain into its run, one CAS for all of it; the way is empty after. */
@@ -170,8 +169,7 @@ static void rbuf_add(hak_tcache_t *tc, hak_slab_t *m, void *base) {
   if (r->n >= (uint32_t)hak_opt.remote_batch) rbuf_flush(tc, r);
 }
 
-hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc,
-                                     bool hint_hit) {
+hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {
   /* Read the class before the free: once the block is in the queue the run may be drained,
    * released and rebound by others. */
   unsigned cls = m->class_idx;
@@ -181,7 +179,7 @@ hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc
    * frees into an orphan are pushed at once, so it is released (or adopted) without waiting
    * for this thread's next refill, trim or exit. */
   if (tc->state == HAK_TC_LIVE && atomic_load_explicit(&m->owner, hak_relaxed) != NULL) {
-    count_remote_free(tc, cls, hint_hit);
+    count_remote_free(tc, cls);
     hak_tc_busy_enter(tc); /* a fork meanwhile leaves this cache's held frees alone */
     rbuf_add(tc, m, base);
     hak_tc_busy_leave(tc);
@@ -189,7 +187,7 @@ hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc
   }
   bool notified = free_chain_mt(m, base, base, 1, notify_mode());
   if (tc->state == HAK_TC_LIVE) {
-    count_remote_free(tc, cls, hint_hit);
+    count_remote_free(tc, cls);
     if (notified) hak_stat_inc(tc->ev.notifies);
   } else {
     hak_stats_remote_free_dead((int)cls, notified);

@@ -4,18 +4,20 @@
  * Boundary: hak_hint_hit() on the free path; hak_hint_insert() after a registry lookup.
  *
  * Invariants:
- *   - an entry records the SuperSlab's generation and the release epoch at insert time; a hit
- *     requires both to be unchanged, so a recycled or unmapped SuperSlab never hits;
+ *   - an entry records the release epoch at insert time (and the SuperSlab's generation, for
+ *     diagnostics); a hit requires the epoch unchanged, and the epoch moves on every unmap and
+ *     every reuse, so a recycled or unmapped SuperSlab never hits;
  *   - HAKMEM_TINY_SS_TLS_HINT=0 never inserts: the path is gone and every free goes to the
- *     registry (hint_hits stays 0);
+ *     registry (every free counts a miss, so the derived hint_hits stays 0);
+ *   - the static empty cache is never written: a thread without a cache of its own asks the
+ *     registry and inserts nothing;
  *   - only the owning thread reads or writes its entries.
  */
-#include "hint.h"
-#include "tls_sll.h"
+#include "../fast.h"
 
 void hak_hint_insert(hak_tcache_t *tc, uintptr_t ss) {
 #if HAK_HINT_COMPILED
-  if (!hak_opt.tls_hint) return;
+  if (!hak_opt.tls_hint || hak_tracing()) return; /* no hit may skip a traced free */
   /* Two ways, most recent first. */
   tc->hint[1] = tc->hint[0];
   tc->hint[0].ss = ss;
@@ -27,9 +29,26 @@ void hak_hint_insert(hak_tcache_t *tc, uintptr_t ss) {
 #endif
 }
 
-void hak_free_local_hint_miss(hak_tcache_t *tc, void *base, unsigned cls) {
-  hak_stat_inc(tc->stat.hint_misses[cls]);
-  hak_hint_insert(tc, (uintptr_t)base & ~(uintptr_t)HAK_SS_MASK);
-  hak_stat_inc(tc->stat.frees[cls]);
-  if (hak_sll_push(&tc->sll[cls], base)) hak_spill_slow(tc, (int)cls);
+/* A free the hint did not resolve (entry: from hak_free, which records it while tracing): the
+ * registry's answer (NULL when the address is no
+ * SuperSlab's), inserted, and the miss counted against the class of the run it lands in when
+ * that run is bound; then the free itself. Only misses are counted: hint_hits is
+ * frees - hint_misses (stats.c), so a hit costs no counter on the fast path. */
+void hak_free_hint_miss(void *p, hak_tcache_t *tc, bool entry) {
+  if (entry && hak_tracing()) {
+    hak_free_traced(p);
+    return;
+  }
+  uintptr_t u = (uintptr_t)p;
+  hak_superslab_t *ss = hak_registry_ss(u);
+  if (ss == NULL) {
+    hak_free_slow(p);
+    return;
+  }
+  if (tc != &hak_tc_empty) {
+    hak_hint_insert(tc, (uintptr_t)ss);
+    unsigned c = hak_run_in(ss, u)->class_idx;
+    if (c < HAK_NUM_CLASSES) hak_stat_inc(tc->stat.hint_misses[c]);
+  }
+  hak_free_in(p, tc, ss);
 }

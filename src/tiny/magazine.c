@@ -26,22 +26,17 @@
 
 /* ---- refill -------------------------------------------------------------------------------- */
 
-static uint32_t ace_max_cap(int cls) {
-  uint32_t cap = (uint32_t)((256 * 1024) / hak_stride_of(cls));
-  return cap < 2 ? 2 : cap > 1024 ? 1024 : cap;
-}
-
 /* refill_streak after a spill: the next refill finds the class oscillating. */
 #define ACE_SPILLED UINT32_MAX
 
 static void ace_on_refill(hak_tcache_t *tc, int cls) {
   if (!hak_opt.ace_enabled) return;
   hak_sll_t *s = &tc->sll[cls];
-  uint32_t max = ace_max_cap(cls);
+  uint32_t max = hak_tls_cap_max((hak_class_t)cls);
   bool oscillating = tc->refill_streak[cls] == ACE_SPILLED;
   if (oscillating) tc->refill_streak[cls] = 0;
   if ((oscillating || ++tc->refill_streak[cls] >= 4) && s->cap < max) {
-    s->cap = s->cap * 2 < max ? s->cap * 2 : max;
+    hak_sll_set_cap(s, s->cap * 2 < max ? s->cap * 2 : max);
     tc->refill_streak[cls] = 0;
     hak_stat_inc(tc->ev.ace_grows);
   }
@@ -138,7 +133,7 @@ void hak_spill_slow(hak_tcache_t *tc, int cls) {
   hak_tc_busy_enter(tc);
   hak_sll_t *s = &tc->sll[cls];
   uint32_t target = s->cap / 2;
-  while (s->count > target) {
+  while (hak_sll_count(s) > target) {
     void *b = hak_sll_pop(s);
     hak_slab_t *m = hak_run_of(b);
     hak_check(m->class_idx == cls, "TLS SLL holds a block of another class", b, hak_ss_of(b),
@@ -156,7 +151,7 @@ void hak_sll_flush_all(hak_tcache_t *tc) {
     hak_sll_t *s = &tc->sll[c];
     void *b;
     while ((b = hak_sll_pop(s)) != NULL) hak_slab_give_back(tc, hak_run_of(b), b);
-    hak_assert(s->count == 0);
+    hak_assert(hak_sll_count(s) == 0);
   }
 }
 
@@ -164,7 +159,7 @@ bool hak_sll_validate(const hak_sll_t *s) {
   uint32_t n = 0;
   for (void *b = s->head; b != NULL; b = hak_link_decode(b)) {
     if (((uintptr_t)b & 15) != (16 - HAK_HDR_SIZE) % 16) return false;
-    if (++n > s->count) return false; /* longer than its count, or a cycle */
+    if (++n > hak_sll_count(s)) return false; /* longer than its count, or a cycle */
   }
-  return n == s->count && n <= s->cap;
+  return n == hak_sll_count(s) && n <= s->cap;
 }

@@ -7,7 +7,8 @@
  * Invariants (asserted in debug builds):
  *   - magic == HAK_SS_MAGIC ^ address while the region is registered;
  *   - a bound run has class_idx < HAK_NUM_CLASSES, used <= carved <= capacity;
- *   - generation bumps every time an empty SuperSlab is reused;
+ *   - generation bumps every time an empty SuperSlab is reused, and so does the release epoch
+ *     (hint.h: an unchanged epoch proves an unchanged generation);
  *   - a SuperSlab is unregistered (and the release epoch bumped) before it is unmapped, and only
  *     when every slab is free: no block of it is live or cached anywhere;
  *   - slab states, free_mask, dirty_mask and the lists change only under ss_lock.
@@ -40,14 +41,6 @@ static _Atomic(uint64_t) ss_last_decay_ms; /* written under ss_lock, peeked with
 
 /* ---- geometry -------------------------------------------------------------------------------- */
 
-uint32_t hak_stride_of(int cls) { return (uint32_t)(hak_class_size(cls) - HAK_HDR_SIZE + HAK_STRIDE_EXTRA); }
-
-/* Slabs per run: enough for about eight blocks, at most half a SuperSlab. */
-int hak_run_slabs_for(int cls) {
-  size_t k = (8 * (size_t)hak_stride_of(cls) + HAK_SLAB_SIZE - 1) / HAK_SLAB_SIZE;
-  return (int)(k < 1 ? 1 : k > HAK_SLABS_PER_SS / 2 ? HAK_SLABS_PER_SS / 2 : k);
-}
-
 /* Offset of block 0 from the run start: slab 0 holds the SuperSlab header; with a header, bases
  * sit at 8 mod 16 so user pointers are 16-aligned. */
 static size_t data_offset(unsigned idx) {
@@ -74,6 +67,12 @@ static void ss_list_remove(hak_superslab_t *ss) {
   ss->list = HAK_SSL_NONE;
 }
 
+/* Slab i belongs to the run headed by slab head (its own index for a head or a free slab). */
+static void slab_set_head(hak_superslab_t *ss, unsigned i, unsigned head) {
+  ss->slabs[i].head = (uint8_t)head;
+  ss->slabs[i].head_off = (uint16_t)((uint8_t *)&ss->slabs[head] - (uint8_t *)ss);
+}
+
 static void slab_reset(hak_superslab_t *ss, unsigned i) {
   hak_slab_t *m = &ss->slabs[i];
   hak_assert(atomic_load_explicit(&m->owner, hak_relaxed) == NULL);
@@ -86,7 +85,7 @@ static void slab_reset(hak_superslab_t *ss, unsigned i) {
   atomic_store_explicit(&m->carved, 0, hak_relaxed);
   atomic_store_explicit(&m->remote, 0, hak_relaxed);
   m->class_idx = HAK_CLASS_NONE;
-  m->head = (uint8_t)i;
+  slab_set_head(ss, i, i);
   m->nslabs = 0;
   m->state = HAK_SLAB_FREE;
   m->list = HAK_LIST_NONE;
@@ -202,11 +201,11 @@ static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
   m->freelist = NULL;
   m->nslabs = (uint8_t)k;
   m->state = HAK_SLAB_HEAD;
-  m->head = (uint8_t)idx;
+  slab_set_head(ss, idx, idx);
   m->class_idx = (uint8_t)cls;
   for (int j = 1; j < k; j++) {
     ss->slabs[idx + j].state = HAK_SLAB_CONT;
-    ss->slabs[idx + j].head = (uint8_t)idx;
+    slab_set_head(ss, idx + (unsigned)j, idx);
   }
   uint32_t bits = (k == 32 ? SS_ALL_FREE : (1u << k) - 1) << idx;
   ss->free_mask &= ~bits;
@@ -225,6 +224,7 @@ hak_slab_t *hak_superslab_take_run(int cls) {
     if (ss != NULL) {
       ss_list_remove(ss);
       atomic_fetch_add_explicit(&ss->generation, 1, memory_order_release);
+      atomic_fetch_add_explicit(&hak_ss_release_epoch, 1, memory_order_acq_rel); /* hints */
       hak_gstat_add(HAK_G_SS_REUSED, 1);
       hak_ring_event("ss_reuse", ss, atomic_load_explicit(&ss->generation, hak_relaxed));
     } else if ((ss = ss_new()) == NULL) {

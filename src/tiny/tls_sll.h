@@ -5,9 +5,11 @@
  *
  * Invariants:
  *   - holds base pointers of its own class only, of slabs the thread owns;
- *   - count == length of the list, and the list has no cycle;
- *   - count never stays above cap: a push that goes above it spills (magazine.c).
- * No atomic operation and no lock: the fast path is a load, a compare and two stores.
+ *   - cap - room == length of the list (hak_sll_count), and the list has no cycle;
+ *   - the length never stays above cap: a push that takes room below 0 spills (magazine.c).
+ * The list keeps its room rather than its length so that a push tests for a spill with the
+ * flags of its own decrement. No atomic operation and no lock: a pop is two loads, a store
+ * and an increment; a push two stores and a decrement.
  */
 #ifndef HAKMEM_TLS_SLL_H
 #define HAKMEM_TLS_SLL_H
@@ -48,7 +50,7 @@ static inline void *hak_sll_pop(hak_sll_t *s) {
   if (hak_likely(b != NULL)) {
     hak_assert_base(b);
     s->head = hak_link_get(b);
-    s->count--;
+    s->room++;
 #if HAKMEM_CHECKED
     hak_checked_taken(b);
 #endif
@@ -61,7 +63,24 @@ static inline bool hak_sll_push(hak_sll_t *s, void *base) {
   hak_assert_base(base);
   hak_link_set(base, s->head);
   s->head = base;
-  return ++s->count > s->cap;
+  return --s->room < 0;
+}
+
+/* The length of the list, from its room (the list itself is not walked). */
+static inline uint32_t hak_sll_count(const hak_sll_t *s) {
+  return (uint32_t)((int64_t)s->cap - s->room);
+}
+
+/* Sets the length the list believes it has (a walk's result). */
+static inline void hak_sll_set_count(hak_sll_t *s, uint32_t n) {
+  s->room = (int32_t)((int64_t)s->cap - n);
+}
+
+/* Changes the capacity, keeping the length. */
+static inline void hak_sll_set_cap(hak_sll_t *s, uint32_t cap) {
+  uint32_t n = hak_sll_count(s);
+  s->cap = cap;
+  hak_sll_set_count(s, n);
 }
 
 /* Full walk, checked builds and unit tests: count matches, no cycle, alignment holds (links

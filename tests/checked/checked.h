@@ -37,8 +37,8 @@ static inline bool c_on_sll(int c, const void *b) {
 /* Frees p (class c), which must stay at the head of the calling thread's TLS SLL. */
 static inline void c_free_to_sll_head(void *p, int c) {
   hak_sll_t *s = &hak_tc->sll[c];
-  R_CHECK(s->count < s->cap, "setup: class %d SLL full (%u of %u), the free would spill", c,
-          s->count, s->cap);
+  R_CHECK(hak_sll_count(s) < s->cap, "setup: class %d SLL full (%u of %u), the free would spill", c,
+          hak_sll_count(s), s->cap);
   hak_free(p);
   R_CHECK(s->head == r_base(p), "setup: freed %p is not at the head of its SLL", p);
 }

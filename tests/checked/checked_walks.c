@@ -48,7 +48,7 @@ static void free_until_spill(int c) {
 static void scenario_sll_count(void) {
   r_thread_cache();
   alloc_blocks(C_CLASS);
-  hak_tc->sll[C_CLASS].count--;
+  hak_tc->sll[C_CLASS].room++; /* the count one below the length */
   free_until_spill(C_CLASS);
 }
 
@@ -63,7 +63,7 @@ static void scenario_sll_class(void) {
     tail = hak_link_decode(tail);
   hak_link_set(tail, r_base(other));
   hak_link_set(r_base(other), NULL);
-  s->count++;
+  s->room--; /* the count one above the length */
   free_until_spill(C_CLASS);
 }
 

@@ -31,7 +31,7 @@ static size_t sorted_n[MAX_BLOCKS];
 /* The first class whose runs span at least k slabs. */
 static int class_with_run_slabs(int k) {
   for (int c = TINY_NUM_CLASSES; c < HAK_NUM_CLASSES; c++)
-    if (hak_run_slabs_for(c) >= k)
+    if ((int)hak_run_slabs_for((hak_class_t)c) >= k)
       return c;
   t_fail("no class has runs of %d slabs", k);
 }

@@ -76,7 +76,7 @@ static aligned_t take(int how, size_t align, size_t n, uint64_t seed) {
 static void give_back(const aligned_t *a, uint64_t seed) {
   t_verify(a->p, a->n, seed);
   hak_sll_t *s = &hak_tc->sll[a->cls];
-  bool room = s->count + 1 <= s->cap; /* no spill: the block stays at the head */
+  bool room = hak_sll_count(s) + 1 <= s->cap; /* no spill: the block stays at the head */
   hak_free(a->p);
   if (a->p == a->inner)
     return;      /* the block happened to be aligned: an ordinary free */

@@ -129,14 +129,14 @@ static void scenario_owner_drain(void) {
   hak_slab_t *m = single_run(mine, N);
   R_CHECK(hak_owner_of(m) == hak_tc, "setup: the run is not the main thread's");
   void *freelist = m->freelist;
-  uint32_t used = m->used, sll = hak_tc->sll[CLS].count;
+  uint32_t used = m->used, sll = hak_sll_count(&hak_tc->sll[CLS]);
 
   r_run_thread(free_all_remote, NULL);
   R_CHECK(queued(m) == N, "%u queued after %d remote frees", queued(m), N);
   R_CHECK(hak_owner_of(m) == hak_tc, "a remote free changed the run's owner");
   R_CHECK(m->freelist == freelist && m->used == used,
           "remote frees touched the owner's freelist or used count");
-  R_CHECK(hak_tc->sll[CLS].count == sll, "remote frees touched the owner's TLS SLL");
+  R_CHECK(hak_sll_count(&hak_tc->sll[CLS]) == sll, "remote frees touched the owner's TLS SLL");
 
   uint64_t drained = alloc_until_drain();
   check_queue_empty(m, "owner refill");

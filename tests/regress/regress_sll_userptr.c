@@ -30,8 +30,8 @@ static void *extra[MAX_EXTRA];
 static size_t make_room(int c, size_t n) {
   hak_sll_t *s = &hak_tc->sll[c];
   size_t k = 0;
-  while (s->count + 1 > s->cap) {
-    R_CHECK(k < MAX_EXTRA, "class %d: SLL count %u never went below cap %u", c, s->count, s->cap);
+  while (hak_sll_count(s) + 1 > s->cap) {
+    R_CHECK(k < MAX_EXTRA, "class %d: SLL count %u never went below cap %u", c, hak_sll_count(s), s->cap);
     extra[k] = hak_malloc(n);
     R_CHECK(extra[k] != NULL, "hak_malloc(%zu) failed", n);
     k++;
@@ -48,10 +48,10 @@ static void lifo_class(int c) {
   t_fill(right, n, 3);
   size_t k = make_room(c, n);
   hak_sll_t *s = &hak_tc->sll[c];
-  uint32_t count = s->count;
+  uint32_t count = hak_sll_count(s);
 
   hak_free(p);
-  R_CHECK(s->count == count + 1, "class %d: SLL count %u after a free, was %u", c, s->count, count);
+  R_CHECK(hak_sll_count(s) == count + 1, "class %d: SLL count %u after a free, was %u", c, hak_sll_count(s), count);
   R_CHECK(s->head == r_base(p),
           "class %d: SLL head is %p after freeing user pointer %p; its base pointer is %p", c,
           s->head, (void *)p, r_base(p));
@@ -66,7 +66,7 @@ static void lifo_class(int c) {
   R_CHECK(hak_owns(q) == 1, "class %d: hak_owns(%p) is 0 for a live block", c, (void *)q);
   R_CHECK(hak_usable_size(q) == n, "class %d: usable size %zu, expected %zu", c, hak_usable_size(q),
           n);
-  R_CHECK(s->count == count, "class %d: SLL count %u after the malloc, expected %u", c, s->count,
+  R_CHECK(hak_sll_count(s) == count, "class %d: SLL count %u after the malloc, expected %u", c, hak_sll_count(s),
           count);
   t_fill(q, n, 4);
   t_verify(left, n, 1);

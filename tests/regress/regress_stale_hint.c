@@ -92,7 +92,7 @@ static void empty_x(void) {
   hak_sll_t *s = &hak_tc->sll[R_BIG_CLASS];
   size_t f = 0;
   /* Blocks below the first spill target stay on the SLL: put fillers there. */
-  while (s->count < s->cap / 2 && f < nfill)
+  while (hak_sll_count(s) < s->cap / 2 && f < nfill)
     hak_free(fill[f++]);
   for (size_t i = 0; i < nx; i++) {
     t_verify(xblk[i], 64, 1);

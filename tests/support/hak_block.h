@@ -19,6 +19,11 @@ static inline hak_slab_t *t_run_of(const void *a) { return hak_run_of(a); }
     t_sum_;                                                                      \
   })
 
+/* The hint hits of a cache: only misses are counted, and every free of a hint build either hit
+ * or missed (stats.c derives it the same way). */
+#define t_tc_hint_hits(tc) \
+  (HAK_HINT_COMPILED ? t_tc_sum(tc, frees) - t_tc_sum(tc, hint_misses) : 0)
+
 /* Index of base b in run m, or -1 when b is not exactly the start of one of its blocks. */
 static inline long t_block_index(const hak_slab_t *m, const void *b) {
   uintptr_t u = (uintptr_t)b, d = (uintptr_t)m->data;

@@ -5,9 +5,9 @@
  *
  * Builds with it:
  *   - frees of blocks from one SuperSlab hit (hint_hits grows by about one per free);
- *   - an entry goes stale when its SuperSlab's generation moves (manual bump, and a real
- *     recycle: the SuperSlab emptied and taken again) and when the release epoch moves (manual
- *     bump, and a real unmap by hak_trim); a free through a stale entry misses and uses the
+ *   - an entry goes stale when its SuperSlab is reused (its generation and the release epoch
+ *     move together: manual bumps, and a real recycle: the SuperSlab emptied and taken again)
+ *     and when the release epoch moves (manual bump, and a real unmap by hak_trim); a free through a stale entry misses and uses the
  *     registry, and is still correct;
  *   - with hak_opt.tls_hint = 0, hak_hint_insert() changes nothing and a fresh thread's frees
  *     never hit. */
@@ -19,7 +19,7 @@ static int same_hints(const hak_hint_t a[HAK_HINT_WAYS]) {
   return memcmp(a, hak_tc->hint, sizeof hak_tc->hint) == 0;
 }
 
-static uint64_t my_hits(void) { return t_tc_sum(hak_tc, hint_hits); }
+static uint64_t my_hits(void) { return t_tc_hint_hits(hak_tc); }
 __attribute__((unused)) static uint64_t my_misses(void) { return t_tc_sum(hak_tc, hint_misses); }
 
 /* n blocks of class c allocated, then freed; returns the hint hits of the frees. */
@@ -89,9 +89,10 @@ static void check_manual_staleness(void) {
   U_CHECK(hak_tc->hint[0].ss == (uintptr_t)ss, "insert did not fill the most recent way");
   U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss + HAK_SS_SIZE), "hit for the next region");
 
-  /* Generation moves: stale. */
+  /* Reuse moves the generation and, with it, the release epoch (superslab.c): stale. */
   atomic_fetch_add(&ss->generation, 1);
-  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after a generation bump");
+  atomic_fetch_add(&hak_ss_release_epoch, 1);
+  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after a reuse (generation and epoch bump)");
   check_free_after_stale(p);
 
   /* Release epoch moves: stale. */
@@ -99,8 +100,10 @@ static void check_manual_staleness(void) {
   U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after a release epoch bump");
   check_free_after_stale(q);
 
-  /* Back to the true generation: entries recorded under the bumped one are stale again. */
+  /* Back to the true generation, the epoch moving with it as with any generation change:
+   * entries recorded under the bumped one are stale again. */
   atomic_fetch_sub(&ss->generation, 1);
+  atomic_fetch_add(&hak_ss_release_epoch, 1);
   U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after the generation moved back");
 }
 

@@ -76,8 +76,8 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
 /* Audits every run of class c this thread owns against the live set and the SLL. */
 static void audit(int c) {
   hak_sll_t *s = &hak_tc->sll[c];
-  U_CHECK(hak_sll_validate(s), "class %d: invalid SLL (count %u cap %u)", c, s->count, s->cap);
-  U_CHECK(s->count <= MAX_SLL, "SLL count %u", s->count);
+  U_CHECK(hak_sll_validate(s), "class %d: invalid SLL (count %u cap %u)", c, hak_sll_count(s), s->cap);
+  U_CHECK(hak_sll_count(s) <= MAX_SLL, "SLL count %u", hak_sll_count(s));
   size_t ns = 0;
   for (void *b = s->head; b != NULL; b = hak_link_get(b)) sll_sorted[ns++] = b;
   u_sort_ptrs(sll_sorted, ns);
@@ -196,8 +196,8 @@ static uint64_t lifo_rounds(int c, size_t n, int rounds) {
  * it never holds more than its capacity, then freed back. */
 static void set_cap(int c, uint32_t cap) {
   hak_sll_t *s = &hak_tc->sll[c];
-  while (s->count > 0) alloc_one(c);
-  s->cap = cap;
+  while (hak_sll_count(s) > 0) alloc_one(c);
+  hak_sll_set_cap(s, cap);
   while (nlive > 0) free_at(nlive - 1);
 }
 

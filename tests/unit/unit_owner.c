@@ -263,17 +263,17 @@ static void check_remote_free(void) {
     U_CHECK(t_run_of(hak_bridge_base(p[i])) == m, "consecutive blocks in different runs");
 
   /* The owner's free goes to its SLL. */
-  uint32_t sll0 = tc->sll[c].count;
+  uint32_t sll0 = hak_sll_count(&tc->sll[c]);
   uintptr_t w0 = atomic_load(&m->remote);
   hak_free(p[3]);
-  U_CHECK(tc->sll[c].count == sll0 + 1, "owner free: SLL count %u -> %u", sll0, tc->sll[c].count);
+  U_CHECK(hak_sll_count(&tc->sll[c]) == sll0 + 1, "owner free: SLL count %u -> %u", sll0, hak_sll_count(&tc->sll[c]));
   U_CHECK(atomic_load(&m->remote) == w0, "owner free went remote");
 
   /* A thread with a cache of its own, then one that never allocated. */
   for (int k = 0; k < 2; k++) {
     hak_stats_t st0 = u_stats();
     uint32_t used0 = m->used;
-    sll0 = tc->sll[c].count;
+    sll0 = hak_sll_count(&tc->sll[c]);
     stranger_block = p[k];
     stranger_with_cache = k == 0;
     u_run_thread(stranger, NULL);
@@ -281,7 +281,7 @@ static void check_remote_free(void) {
     U_CHECK(on_chain(hak_rq_head(atomic_load(&m->remote)), hak_bridge_base(p[k])),
             "stranger %d: block not on the run's stack", k);
     U_CHECK(st1.remote_frees > st0.remote_frees, "stranger %d: remote_frees did not grow", k);
-    U_CHECK(tc->sll[c].count == sll0, "stranger %d: the owner's SLL changed", k);
+    U_CHECK(hak_sll_count(&tc->sll[c]) == sll0, "stranger %d: the owner's SLL changed", k);
     U_CHECK(m->used == used0, "stranger %d: a remote free changed used", k);
     U_CHECK(hak_owner_of(m) == tc, "stranger %d: the owner changed", k);
     U_CHECK(!on_notify_stack(tc, hak_bridge_base(p[k])) || hak_opt.rf_force_notify,

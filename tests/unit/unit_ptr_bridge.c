@@ -5,7 +5,8 @@
  *   HAK_HDR_FREE(c) once freed, and hak_bridge_in() refuses any block whose header is not the
  *   in-use header of its class (free header, other class, garbage);
  * - hak_size_class(n) is the smallest class whose usable size holds n, for every request up to
- *   HAK_SLAB_REQ_MAX, and no class above 128 bytes wastes 25% or more of a block. */
+ *   HAK_SLAB_REQ_MAX (every entry of the tiny table included), and no class above 128 bytes
+ *   wastes 25% or more of a block; runs hold about eight blocks; TLS capacities are ordered. */
 #include "unit.h"
 
 /* ---- encode / decode ----------------------------------------------------------------------- */
@@ -157,6 +158,17 @@ static void check_classes(void) {
     U_CHECK(st % 16 == 0, "class %d: stride %u not a multiple of 16", c, st);
     U_CHECK(st >= hak_class_size(c) && st - hak_class_size(c) < 16 + HAK_HDR_SIZE,
             "class %d: stride %u for %zu usable bytes", c, st, hak_class_size(c));
+  }
+
+  /* Runs hold about eight blocks (or are half a SuperSlab); TLS capacities are ordered. */
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+    unsigned k = hak_run_slabs_for((hak_class_t)c);
+    size_t blocks = k * HAK_SLAB_SIZE / hak_stride_of((hak_class_t)c);
+    U_CHECK(k >= 1 && (blocks >= 8 || k == HAK_SLABS_PER_SS / 2),
+            "class %d: runs of %u slabs hold %zu blocks", c, k, blocks);
+    uint32_t cap0 = hak_tls_cap_initial((hak_class_t)c), cap1 = hak_tls_cap_max((hak_class_t)c);
+    U_CHECK(cap0 >= 2 && cap0 <= 64 && cap0 <= cap1 && cap1 <= 1024,
+            "class %d: TLS capacity %u, at most %u", c, cap0, cap1);
   }
 
   /* Internal fragmentation: the smallest request of a class above 128 bytes leaves less than

@@ -57,6 +57,10 @@ static void check_table(const hak_superslab_t *ss) {
     default:
       U_CHECK(0, "ss %p slab %u: state %d", (void *)ss, i, m->state);
     }
+    /* hak_run_in follows head_off: it must name slabs[head], in every state. */
+    U_CHECK((const uint8_t *)ss + m->head_off == (const uint8_t *)&ss->slabs[m->head],
+            "ss %p slab %u: head_off %u names another slab than head %u", (void *)ss, i,
+            m->head_off, m->head);
   }
 }
 

@@ -19,7 +19,7 @@ static uint32_t check_sll_ownership(int c) {
   hak_sll_t *s = &hak_tc->sll[c];
   uint32_t n = 0;
   for (void *b = s->head; b != NULL; b = hak_link_get(b)) {
-    U_CHECK(++n <= s->count, "class %d: list longer than its count %u", c, s->count);
+    U_CHECK(++n <= hak_sll_count(s), "class %d: list longer than its count %u", c, hak_sll_count(s));
     U_CHECK(hak_registry_kind((uintptr_t)b) == HAK_REGION_SS, "class %d: node %p not in a SuperSlab",
             c, b);
     hak_superslab_t *ss = hak_ss_of(b);
@@ -39,14 +39,14 @@ static uint32_t check_sll_ownership(int c) {
     U_CHECK(*(uint64_t *)b != HAK_HDR_ALLOC(c), "class %d: node %p has the in-use header", c, b);
 #endif
   }
-  U_CHECK(n == s->count, "class %d: length %u, count %u", c, n, s->count);
+  U_CHECK(n == hak_sll_count(s), "class %d: length %u, count %u", c, n, hak_sll_count(s));
   return n;
 }
 
 static void check_valid(int c, const char *when, size_t i) {
   hak_sll_t *s = &hak_tc->sll[c];
   U_CHECK(hak_sll_validate(s), "class %d: invalid SLL %s %zu (count %u cap %u)", c, when, i,
-          s->count, s->cap);
+          hak_sll_count(s), s->cap);
 }
 
 /* Allocates n blocks of class c (n even), then frees them in the given order (0: FIFO,
@@ -57,7 +57,7 @@ static void churn(int c, size_t n, int order) {
   for (size_t i = 0; i < n; i++) {
     blocks[i] = hak_malloc(sz);
     U_CHECK(blocks[i] != NULL, "hak_malloc(%zu) failed", sz);
-    U_CHECK(s->count <= s->cap, "class %d: count %u above cap %u after malloc", c, s->count,
+    U_CHECK(hak_sll_count(s) <= s->cap, "class %d: count %u above cap %u after malloc", c, hak_sll_count(s),
             s->cap);
     if (i % 16 == 0) check_valid(c, "after malloc", i);
   }
@@ -72,12 +72,12 @@ static void churn(int c, size_t n, int order) {
     U_CHECK(blocks[i] != NULL, "free order visits %zu twice", i);
     hak_free(blocks[i]);
     blocks[i] = NULL;
-    U_CHECK(s->count <= s->cap, "class %d: count %u above cap %u after free %zu", c, s->count,
+    U_CHECK(hak_sll_count(s) <= s->cap, "class %d: count %u above cap %u after free %zu", c, hak_sll_count(s),
             s->cap, k);
     U_CHECK(s->cap == cap, "class %d: a free changed the capacity %u -> %u", c, cap, s->cap);
     if (atomic_load_explicit(&hak_tc->stat.spills[c], memory_order_relaxed) != spills) {
       /* This free went above cap: the spill brought the list down to half. */
-      U_CHECK(s->count <= cap / 2, "class %d: count %u after a spill, cap %u", c, s->count, cap);
+      U_CHECK(hak_sll_count(s) <= cap / 2, "class %d: count %u after a spill, cap %u", c, hak_sll_count(s), cap);
       spills_seen++;
     }
     if (k % 16 == 0) check_valid(c, "after free", k);
@@ -93,17 +93,17 @@ static void check_validator(void) {
   void *node[8];
   for (int i = 0; i < 8; i++) node[i] = arena + 64 * i + (16 - HAK_HDR_SIZE) % 16;
   for (int i = 0; i < 8; i++) hak_link_set(node[i], i + 1 < 8 ? node[i + 1] : NULL);
-  hak_sll_t s = {.head = node[0], .count = 8, .cap = 8};
+  hak_sll_t s = {.head = node[0], .room = 0, .cap = 8};
   U_CHECK(hak_sll_validate(&s), "a well-formed list of 8 is rejected");
-  s.count = 7;
+  hak_sll_set_count(&s, 7);
   U_CHECK(!hak_sll_validate(&s), "count 7 for a list of 8 accepted");
-  s.count = 9;
-  s.cap = 16;
+  hak_sll_set_count(&s, 9);
+  hak_sll_set_cap(&s, 16);
   U_CHECK(!hak_sll_validate(&s), "count 9 for a list of 8 accepted");
-  s.count = 8;
-  s.cap = 7;
+  hak_sll_set_count(&s, 8);
+  hak_sll_set_cap(&s, 7);
   U_CHECK(!hak_sll_validate(&s), "a list above its capacity accepted");
-  s.cap = 8;
+  hak_sll_set_cap(&s, 8);
   hak_link_set(node[7], node[3]); /* cycle */
   U_CHECK(!hak_sll_validate(&s), "a cyclic list accepted");
   hak_link_set(node[7], NULL);
@@ -111,10 +111,10 @@ static void check_validator(void) {
   void *odd = arena + 64 * 9 + (16 - HAK_HDR_SIZE) % 16 + 8; /* wrong offset mod 16 */
   hak_link_set(odd, NULL);
   hak_link_set(node[7], odd);
-  s.count = 9;
-  s.cap = 9;
+  hak_sll_set_count(&s, 9);
+  hak_sll_set_cap(&s, 9);
   U_CHECK(!hak_sll_validate(&s), "a misaligned node accepted");
-  hak_sll_t empty = {.head = NULL, .count = 0, .cap = 0};
+  hak_sll_t empty = {.head = NULL, .room = 0, .cap = 0};
   U_CHECK(hak_sll_validate(&empty), "the empty list rejected");
 }
 
@@ -129,7 +129,7 @@ int main(void) {
   u_thread_cache();
   /* The static empty cache every thread starts on is a valid (empty) list of capacity 0. */
   for (int c = 0; c < HAK_NUM_CLASSES; c++)
-    U_CHECK(hak_tc_empty.sll[c].head == NULL && hak_tc_empty.sll[c].count == 0 &&
+    U_CHECK(hak_tc_empty.sll[c].head == NULL && hak_tc_empty.sll[c].room == 0 &&
                 hak_tc_empty.sll[c].cap == 0,
             "hak_tc_empty class %d is not empty", c);
 
