@@ -47,8 +47,8 @@
  *   - each block is drained exactly once: the drains took exactly the pushed blocks, none of
  *     them twice, and right after a drain none of what it took heads the stack; each drain
  *     lowered used by its count; each non-empty drain took a whole stack (its bottom, which the
- *     drain leaves at the head of the freelist, is the last block of a pushed chain, a different
- *     one for each drain); after the final drain the word is 0 (NOTIFY disarmed, no stack, no
+ *     drain leaves n-th on the freelist, is the last block of a pushed chain, a different one
+ *     for each drain); after the final drain the word is 0 (NOTIFY disarmed, no stack, no
  *     count) and a further drain finds nothing; a claimed orphan's drain leaves used at 0;
  *   - the delivered chains reach the owner intact (the box does not touch a delivered chain's
  *     links) and still counted in used; once the owner has taken them back, the freelist holds
@@ -358,8 +358,9 @@ typedef struct side_s {
 } side_t;
 
 /* One drain by the owner (or claimant): used goes down by what it took, which is now at the
- * head of the freelist, the stack's bottom first; none of it was drained before, and none of it
- * is still on the stack (which a concurrent free may have begun again). */
+ * head of the freelist as the stack was (spliced: the top first, its bottom last); none of it
+ * was drained before, and none of it is still on the stack (which a concurrent free may have
+ * begun again). */
 static uint32_t drain(side_t *sd) {
   uint32_t used0 = m->used;
   uint32_t n = hak_remote_drain(m);
@@ -367,15 +368,16 @@ static uint32_t drain(side_t *sd) {
           m->used);
   if (n == 0) return 0;
   F_CHECK(sd->drains < MAX_K, "more drains that found blocks than blocks");
-  sd->bottom[sd->drains++] = index_of(m->freelist);
   sd->drained += n;
   void *b = m->freelist;
+  long k = -1;
   for (uint32_t i = 0; i < n; i++, b = hak_link_get(b)) {
-    long k = index_of(b);
+    k = index_of(b);
     F_CHECK(k >= 0 && pushed[k] && !drained[k], "drained block %p (%ld): %s", b, k,
             k < 0 ? "not a block of the run" : pushed[k] ? "drained twice" : "never pushed");
     drained[k] = 1;
   }
+  sd->bottom[sd->drains++] = k;
   long top = index_of(hak_rq_head(word()));
   F_CHECK(top < 0 || !drained[top], "block %ld drained, yet still at the head of the stack", top);
   return n;

@@ -11,10 +11,10 @@
 /* ---- slow paths -------------------------------------------------------------------------- */
 
 static void *slab_alloc(size_t n) {
-  unsigned c = hak_size_class(n);
+  hak_class_t c = hak_size_class(n);
   hak_tcache_t *tc = hak_tc_acquire();
   void *b = hak_sll_pop(&tc->sll[c]);
-  if (b == NULL) b = hak_refill_slow(tc, (int)c);
+  if (b == NULL) b = hak_refill_slow(tc, c);
   void *p = NULL;
   if (b != NULL) {
     hak_stat_inc(tc->stat.allocs[c]);

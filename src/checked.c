@@ -74,7 +74,7 @@ static bool carved_in(const hak_slab_t *m, uintptr_t b) {
 
 /* True when b is the base of a carved block of a bound run of class cls. Touches only hakmem's
  * metadata: an address outside known_ss is first looked up in the registry. */
-static bool block_ok(uintptr_t b, unsigned cls, const hak_superslab_t *known_ss) {
+static bool block_ok(uintptr_t b, hak_class_t cls, const hak_superslab_t *known_ss) {
   if ((b & 15) != (16 - HAK_HDR_SIZE) % 16) return false;
   if (hak_ss_of((const void *)b) != known_ss && hak_registry_ss_peek(b) == NULL) return false;
   const hak_slab_t *m = run_of((const void *)b);
@@ -112,7 +112,7 @@ size_t hak_checked_fill_changed(const void *p, size_t n) {
   return i * 8;
 }
 
-void hak_checked_fill(void *base, unsigned cls, uint32_t stride) {
+void hak_checked_fill(void *base, hak_class_t cls, uint32_t stride) {
 #if !HAKMEM_TINY_HEADERLESS
   *(uint64_t *)base = HAK_HDR_FREE(cls);
 #endif
@@ -120,7 +120,7 @@ void hak_checked_fill(void *base, unsigned cls, uint32_t stride) {
   memset((uint8_t *)base + FILL_OFF, HAK_FREE_FILL, stride - FILL_OFF);
 }
 
-void hak_checked_freed(void *base, unsigned cls, uint32_t stride) {
+void hak_checked_freed(void *base, hak_class_t cls, uint32_t stride) {
 #if HAKMEM_TINY_HEADERLESS
   size_t n = stride - FILL_OFF;
   if (hak_unlikely(hak_checked_fill_changed((uint8_t *)base + FILL_OFF, n) == n &&
@@ -149,7 +149,7 @@ void hak_checked_taken(void *base) {
 
 /* ---- invariant walks ------------------------------------------------------------------------- */
 
-bool hak_checked_sll_ok(const hak_tcache_t *tc, unsigned cls) {
+bool hak_checked_sll_ok(const hak_tcache_t *tc, hak_class_t cls) {
   const hak_sll_t *s = &tc->sll[cls];
   if (!hak_sll_validate(s)) return false;
   for (const void *b = s->head; b != NULL; b = hak_link_decode(b)) {

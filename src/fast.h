@@ -42,7 +42,7 @@ static inline void *hak_alloc_fast(size_t n) {
  * carved block in a bound run (the slow path then sorts out large blocks, aligned blocks and
  * invalid pointers); *cls gets its class. ss is registered with an intact magic, or vouched
  * for by the hint box. */
-static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u, unsigned *cls) {
+static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u, hak_class_t *cls) {
   hak_slab_t *m = hak_run_in(ss, u);
   *cls = m->class_idx;
   if (hak_unlikely(*cls >= HAK_NUM_CLASSES)) return NULL;
@@ -60,7 +60,7 @@ static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u, unsign
  * path needs no stack frame. */
 static inline __attribute__((always_inline)) void hak_free_in(void *p, hak_tcache_t *tc,
                                                               hak_superslab_t *ss) {
-  unsigned c;
+  hak_class_t c;
   hak_slab_t *m = hak_block_run(ss, (uintptr_t)p, &c);
   if (hak_unlikely(m == NULL)) {
     hak_free_slow(p);
@@ -79,7 +79,7 @@ static inline __attribute__((always_inline)) void hak_free_in(void *p, hak_tcach
 #if HAK_PLANTED(sll_userptr)
   base = p; /* planted bug: the user pointer goes onto the TLS SLL */
 #endif
-  if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, (int)c);
+  if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, c);
 }
 
 /* The free of p: hak_free (entry: the public entry point, behind the trace gate) or an

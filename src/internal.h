@@ -105,10 +105,10 @@ void hak_checked_init(void);
 bool hak_checked_link_ok(const void *base, const void *next); /* next: decoded link of base */
 __attribute__((noreturn, cold)) void hak_checked_link_fail(const void *base);
 size_t hak_checked_fill_changed(const void *p, size_t n); /* first byte not the fill, or n */
-void hak_checked_fill(void *base, unsigned cls, uint32_t stride); /* a fresh block, carved */
-void hak_checked_freed(void *base, unsigned cls, uint32_t stride); /* double free? then fill */
+void hak_checked_fill(void *base, hak_class_t cls, uint32_t stride); /* a fresh block, carved */
+void hak_checked_freed(void *base, hak_class_t cls, uint32_t stride); /* double free? then fill */
 void hak_checked_taken(void *base); /* leaves a TLS SLL: verify the fill, clear the link */
-bool hak_checked_sll_ok(const hak_tcache_t *tc, unsigned cls); /* TLS SLL of cls, full walk */
+bool hak_checked_sll_ok(const hak_tcache_t *tc, hak_class_t cls); /* TLS SLL of cls, full walk */
 bool hak_checked_run_ok(const hak_slab_t *m); /* freelist: carved - used blocks, all intact */
 #endif
 
@@ -244,7 +244,7 @@ void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg);
 /* ---- stats.c ---------------------------------------------------------------------------- */
 
 void hak_stats_retire(hak_tcache_t *tc); /* fold an exiting thread's counters in */
-void hak_stats_remote_free_dead(int cls, bool notified); /* a free by a thread without cache */
+void hak_stats_remote_free_dead(hak_class_t cls, bool notified); /* a free by a thread without cache */
 typedef enum hak_gstat_e {
   HAK_G_ORPHANED, HAK_G_LAST_FREE_RELEASES, HAK_G_SLABS_BOUND, HAK_G_SS_MAPPED,
   HAK_G_SS_UNMAPPED, HAK_G_SS_REUSED, HAK_G_LARGE_ALLOCS, HAK_G_LARGE_CACHE_HITS,
@@ -271,7 +271,7 @@ void hak_registry_clear(uintptr_t region);
 /* Bumped before a SuperSlab is unmapped and when one is reused: the hint box's proof. */
 extern _Atomic(uint64_t) hak_ss_release_epoch;
 /* Takes an unbound run for class cls, bound to it (geometry set, no owner yet). */
-hak_slab_t *hak_superslab_take_run(int cls);
+hak_slab_t *hak_superslab_take_run(hak_class_t cls);
 /* Returns an unbound, owner-less, fully free run to its SuperSlab. */
 void hak_superslab_release_run(hak_slab_t *head);
 size_t hak_superslab_trim(bool force);
@@ -310,8 +310,8 @@ static inline hak_slab_t *hak_run_of(const void *p) {
 
 /* ---- tiny/magazine.c: refill / spill ----------------------------------------------------- */
 
-void *hak_refill_slow(hak_tcache_t *tc, int cls); /* refills the SLL, returns one block */
-void hak_spill_slow(hak_tcache_t *tc, int cls);   /* spills the SLL down to half its cap */
+void *hak_refill_slow(hak_tcache_t *tc, hak_class_t cls); /* refills the SLL, returns one block */
+void hak_spill_slow(hak_tcache_t *tc, hak_class_t cls); /* spills the SLL down to half its cap */
 void hak_sll_flush_all(hak_tcache_t *tc);         /* empties every SLL back to slabs */
 void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base); /* owner frees one */
 
@@ -319,8 +319,8 @@ void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base); /* owner f
 
 /* ---- tiny/owner.c: Box 3, the run life cycle ------------------------------------------------ */
 
-hak_slab_t *hak_run_bind(hak_tcache_t *tc, hak_slab_t *m, int cls); /* held alone -> OWNED */
-hak_slab_t *hak_run_fresh(hak_tcache_t *tc, int cls);               /* FREE -> OWNED */
+hak_slab_t *hak_run_bind(hak_tcache_t *tc, hak_slab_t *m, hak_class_t cls); /* held alone -> OWNED */
+hak_slab_t *hak_run_fresh(hak_tcache_t *tc, hak_class_t cls);         /* FREE -> OWNED */
 bool hak_run_fill(hak_tcache_t *tc, hak_slab_t *m);   /* OWNED -> FULL unless blocks queue */
 void hak_run_unfull(hak_tcache_t *tc, hak_slab_t *m); /* FULL -> OWNED */
 void hak_run_release(hak_tcache_t *tc, hak_slab_t *m); /* OWNED, empty -> FREE */
@@ -337,7 +337,7 @@ static inline hak_tcache_t *hak_owner_of(const hak_slab_t *m) {
 void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc);
 void hak_remote_flush(hak_tcache_t *tc); /* pushes every remote free tc holds back */
 bool hak_adopt_publish(hak_slab_t *m, uint32_t used); /* false: blocks queued, drain again */
-hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls);
+hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, hak_class_t cls);
 void hak_notify_collect(hak_tcache_t *tc);                 /* the owner takes its deliveries */
 void hak_notify_collect_chain(hak_tcache_t *tc, void *b); /* ... from a chain it took */
 void hak_adopt_lock_all(void);

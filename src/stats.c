@@ -59,7 +59,7 @@ void hak_stats_retire(hak_tcache_t *tc) {
 
 /* A remote free by a thread that has no cache any more (after its exit): counted straight
  * into the retired totals. */
-void hak_stats_remote_free_dead(int cls, bool notified) {
+void hak_stats_remote_free_dead(hak_class_t cls, bool notified) {
   atomic_fetch_add_explicit(&retired_class.frees[cls], 1, hak_relaxed);
   atomic_fetch_add_explicit(&retired_class.remote_frees[cls], 1, hak_relaxed);
   if (notified) atomic_fetch_add_explicit(&retired_ev.notifies, 1, hak_relaxed);

@@ -33,7 +33,7 @@ static _Atomic(hak_slab_t *) published[HAK_NUM_CLASSES];
 /* ---- publish ------------------------------------------------------------------------------ */
 
 bool hak_adopt_publish(hak_slab_t *m, uint32_t used) {
-  int c = m->class_idx;
+  hak_class_t c = m->class_idx;
   hak_assert(c < HAK_NUM_CLASSES && m->state == HAK_SLAB_HEAD && m->list == HAK_LIST_NONE);
   hak_assert(hak_owner_of(m) == NULL);
   hak_lock(&published_lock[c]);
@@ -51,7 +51,7 @@ bool hak_adopt_publish(hak_slab_t *m, uint32_t used) {
 }
 
 /* Takes m off the published list of class c; published_lock[c] is held. */
-static void unpublish(hak_slab_t *m, int c) {
+static void unpublish(hak_slab_t *m, hak_class_t c) {
   if (m->prev != NULL) m->prev->next = m->next;
   else atomic_store_explicit(&published[c], m->next, hak_relaxed);
   if (m->next != NULL) m->next->prev = m->prev;
@@ -59,7 +59,7 @@ static void unpublish(hak_slab_t *m, int c) {
   m->list = HAK_LIST_NONE;
 }
 
-hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, int cls) {
+hak_slab_t *hak_adopt_slow(hak_tcache_t *tc, hak_class_t cls) {
   hak_stat_inc(tc->ev.adopt_tries);
   if (atomic_load_explicit(&published[cls], hak_relaxed) == NULL) return NULL; /* peek */
   hak_lock(&published_lock[cls]);
@@ -93,7 +93,7 @@ static bool deliver(hak_tcache_t *o, void *first, void *last) {
  * an adopter walking the published list, which skips it. */
 static void release_last(hak_slab_t *m, uintptr_t word) {
   if (word & HAK_RQ_PUBLISHED) {
-    int c = m->class_idx;
+    hak_class_t c = m->class_idx;
     hak_lock(&published_lock[c]);
     unpublish(m, c);
     hak_unlock(&published_lock[c]);
@@ -133,7 +133,7 @@ static enum hak_rq_mode notify_mode(void) {
   return hak_opt.rf_force_notify ? HAK_RQ_MODE_NOTIFY : HAK_RQ_MODE_NORMAL;
 }
 
-static void count_remote_free(hak_tcache_t *tc, unsigned cls) {
+static void count_remote_free(hak_tcache_t *tc, hak_class_t cls) {
   hak_stat_inc(tc->stat.frees[cls]);
   hak_stat_inc(tc->stat.remote_frees[cls]);
 }
@@ -172,7 +172,7 @@ static void rbuf_add(hak_tcache_t *tc, hak_slab_t *m, void *base) {
 hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {
   /* Read the class before the free: once the block is in the queue the run may be drained,
    * released and rebound by others. */
-  unsigned cls = m->class_idx;
+  hak_class_t cls = m->class_idx;
   /* A thread that only frees gets a cache of its own here: its counters and held-back frees. */
   if (tc == &hak_tc_empty && (tc = hak_thread_init_slow()) == NULL) tc = &hak_tc_empty;
   /* Held back only while the run has an owner, who will be back for more blocks: the last
@@ -190,7 +190,7 @@ hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc
     count_remote_free(tc, cls);
     if (notified) hak_stat_inc(tc->ev.notifies);
   } else {
-    hak_stats_remote_free_dead((int)cls, notified);
+    hak_stats_remote_free_dead(cls, notified);
   }
 }
 

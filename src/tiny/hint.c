@@ -47,7 +47,7 @@ void hak_free_hint_miss(void *p, hak_tcache_t *tc, bool entry) {
   }
   if (tc != &hak_tc_empty) {
     hak_hint_insert(tc, (uintptr_t)ss);
-    unsigned c = hak_run_in(ss, u)->class_idx;
+    hak_class_t c = hak_run_in(ss, u)->class_idx;
     if (c < HAK_NUM_CLASSES) hak_stat_inc(tc->stat.hint_misses[c]);
   }
   hak_free_in(p, tc, ss);

@@ -29,10 +29,10 @@
 /* refill_streak after a spill: the next refill finds the class oscillating. */
 #define ACE_SPILLED UINT32_MAX
 
-static void ace_on_refill(hak_tcache_t *tc, int cls) {
+static void ace_on_refill(hak_tcache_t *tc, hak_class_t cls) {
   if (!hak_opt.ace_enabled) return;
   hak_sll_t *s = &tc->sll[cls];
-  uint32_t max = hak_tls_cap_max((hak_class_t)cls);
+  uint32_t max = hak_tls_cap_max(cls);
   bool oscillating = tc->refill_streak[cls] == ACE_SPILLED;
   if (oscillating) tc->refill_streak[cls] = 0;
   if ((oscillating || ++tc->refill_streak[cls] >= 4) && s->cap < max) {
@@ -78,7 +78,7 @@ static bool run_exhausted(const hak_slab_t *m) {
   return m->freelist == NULL && atomic_load_explicit(&m->carved, hak_relaxed) == m->capacity;
 }
 
-void *hak_refill_slow(hak_tcache_t *tc, int cls) {
+void *hak_refill_slow(hak_tcache_t *tc, hak_class_t cls) {
   hak_tc_busy_enter(tc);
   if (atomic_load_explicit(&tc->notify, hak_relaxed) != NULL) hak_notify_collect(tc);
   ace_on_refill(tc, cls);
@@ -99,7 +99,7 @@ void *hak_refill_slow(hak_tcache_t *tc, int cls) {
     if (run_exhausted(m)) hak_run_fill(tc, m);
   }
   hak_stat_inc(tc->stat.refills[cls]);
-  hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
+  hak_assert_expensive(hak_checked_sll_ok(tc, cls));
   if (++tc->refills_since_tick >= 64) {
     tc->refills_since_tick = 0;
     hak_superslab_tick();
@@ -129,7 +129,7 @@ void hak_slab_give_back(hak_tcache_t *tc, hak_slab_t *m, void *base) {
   if (m->used == 0 && (m->prev != NULL || m->next != NULL)) hak_run_release(tc, m);
 }
 
-void hak_spill_slow(hak_tcache_t *tc, int cls) {
+void hak_spill_slow(hak_tcache_t *tc, hak_class_t cls) {
   hak_tc_busy_enter(tc);
   hak_sll_t *s = &tc->sll[cls];
   uint32_t target = s->cap / 2;
@@ -142,7 +142,7 @@ void hak_spill_slow(hak_tcache_t *tc, int cls) {
   }
   tc->refill_streak[cls] = ACE_SPILLED;
   hak_stat_inc(tc->stat.spills[cls]);
-  hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
+  hak_assert_expensive(hak_checked_sll_ok(tc, cls));
   hak_tc_busy_leave(tc);
 }
 

@@ -96,7 +96,7 @@ static void owned_remove(hak_tcache_t *tc, hak_slab_t *m) {
 /* The bind boundary, the one place a thread gains a run (fresh or adopted): drain what was
  * freed while it had no owner, check the class binding, acquire, list it. The caller holds the
  * run alone: it took it from the SuperSlab, or its adoption CAS won. */
-hak_slab_t *hak_run_bind(hak_tcache_t *tc, hak_slab_t *m, int cls) {
+hak_slab_t *hak_run_bind(hak_tcache_t *tc, hak_slab_t *m, hak_class_t cls) {
   if (atomic_load_explicit(&m->remote, memory_order_acquire) & HAK_RQ_PTR_MASK) {
     uint32_t n = hak_remote_drain(m);
     hak_stat_inc(tc->stat.remote_drains[cls]);
@@ -110,7 +110,7 @@ hak_slab_t *hak_run_bind(hak_tcache_t *tc, hak_slab_t *m, int cls) {
   return m;
 }
 
-hak_slab_t *hak_run_fresh(hak_tcache_t *tc, int cls) {
+hak_slab_t *hak_run_fresh(hak_tcache_t *tc, hak_class_t cls) {
   hak_slab_t *m = hak_superslab_take_run(cls);
   return m ? hak_run_bind(tc, m, cls) : NULL;
 }

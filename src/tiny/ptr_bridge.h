@@ -21,7 +21,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-static inline void *hak_bridge_out(void *base, unsigned cls, uint32_t stride) {
+static inline void *hak_bridge_out(void *base, hak_class_t cls, uint32_t stride) {
   (void)cls;
   (void)stride;
 #if HAKMEM_ASAN
@@ -41,7 +41,7 @@ static inline void *hak_bridge_base(const void *user) {
 
 /* Marks the block free on its way in. Returns false when the header is not the in-use header
  * of this class (the caller diagnoses). Headerless blocks carry nothing to check. */
-static inline bool hak_bridge_in(void *base, unsigned cls, uint32_t stride) {
+static inline bool hak_bridge_in(void *base, hak_class_t cls, uint32_t stride) {
   (void)stride;
 #if !HAKMEM_TINY_HEADERLESS
   uint64_t *hdr = (uint64_t *)base;

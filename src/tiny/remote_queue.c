@@ -75,17 +75,20 @@ uint32_t hak_remote_drain(hak_slab_t *m) {
   uintptr_t w = atomic_exchange_explicit(&m->remote, 0, memory_order_acquire);
 #endif
   hak_sched_point(HAK_SP_DRAIN, m);
+  /* The chain is spliced onto the freelist whole (its links are freelist links already): the
+   * walk only reads, to count it and find its last block. */
   uint32_t n = 0;
-  void *b = hak_rq_head(w);
-  while (b != NULL) {
-    void *next = hak_link_get(b);
+  void *first = hak_rq_head(w), *last = NULL;
+  for (void *b = first; b != NULL; b = hak_link_get(b)) {
     hak_assert_base(b);
-    hak_link_set(b, m->freelist);
-    m->freelist = b;
     /* Checked per block, in every build: a corrupt chain (a cycle) would never end. */
-    hak_check(++n <= m->used, "remote drain returned more blocks than were out",
-              hak_rq_head(w), hak_ss_of(m), m->class_idx);
-    b = next;
+    hak_check(++n <= m->used, "remote drain returned more blocks than were out", first,
+              hak_ss_of(m), m->class_idx);
+    last = b;
+  }
+  if (last != NULL) {
+    hak_link_set(last, m->freelist);
+    m->freelist = first;
   }
   m->used -= n;
   hak_log_once_at("[REMOTE_DRAIN]", hak_rq_head(w), hak_ss_of(m), n, m->used);

@@ -183,7 +183,7 @@ static void set_exact_division(hak_slab_t *m, uint32_t stride) {
   m->div_shift = (uint8_t)shift;
 }
 
-static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
+static void bind_run(hak_superslab_t *ss, unsigned idx, int k, hak_class_t cls) {
   hak_slab_t *m = &ss->slabs[idx];
   uint32_t stride = hak_stride_of(cls);
   size_t off = data_offset(idx);
@@ -212,8 +212,8 @@ static void bind_run(hak_superslab_t *ss, unsigned idx, int k, int cls) {
   ss->dirty_mask &= ~bits;
 }
 
-hak_slab_t *hak_superslab_take_run(int cls) {
-  int k = hak_run_slabs_for(cls);
+hak_slab_t *hak_superslab_take_run(hak_class_t cls) {
+  int k = (int)hak_run_slabs_for(cls);
   hak_lock(&ss_lock);
   hak_superslab_t *ss;
   int idx = -1;
