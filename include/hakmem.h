@@ -89,7 +89,8 @@ int hak_owns(const void *ptr);
   COUNTER(hint_misses, "frees whose SuperSlab the hint box did not know") \
   DERIVED(uint64_t, registry_lookups, "frees whose SuperSlab came from the registry (frees - hint_hits)") \
   DERIVED(uint64_t, live_blocks, "allocs - frees") \
-  DERIVED(uint64_t, live_bytes, "live_blocks * block_size")
+  DERIVED(uint64_t, live_bytes, "live_blocks * block_size") \
+  /* a new entry goes here, last */
 /* clang-format on */
 
 /* hak_stats_t, the process. Every field is a uint64_t. Kinds:
@@ -132,7 +133,8 @@ int hak_owns(const void *ptr);
   DERIVED(live_bytes, totals, live_bytes, "usable bytes of the live blocks, every size") \
   GLOBAL(large_frees, LARGE_FREES, large, frees, "frees of large allocations") \
   GLOBAL(large_live_bytes, LARGE_LIVE_BYTES, large, live_bytes, "usable bytes of live large allocations") \
-  DERIVED(peak_rss_bytes, memory, peak_rss_bytes, "the process's peak resident set size")
+  DERIVED(peak_rss_bytes, memory, peak_rss_bytes, "the process's peak resident set size") \
+  /* a new entry goes here, last */
 /* clang-format on */
 
 #define HAKMEM_STATS_FIELD_(name, ...) uint64_t name;
