@@ -245,11 +245,12 @@ void hak_tcaches_foreach(void (*fn)(hak_tcache_t *, void *), void *arg);
 
 void hak_stats_retire(hak_tcache_t *tc); /* fold an exiting thread's counters in */
 void hak_stats_remote_free_dead(hak_class_t cls, bool notified); /* a free by a thread without cache */
+void hak_stats_hint_miss_shared(hak_class_t cls); /* a hint miss by a thread without cache */
+/* The process-wide counters: the GLOBAL entries of HAKMEM_STATS_FIELDS (hakmem.h). */
+#define HAK_GSTAT_SLOT(name, slot, object, key, doc) HAK_G_##slot,
 typedef enum hak_gstat_e {
-  HAK_G_ORPHANED, HAK_G_LAST_FREE_RELEASES, HAK_G_SLABS_BOUND, HAK_G_SS_MAPPED,
-  HAK_G_SS_UNMAPPED, HAK_G_SS_REUSED, HAK_G_LARGE_ALLOCS, HAK_G_LARGE_CACHE_HITS,
-  HAK_G_LARGE_FREES, HAK_G_BYTES_MAPPED, HAK_G_BYTES_PURGED, HAK_G_THREADS_STARTED,
-  HAK_G_THREADS_EXITED, HAK_G_LARGE_LIVE_BYTES, HAK_G_COUNT
+  HAKMEM_STATS_FIELDS(HAKMEM_STATS_SKIP, HAKMEM_STATS_SKIP, HAK_GSTAT_SLOT, HAKMEM_STATS_SKIP)
+  HAK_G_COUNT
 } hak_gstat_t;
 void hak_gstat_add(hak_gstat_t which, int64_t n);
 void hak_stats_at_exit(void);

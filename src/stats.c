@@ -1,30 +1,22 @@
 /* Counters: per-thread, per-class counts kept by each thread with plain stores, folded into the
- * process totals when the thread exits; process-wide events counted with atomics on slow paths.
- * hak_stats_get() sums the folded totals and the caches of live threads.
+ * process totals when the thread exits; per-thread events the same way; process-wide events
+ * counted with atomics on slow paths. hak_stats_get() sums the folded totals and the caches of
+ * live threads. Which counters there are, and how each field is made, is the lists in
+ * hakmem.h (HAKMEM_STATS_FIELDS, HAKMEM_CLASS_STATS_FIELDS): this file expands them, and holds
+ * the functions of their DERIVED and CALLER entries.
  *
- * Output at exit (HAKMEM_STATS): a table per size class on stderr (1) or a JSON document
- * (json:PATH, format below). Both are formatted into stack buffers and written with write(2):
- * nothing here allocates.
+ * Output at exit (HAKMEM_STATS): a table on stderr (1) or a JSON document (json:PATH). Both
+ * are formatted into stack buffers and written with write(2): nothing here allocates.
  *
- * JSON (every field is an unsigned integer unless said otherwise; README lists them too):
- *   format                  1, bumped when a field changes meaning or goes away
- *   version                 string, "major.minor.patch" of the library
- *   pid                     the process
- *   config                  headerless, tls_hint, debug, checked, debug_hdrless, asan, tsan,
- *                           override, planted_bug (0/1, planted_bug a number)
- *   totals                  allocs, frees, live_blocks, live_bytes, remote_frees, remote_drains,
- *                           drained_blocks, notifies, refills, spills, adopt_tries, adoptions,
- *                           orphaned_slabs, last_free_releases, hint_hits, hint_misses,
- *                           registry_lookups, ace_grows, threads_started, threads_exited
- *   memory                  peak_rss_bytes, mapped_bytes, returned_bytes, slabs_bound,
- *                           superslabs_mapped, superslabs_unmapped, superslabs_reused
- *   large                   allocs, frees, cache_hits, live_bytes
- *   classes                 array, one object per size class: class, block_size, allocs,
- *                           frees, remote_frees, remote_drains, drained_blocks, refills, spills,
- *                           adoptions, hint_hits, hint_misses, registry_lookups, live_blocks,
- *                           live_bytes
- *   one_shot_logs           array of {tag (string), count}: the one-shot log sites that fired
- *                           (HAKMEM_DEBUG_HDRLESS builds) and how often each was reached
+ * JSON (README's "Statistics" lists every field):
+ *   format         2, bumped when a field changes meaning or goes away, or the members of an
+ *                  object change order (2: they follow the lists)
+ *   version, pid   the library's "major.minor.patch", the process
+ *   config         the build (json_config below)
+ *   totals, memory, large   hak_stats_t's fields, object.key as the list says, in list order
+ *   classes        one object per size class: class, then hak_class_stats_t's fields but the
+ *                  CALLER ones, in list order
+ *   one_shot_logs  {tag, count} per one-shot log site that fired (HAKMEM_DEBUG_HDRLESS)
  * totals.allocs == sum of classes[].allocs + large.allocs; the same for frees. */
 #include <string.h>
 
@@ -65,6 +57,12 @@ void hak_stats_remote_free_dead(hak_class_t cls, bool notified) {
   if (notified) atomic_fetch_add_explicit(&retired_ev.notifies, 1, hak_relaxed);
 }
 
+/* A hint miss by a thread without a cache of its own (none yet, or after its exit: those
+ * caches are shared), counted the same way. */
+void hak_stats_hint_miss_shared(hak_class_t cls) {
+  atomic_fetch_add_explicit(&retired_class.hint_misses[cls], 1, hak_relaxed);
+}
+
 typedef struct sum_s {
   hak_tstat_t cls;
   hak_tevents_t ev;
@@ -95,70 +93,85 @@ static uint64_t g(hak_gstat_t which) {
 
 static uint64_t sub0(uint64_t a, uint64_t b) { return a >= b ? a - b : 0; }
 
-/* One class's row from the sums; tls_cap is the calling thread's. */
-static void class_row(sum_t *s, int c, hak_class_stats_t *out) {
-  hak_tstat_t *t = &s->cls;
-  memset(out, 0, sizeof(*out));
-  out->block_size = hak_class_size(c);
-  out->allocs = ld(&t->allocs[c]);
-  out->frees = ld(&t->frees[c]);
-  out->remote_frees = ld(&t->remote_frees[c]);
-  out->refills = ld(&t->refills[c]);
-  out->spills = ld(&t->spills[c]);
-  out->tls_cap = hak_tc->sll[c].cap;
-  out->remote_drains = ld(&t->remote_drains[c]);
-  out->drained_blocks = ld(&t->drained_blocks[c]);
-  out->adoptions = ld(&t->adoptions[c]);
-  out->hint_misses = ld(&t->hint_misses[c]);
-  /* Only misses are counted (a hit costs no counter on the fast path); every free of a hint
-   * build either hit or missed. */
-  out->hint_hits = HAK_HINT_COMPILED ? sub0(out->frees, out->hint_misses) : 0;
-  /* Every free the hint box did not resolve looked its SuperSlab up in the registry. */
-  out->registry_lookups = sub0(out->frees, out->hint_hits);
-  out->live_blocks = sub0(out->allocs, out->frees);
-  out->live_bytes = out->live_blocks * out->block_size;
+/* ---- the fields, from the lists ------------------------------------------------------- */
+
+/* The DERIVED and CALLER entries of HAKMEM_CLASS_STATS_FIELDS: class c's value, from its row
+ * (every counter, and the computed entries listed above this one). */
+static uint64_t class_block_size(int c, const hak_class_stats_t *r) { return hak_class_size(c); }
+static uint64_t class_tls_cap(int c, const hak_class_stats_t *r) { return hak_tc->sll[c].cap; }
+/* Only misses are counted (a hit costs no counter on the fast path); every free of a hint
+ * build either hit or missed. */
+static uint64_t class_hint_hits(int c, const hak_class_stats_t *r) {
+  return HAK_HINT_COMPILED ? sub0(r->frees, r->hint_misses) : 0;
+}
+/* Every free the hint box did not resolve looked its SuperSlab up in the registry. */
+static uint64_t class_registry_lookups(int c, const hak_class_stats_t *r) {
+  return sub0(r->frees, r->hint_hits);
+}
+static uint64_t class_live_blocks(int c, const hak_class_stats_t *r) {
+  return sub0(r->allocs, r->frees);
+}
+static uint64_t class_live_bytes(int c, const hak_class_stats_t *r) {
+  return r->live_blocks * r->block_size;
 }
 
-static void totals_of(sum_t *s, hak_stats_t *out) {
+/* One class's row from the sums: the counters, then the computed fields in list order. */
+static void class_row(sum_t *s, int c, hak_class_stats_t *out) {
   memset(out, 0, sizeof(*out));
+#define LOAD(name, doc) out->name = ld(&s->cls.name[c]);
+#define CALC(type, name, doc) out->name = (type)class_##name(c, out);
+  HAKMEM_CLASS_STATS_FIELDS(LOAD, HAKMEM_STATS_SKIP, HAKMEM_STATS_SKIP)
+  HAKMEM_CLASS_STATS_FIELDS(HAKMEM_STATS_SKIP, CALC, CALC)
+#undef LOAD
+#undef CALC
+}
+
+/* Every class's row summed (block_size too, which no total reads). */
+static void classes_summed(sum_t *s, hak_class_stats_t *all) {
+  memset(all, 0, sizeof(*all));
   for (int c = 0; c < HAK_NUM_CLASSES; c++) {
     hak_class_stats_t r;
     class_row(s, c, &r);
-    out->allocs += r.allocs;
-    out->frees += r.frees;
-    out->remote_frees += r.remote_frees;
-    out->refills += r.refills;
-    out->spills += r.spills;
-    out->remote_drains += r.remote_drains;
-    out->drained_blocks += r.drained_blocks;
-    out->adoptions += r.adoptions;
-    out->hint_hits += r.hint_hits;
-    out->hint_misses += r.hint_misses;
-    out->registry_lookups += r.registry_lookups;
-    out->live_bytes += r.live_bytes;
+#define ADD(name, doc) all->name += r.name;
+#define ADD_TYPED(type, name, doc) all->name += r.name;
+    HAKMEM_CLASS_STATS_FIELDS(ADD, ADD_TYPED, HAKMEM_STATS_SKIP)
+#undef ADD
+#undef ADD_TYPED
   }
-  out->large_allocs = g(HAK_G_LARGE_ALLOCS);
-  out->large_frees = g(HAK_G_LARGE_FREES);
-  out->large_live_bytes = g(HAK_G_LARGE_LIVE_BYTES);
-  out->allocs += out->large_allocs;
-  out->frees += out->large_frees;
-  out->live_bytes += out->large_live_bytes;
-  out->live_blocks = sub0(out->allocs, out->frees);
-  out->notifies = ld(&s->ev.notifies);
-  out->adopt_tries = ld(&s->ev.adopt_tries);
-  out->ace_grows = ld(&s->ev.ace_grows);
-  out->orphaned_slabs = g(HAK_G_ORPHANED);
-  out->last_free_releases = g(HAK_G_LAST_FREE_RELEASES);
-  out->slabs_bound = g(HAK_G_SLABS_BOUND);
-  out->superslabs_mapped = g(HAK_G_SS_MAPPED);
-  out->superslabs_unmapped = g(HAK_G_SS_UNMAPPED);
-  out->superslabs_reused = g(HAK_G_SS_REUSED);
-  out->large_cache_hits = g(HAK_G_LARGE_CACHE_HITS);
-  out->bytes_mapped = g(HAK_G_BYTES_MAPPED);
-  out->bytes_purged = g(HAK_G_BYTES_PURGED);
-  out->threads_started = g(HAK_G_THREADS_STARTED);
-  out->threads_exited = g(HAK_G_THREADS_EXITED);
-  out->peak_rss_bytes = hak_os_peak_rss_kb() * 1024;
+}
+
+/* The DERIVED entries of HAKMEM_STATS_FIELDS: from the other fields (and the derived ones
+ * above) and the classes summed. */
+static uint64_t total_allocs(const hak_stats_t *t, const hak_class_stats_t *all) {
+  return all->allocs + t->large_allocs;
+}
+static uint64_t total_frees(const hak_stats_t *t, const hak_class_stats_t *all) {
+  return all->frees + t->large_frees;
+}
+static uint64_t total_live_blocks(const hak_stats_t *t, const hak_class_stats_t *all) {
+  return sub0(t->allocs, t->frees);
+}
+static uint64_t total_live_bytes(const hak_stats_t *t, const hak_class_stats_t *all) {
+  return all->live_bytes + t->large_live_bytes;
+}
+static uint64_t total_peak_rss_bytes(const hak_stats_t *t, const hak_class_stats_t *all) {
+  return hak_os_peak_rss_kb() * 1024;
+}
+
+static void totals_of(sum_t *s, hak_stats_t *out) {
+  hak_class_stats_t all;
+  classes_summed(s, &all);
+  memset(out, 0, sizeof(*out));
+#define SUM(name, doc) out->name = all.name;
+#define EVENT(name, doc) out->name = ld(&s->ev.name);
+#define GLOBAL(name, slot, object, key, doc) out->name = g(HAK_G_##slot);
+#define DERIVED(name, object, key, doc) out->name = total_##name(out, &all);
+  HAKMEM_STATS_FIELDS(SUM, EVENT, GLOBAL, HAKMEM_STATS_SKIP)
+  HAKMEM_STATS_FIELDS(HAKMEM_STATS_SKIP, HAKMEM_STATS_SKIP, HAKMEM_STATS_SKIP, DERIVED)
+#undef SUM
+#undef EVENT
+#undef GLOBAL
+#undef DERIVED
 }
 
 hak_api void hak_stats_get(hak_stats_t *out) {
@@ -175,6 +188,53 @@ hak_api void hak_class_stats_get(int cls, hak_class_stats_t *out) {
   sum_t s;
   sum_all(&s);
   class_row(&s, cls, out);
+}
+
+/* ---- the fields as items, in list order: what the table and the JSON show --------------- */
+
+enum stats_object {
+#define OBJECT_ENUM(object) OBJ_##object,
+  HAKMEM_STATS_OBJECTS(OBJECT_ENUM) OBJ_COUNT,
+#undef OBJECT_ENUM
+  OBJ_CLASS = OBJ_COUNT /* an object of classes[] */
+};
+
+static const char *const object_names[OBJ_COUNT] = {
+#define OBJECT_NAME(object) #object,
+    HAKMEM_STATS_OBJECTS(OBJECT_NAME)
+#undef OBJECT_NAME
+};
+
+typedef struct item_s {
+  int object;      /* enum stats_object: where the item goes */
+  const char *key; /* JSON key, table label */
+  uint64_t v;
+} item_t;
+
+#define ONE(...) +1
+enum {
+  STATS_ITEMS = 0 HAKMEM_STATS_FIELDS(ONE, ONE, ONE, ONE),
+  CLASS_ITEMS = 0 HAKMEM_CLASS_STATS_FIELDS(ONE, ONE, HAKMEM_STATS_SKIP)
+};
+#undef ONE
+
+static void stats_items(const hak_stats_t *st, item_t *it) {
+#define TOTAL(name, doc) *it++ = (item_t){OBJ_totals, #name, st->name};
+#define GLOBAL(name, slot, object, key, doc) *it++ = (item_t){OBJ_##object, #key, st->name};
+#define DERIVED(name, object, key, doc) *it++ = (item_t){OBJ_##object, #key, st->name};
+  HAKMEM_STATS_FIELDS(TOTAL, TOTAL, GLOBAL, DERIVED)
+#undef TOTAL
+#undef GLOBAL
+#undef DERIVED
+}
+
+/* A class's fields but the calling thread's own (CALLER). */
+static void class_items(const hak_class_stats_t *r, item_t *it) {
+#define COUNTER(name, doc) *it++ = (item_t){OBJ_CLASS, #name, r->name};
+#define DERIVED(type, name, doc) *it++ = (item_t){OBJ_CLASS, #name, r->name};
+  HAKMEM_CLASS_STATS_FIELDS(COUNTER, DERIVED, HAKMEM_STATS_SKIP)
+#undef COUNTER
+#undef DERIVED
 }
 
 /* ---- output: a stack buffer flushed with write(2) when it fills -------------------------- */
@@ -208,15 +268,27 @@ static void out_str(out_t *o, const char *s) {
   hak_buf_str(&o->b, s);
 }
 
+/* s right-aligned in a column of width w. */
+static void out_right(out_t *o, const char *s, size_t w) {
+  size_t n = strlen(s);
+  out_room(o, w + n);
+  for (size_t i = n; i < w; i++) *o->b.p++ = ' ';
+  for (size_t i = 0; i < n; i++) *o->b.p++ = s[i];
+}
+
+/* Decimal digits of v into tmp (24 bytes), NUL-terminated; their count. */
+static size_t u64_str(char *tmp, uint64_t v) {
+  hak_buf_t t = {tmp, tmp + 23};
+  hak_buf_u64(&t, v);
+  *t.p = '\0';
+  return (size_t)(t.p - tmp);
+}
+
 /* Right-aligned number in a column of width w. */
 static void out_col(out_t *o, uint64_t v, size_t w) {
   char tmp[24];
-  hak_buf_t t = {tmp, tmp + sizeof(tmp)};
-  hak_buf_u64(&t, v);
-  size_t n = (size_t)(t.p - tmp);
-  out_room(o, w + n);
-  for (size_t i = n; i < w; i++) *o->b.p++ = ' ';
-  for (size_t i = 0; i < n; i++) *o->b.p++ = tmp[i];
+  u64_str(tmp, v);
+  out_right(o, tmp, w);
 }
 
 static void out_kv(out_t *o, const char *key, uint64_t v) {
@@ -228,68 +300,66 @@ static void out_kv(out_t *o, const char *key, uint64_t v) {
 
 /* ---- the table (HAKMEM_STATS=1) ----------------------------------------------------------- */
 
+/* Class rows: a column per class field, as wide as its name and at least TABLE_COL. Object
+ * lines (`hakmem: OBJECT key=value ...`) wrap before TABLE_WIDTH characters. */
+#define TABLE_COL 8
+#define TABLE_WIDTH 120
+#define TABLE_PREFIX "hakmem: "
+
 static int stats_fd = 2;
 
 void hak_stats_init(void) {
   if (hak_opt.stats == HAK_STATS_TABLE) stats_fd = hak_os_dup_stderr();
 }
 
-static const char table_head[] =
-    "hakmem: class    size     allocs      frees     remote  drains  refills   spills  adopt"
-    "   hint_hit  hint_miss   registry   live_bytes\n";
+static size_t table_col(const char *key) {
+  size_t n = strlen(key);
+  return n > TABLE_COL ? n : TABLE_COL;
+}
 
-static void table_row(out_t *o, int c, const hak_class_stats_t *r) {
-  out_str(o, "hakmem: ");
-  out_col(o, (uint64_t)c, 5);
-  out_col(o, r->block_size, 8);
-  out_col(o, r->allocs, 11);
-  out_col(o, r->frees, 11);
-  out_col(o, r->remote_frees, 11);
-  out_col(o, r->remote_drains, 8);
-  out_col(o, r->refills, 9);
-  out_col(o, r->spills, 9);
-  out_col(o, r->adoptions, 7);
-  out_col(o, r->hint_hits, 11);
-  out_col(o, r->hint_misses, 11);
-  out_col(o, r->registry_lookups, 11);
-  out_col(o, r->live_bytes, 13);
+static void table_head(out_t *o) {
+  hak_class_stats_t zero = {0};
+  item_t it[CLASS_ITEMS];
+  class_items(&zero, it);
+  out_str(o, TABLE_PREFIX "class");
+  for (int i = 0; i < CLASS_ITEMS; i++) {
+    out_str(o, " ");
+    out_right(o, it[i].key, table_col(it[i].key));
+  }
   out_str(o, "\n");
 }
 
-static void table_totals(out_t *o, const hak_stats_t *st) {
-  out_str(o, "hakmem: large allocs=");
-  out_col(o, st->large_allocs, 0);
-  out_kv(o, "frees", st->large_frees);
-  out_kv(o, "cache_hits", st->large_cache_hits);
-  out_kv(o, "live_bytes", st->large_live_bytes);
-  out_str(o, "\nhakmem: total");
-  out_kv(o, "allocs", st->allocs);
-  out_kv(o, "frees", st->frees);
-  out_kv(o, "live", st->live_blocks);
-  out_kv(o, "live_bytes", st->live_bytes);
-  out_kv(o, "remote_frees", st->remote_frees);
-  out_kv(o, "drains", st->remote_drains);
-  out_kv(o, "notifies", st->notifies);
-  out_kv(o, "refills", st->refills);
-  out_kv(o, "spills", st->spills);
-  out_str(o, "\nhakmem: boxes");
-  out_kv(o, "adopt_tries", st->adopt_tries);
-  out_kv(o, "adoptions", st->adoptions);
-  out_kv(o, "orphaned", st->orphaned_slabs);
-  out_kv(o, "last_free_releases", st->last_free_releases);
-  out_kv(o, "hint_hits", st->hint_hits);
-  out_kv(o, "hint_misses", st->hint_misses);
-  out_kv(o, "registry_lookups", st->registry_lookups);
-  out_kv(o, "ace_grows", st->ace_grows);
-  out_str(o, "\nhakmem: memory");
-  out_kv(o, "peak_rss_kb", st->peak_rss_bytes / 1024);
-  out_kv(o, "mapped_bytes", st->bytes_mapped);
-  out_kv(o, "returned_bytes", st->bytes_purged);
-  out_kv(o, "superslabs", st->superslabs_mapped);
-  out_kv(o, "superslabs_unmapped", st->superslabs_unmapped);
-  out_kv(o, "superslabs_reused", st->superslabs_reused);
-  out_kv(o, "threads", st->threads_started);
+static void table_row(out_t *o, int c, const hak_class_stats_t *r) {
+  item_t it[CLASS_ITEMS];
+  class_items(r, it);
+  out_str(o, TABLE_PREFIX);
+  out_col(o, (uint64_t)c, 5);
+  for (int i = 0; i < CLASS_ITEMS; i++) {
+    out_str(o, " ");
+    out_col(o, it[i].v, table_col(it[i].key));
+  }
   out_str(o, "\n");
+}
+
+static void table_object(out_t *o, int object, const item_t *it, int n) {
+  size_t width = 0; /* of the line so far; 0: no line begun */
+  for (int i = 0; i < n; i++) {
+    if (it[i].object != object) continue;
+    char tmp[24];
+    size_t w = 1 + strlen(it[i].key) + 1 + u64_str(tmp, it[i].v);
+    if (width > 0 && width + w > TABLE_WIDTH) {
+      out_str(o, "\n");
+      width = 0;
+    }
+    if (width == 0) {
+      out_str(o, TABLE_PREFIX);
+      out_str(o, object_names[object]);
+      width = strlen(TABLE_PREFIX) + strlen(object_names[object]);
+    }
+    out_kv(o, it[i].key, it[i].v);
+    width += w;
+  }
+  if (width > 0) out_str(o, "\n");
 }
 
 static void table_logs(out_t *o) {
@@ -297,7 +367,7 @@ static void table_logs(out_t *o) {
   uint64_t counts[HAK_LOG_SITES_MAX];
   int n = hak_log_sites(tags, counts, HAK_LOG_SITES_MAX);
   for (int i = 0; i < n; i++) {
-    out_str(o, "hakmem: one-shot log ");
+    out_str(o, TABLE_PREFIX "one-shot log ");
     out_str(o, tags[i]);
     out_kv(o, "reached", counts[i]);
     out_str(o, "\n");
@@ -309,7 +379,7 @@ hak_api void hak_stats_print(void) {
   sum_all(&s);
   out_t o;
   out_init(&o, stats_fd);
-  out_str(&o, table_head);
+  table_head(&o);
   for (int c = 0; c < HAK_NUM_CLASSES; c++) {
     hak_class_stats_t r;
     class_row(&s, c, &r);
@@ -317,12 +387,16 @@ hak_api void hak_stats_print(void) {
   }
   hak_stats_t st;
   totals_of(&s, &st);
-  table_totals(&o, &st);
+  item_t it[STATS_ITEMS];
+  stats_items(&st, it);
+  for (int k = 0; k < OBJ_COUNT; k++) table_object(&o, k, it, STATS_ITEMS);
   table_logs(&o);
   out_flush(&o);
 }
 
 /* ---- JSON (HAKMEM_STATS=json:PATH) ---------------------------------------------------------- */
+
+#define JSON_FORMAT 2
 
 static void j_key(out_t *o, const char *key) {
   out_str(o, o->first ? "" : ", ");
@@ -357,6 +431,12 @@ static void j_close(out_t *o, const char *bracket) {
   o->first = false;
 }
 
+/* The members of the items that belong to object. */
+static void j_items(out_t *o, const item_t *it, int n, int object) {
+  for (int i = 0; i < n; i++)
+    if (it[i].object == object) j_u64(o, it[i].key, it[i].v);
+}
+
 static void json_config(out_t *o) {
   j_open(o, "config", "{");
   j_u64(o, "headerless", HAKMEM_TINY_HEADERLESS);
@@ -371,64 +451,29 @@ static void json_config(out_t *o) {
   j_close(o, "}");
 }
 
-static void json_totals(out_t *o, const hak_stats_t *st) {
-  j_open(o, "totals", "{");
-  j_u64(o, "allocs", st->allocs);
-  j_u64(o, "frees", st->frees);
-  j_u64(o, "live_blocks", st->live_blocks);
-  j_u64(o, "live_bytes", st->live_bytes);
-  j_u64(o, "remote_frees", st->remote_frees);
-  j_u64(o, "remote_drains", st->remote_drains);
-  j_u64(o, "drained_blocks", st->drained_blocks);
-  j_u64(o, "notifies", st->notifies);
-  j_u64(o, "refills", st->refills);
-  j_u64(o, "spills", st->spills);
-  j_u64(o, "adopt_tries", st->adopt_tries);
-  j_u64(o, "adoptions", st->adoptions);
-  j_u64(o, "orphaned_slabs", st->orphaned_slabs);
-  j_u64(o, "last_free_releases", st->last_free_releases);
-  j_u64(o, "hint_hits", st->hint_hits);
-  j_u64(o, "hint_misses", st->hint_misses);
-  j_u64(o, "registry_lookups", st->registry_lookups);
-  j_u64(o, "ace_grows", st->ace_grows);
-  j_u64(o, "threads_started", st->threads_started);
-  j_u64(o, "threads_exited", st->threads_exited);
-  j_close(o, "}");
-  j_open(o, "memory", "{");
-  j_u64(o, "peak_rss_bytes", st->peak_rss_bytes);
-  j_u64(o, "mapped_bytes", st->bytes_mapped);
-  j_u64(o, "returned_bytes", st->bytes_purged);
-  j_u64(o, "slabs_bound", st->slabs_bound);
-  j_u64(o, "superslabs_mapped", st->superslabs_mapped);
-  j_u64(o, "superslabs_unmapped", st->superslabs_unmapped);
-  j_u64(o, "superslabs_reused", st->superslabs_reused);
-  j_close(o, "}");
-  j_open(o, "large", "{");
-  j_u64(o, "allocs", st->large_allocs);
-  j_u64(o, "frees", st->large_frees);
-  j_u64(o, "cache_hits", st->large_cache_hits);
-  j_u64(o, "live_bytes", st->large_live_bytes);
-  j_close(o, "}");
+static void json_objects(out_t *o, const hak_stats_t *st) {
+  item_t it[STATS_ITEMS];
+  stats_items(st, it);
+  for (int k = 0; k < OBJ_COUNT; k++) {
+    j_open(o, object_names[k], "{");
+    j_items(o, it, STATS_ITEMS, k);
+    j_close(o, "}");
+  }
 }
 
-static void json_class(out_t *o, int c, const hak_class_stats_t *r) {
-  j_open(o, NULL, "{");
-  j_u64(o, "class", (uint64_t)c);
-  j_u64(o, "block_size", r->block_size);
-  j_u64(o, "allocs", r->allocs);
-  j_u64(o, "frees", r->frees);
-  j_u64(o, "remote_frees", r->remote_frees);
-  j_u64(o, "remote_drains", r->remote_drains);
-  j_u64(o, "drained_blocks", r->drained_blocks);
-  j_u64(o, "refills", r->refills);
-  j_u64(o, "spills", r->spills);
-  j_u64(o, "adoptions", r->adoptions);
-  j_u64(o, "hint_hits", r->hint_hits);
-  j_u64(o, "hint_misses", r->hint_misses);
-  j_u64(o, "registry_lookups", r->registry_lookups);
-  j_u64(o, "live_blocks", r->live_blocks);
-  j_u64(o, "live_bytes", r->live_bytes);
-  j_close(o, "}");
+static void json_classes(out_t *o, sum_t *s) {
+  j_open(o, "classes", "[");
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) {
+    hak_class_stats_t r;
+    class_row(s, c, &r);
+    item_t it[CLASS_ITEMS];
+    class_items(&r, it);
+    j_open(o, NULL, "{");
+    j_u64(o, "class", (uint64_t)c);
+    j_items(o, it, CLASS_ITEMS, OBJ_CLASS);
+    j_close(o, "}");
+  }
+  j_close(o, "]");
 }
 
 static void json_logs(out_t *o) {
@@ -453,7 +498,7 @@ static void json_write(int fd) {
   out_t o;
   out_init(&o, fd);
   j_open(&o, NULL, "{");
-  j_u64(&o, "format", 1);
+  j_u64(&o, "format", JSON_FORMAT);
   char ver[32];
   hak_buf_t v = {ver, ver + sizeof(ver) - 1};
   hak_buf_u64(&v, HAKMEM_VERSION_MAJOR);
@@ -465,14 +510,8 @@ static void json_write(int fd) {
   j_str(&o, "version", ver);
   j_u64(&o, "pid", (uint64_t)hak_os_getpid());
   json_config(&o);
-  json_totals(&o, &st);
-  j_open(&o, "classes", "[");
-  for (int c = 0; c < HAK_NUM_CLASSES; c++) {
-    hak_class_stats_t r;
-    class_row(&s, c, &r);
-    json_class(&o, c, &r);
-  }
-  j_close(&o, "]");
+  json_objects(&o, &st);
+  json_classes(&o, &s);
   json_logs(&o);
   j_close(&o, "}\n");
   out_flush(&o);

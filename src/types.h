@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hakmem.h"
 
 /* ---- geometry ------------------------------------------------------------------------- */
 
@@ -120,21 +121,21 @@ typedef struct hak_sll_s {
   uint32_t cap; /* the length above which a push spills; 0 in the static empty cache         */
 } hak_sll_t;
 
-/* Per-class counters of a thread, X(name): one array per counter, indexed by class, so that
- * the fast path's increment is one instruction. Written by the owning thread only (see
- * hak_stat_add). frees counts local and remote frees; hint_misses the frees of headerless
- * builds with the hint box that the hint did not resolve (hint_hits is derived: stats.c). */
-#define HAK_CLASS_COUNTERS(X) \
-  X(allocs) X(frees) X(remote_frees) X(refills) X(spills) X(remote_drains) X(drained_blocks) \
-  X(adoptions) X(hint_misses)
-#define HAK_TSTAT_FIELD(name) _Atomic(uint64_t) name[HAK_NUM_CLASSES];
+/* Per-class counters of a thread: the COUNTER entries of HAKMEM_CLASS_STATS_FIELDS (hakmem.h),
+ * one array per counter, indexed by class, so that the fast path's increment is one
+ * instruction. Written by the owning thread only (see hak_stat_add). frees counts local and
+ * remote frees; hint_misses the frees of headerless builds with the hint box that the hint did
+ * not resolve (hint_hits is derived: stats.c). */
+#define HAK_TSTAT_FIELD(name, doc) _Atomic(uint64_t) name[HAK_NUM_CLASSES];
 typedef struct hak_tstat_s {
-  HAK_CLASS_COUNTERS(HAK_TSTAT_FIELD)
+  HAKMEM_CLASS_STATS_FIELDS(HAK_TSTAT_FIELD, HAKMEM_STATS_SKIP, HAKMEM_STATS_SKIP)
 } hak_tstat_t;
 
-/* Per-thread event counters of no single class (slow paths). */
+/* Per-thread event counters of no single class (slow paths): the EVENT entries of
+ * HAKMEM_STATS_FIELDS. Written by the owning thread only. */
+#define HAK_TEVENT_FIELD(name, doc) _Atomic(uint64_t) name;
 typedef struct hak_tevents_s {
-  _Atomic(uint64_t) notifies, adopt_tries, ace_grows;
+  HAKMEM_STATS_FIELDS(HAKMEM_STATS_SKIP, HAK_TEVENT_FIELD, HAKMEM_STATS_SKIP, HAKMEM_STATS_SKIP)
 } hak_tevents_t;
 
 #define HAK_HINT_WAYS 2

@@ -9,8 +9,9 @@
  *     every reuse, so a recycled or unmapped SuperSlab never hits;
  *   - HAKMEM_TINY_SS_TLS_HINT=0 never inserts: the path is gone and every free goes to the
  *     registry (every free counts a miss, so the derived hint_hits stays 0);
- *   - the static empty cache is never written: a thread without a cache of its own asks the
- *     registry and inserts nothing;
+ *   - only a live cache is written: a thread without a cache of its own (the static empty cache,
+ *     or the shared dead cache after its exit) asks the registry, inserts nothing and counts its
+ *     miss in the process totals;
  *   - only the owning thread reads or writes its entries.
  */
 #include "../fast.h"
@@ -45,10 +46,12 @@ void hak_free_hint_miss(void *p, hak_tcache_t *tc, bool entry) {
     hak_free_slow(p);
     return;
   }
-  if (tc != &hak_tc_empty) {
+  hak_class_t c = hak_run_in(ss, u)->class_idx;
+  if (tc->state == HAK_TC_LIVE) {
     hak_hint_insert(tc, (uintptr_t)ss);
-    hak_class_t c = hak_run_in(ss, u)->class_idx;
     if (c < HAK_NUM_CLASSES) hak_stat_inc(tc->stat.hint_misses[c]);
+  } else if (c < HAK_NUM_CLASSES) {
+    hak_stats_hint_miss_shared(c); /* the static empty and dead caches are shared: no writes */
   }
   hak_free_in(p, tc, ss);
 }

@@ -4,13 +4,14 @@
 Runs PROG (tests/api/api_stats.c) under HAKMEM_STATS=json:PATH and HAKMEM_STATS=1 and checks
 what hakmem reports:
   - the JSON holds exactly the fields README.md documents (the `section.field` rows of its
-    "HAKMEM_STATS=json" table), no more, no less;
+    tables headed `| field |`), no more, no less, each object's members in the README's order;
   - totals are the sums of the classes plus the large allocations; live = allocs - frees;
   - the counts cover what PROG says it did (exactly, when hakmem does not own libc's malloc);
   - config matches the build (KEY=VALUE arguments, e.g. headerless=1 override=0);
   - in HAKMEM_DEBUG_HDRLESS builds each one-shot log that fired printed one line and counted
     every time it was reached ([REMOTE_DRAIN], and [HINT_LOOKUP] with the hint box);
-  - the table (HAKMEM_STATS=1) has its header, one row per used class and the totals lines;
+  - the table (HAKMEM_STATS=1) has a column per documented classes[] counter and a line per
+    object with its documented counters, in the README's order, and one row per used class;
   - a stats file that cannot be written, an empty json: path and an empty HAKMEM_TRACE warn and
     the program still exits 0.
 Prints "FAIL: ..." and exits 1 on the first mismatch."""
@@ -36,28 +37,40 @@ def run(prog, env_extra):
 
 
 def documented_fields(readme):
-    """The first column of the README table headed `| field | meaning |`."""
+    """The first column of README's tables headed `| field |`, in order."""
     text = open(readme, encoding="utf-8").read()
-    start = text.find("| field | meaning |")
-    if start < 0:
-        fail("README has no '| field | meaning |' table")
-    table = text[start:].split("\n\n", 1)[0]
-    fields = set(re.findall(r"^\| `([a-z_]+(?:\[\])?\.[a-z_]+|[a-z_]+)` \|", table, re.M))
+    tables = re.findall(r"^\| field \|.*\n((?:\|.*\n)*)", text, re.M)
+    fields = [f for t in tables
+              for f in re.findall(r"^\| `([a-z_]+(?:\[\])?\.[a-z_]+|[a-z_]+)` \|", t, re.M)]
     if len(fields) < 20:
         fail(f"README documents only {len(fields)} stats fields (table missing?)")
+    if len(set(fields)) != len(fields):
+        fail(f"README documents a field twice: {sorted(f for f in fields if fields.count(f) > 1)}")
     return fields
 
 
 def json_fields(d):
-    out = set()
+    """The document's fields in its order; an array's members are those of each of its objects."""
+    out = []
     for k, v in d.items():
         if isinstance(v, dict):
-            out |= {f"{k}.{f}" for f in v}
+            out += [f"{k}.{f}" for f in v]
         elif isinstance(v, list):
-            for item in v:
-                out |= {f"{k}[].{f}" for f in item}
+            members = [list(item) for item in v]
+            if any(m != members[0] for m in members):
+                fail(f"the objects of {k}[] differ in their members")
+            out += [f"{k}[].{f}" for f in (members[0] if members else [])]
         else:
-            out.add(k)
+            out.append(k)
+    return out
+
+
+def by_object(fields):
+    """{object: its members in order}; top-level fields under ""."""
+    out = {}
+    for f in fields:
+        obj, _, member = f.rpartition(".")
+        out.setdefault(obj, []).append(member)
     return out
 
 
@@ -118,25 +131,28 @@ def check_json(d, did, config):
         fail(f"pid/version: {d['pid']} {d['version']}")
 
 
-def check_table(stderr):
+def check_table(stderr, documented):
     lines = stderr.splitlines()
-    head = [l for l in lines if re.match(r"hakmem: class +size +allocs", l)]
+    objects = by_object(documented)
+    head = [l for l in lines if re.match(r"hakmem: class ", l)]
     if len(head) != 1:
         fail(f"table header missing:\n{stderr}")
     cols = head[0].split()[1:]
-    for want in ("remote", "drains", "refills", "spills", "adopt", "hint_hit", "hint_miss",
-                 "registry", "live_bytes"):
-        if want not in cols:
-            fail(f"table has no column {want}: {head[0]}")
+    want = ["class"] + [f for f in objects["classes[]"] if f != "class"]
+    if cols != want:
+        fail(f"table columns {cols}, README documents {want}")
     rows = [l.split()[1:] for l in lines if re.match(r"hakmem: +\d+ +\d+ ", l)]
     if not rows or any(len(r) != len(cols) for r in rows):
         fail(f"table rows missing or ragged:\n{stderr}")
-    remote = cols.index("remote")
+    remote = cols.index("remote_frees")
     if max(int(r[remote]) for r in rows) < 800:
         fail("no class row shows the 800 remote frees")
-    for prefix in ("hakmem: total allocs=", "hakmem: large allocs=", "hakmem: memory peak_rss_kb="):
-        if not any(l.startswith(prefix) for l in lines):
-            fail(f"no '{prefix}' line:\n{stderr}")
+    for obj, want in objects.items():
+        if obj in ("", "config") or obj.endswith("[]"):
+            continue
+        items = [kv.split("=") for l in lines if l.startswith(f"hakmem: {obj} ") for kv in l.split()[2:]]
+        if [k for k, _ in items] != want or not all(v.isdigit() for _, v in items):
+            fail(f"table lines of {obj}: {items}, README documents {want}")
 
 
 def main():
@@ -152,18 +168,22 @@ def main():
         d = json.load(open(path))
     except (OSError, ValueError) as e:
         fail(f"no valid JSON at {path}: {e}")
-    want, got = documented_fields(readme), json_fields(d)
+    documented, got = documented_fields(readme), json_fields(d)
     # An empty array shows no member fields: only its documented members are left unchecked.
     empty = {k for k, v in d.items() if isinstance(v, list) and not v}
-    want = {f for f in want if f.split("[]")[0] not in empty or "[]" not in f}
+    want = [f for f in documented if f.split("[]")[0] not in empty or "[]" not in f]
     missing_top = {f.split(".")[0].split("[]")[0] for f in want} - set(d)
     if missing_top:
         fail(f"documented but missing: {sorted(missing_top)}")
-    if got != want:
-        fail(f"fields not documented: {sorted(got - want)}; documented but missing: {sorted(want - got)}")
+    if set(got) != set(want):
+        fail(f"fields not documented: {sorted(set(got) - set(want))}; "
+             f"documented but missing: {sorted(set(want) - set(got))}")
+    for obj, members in by_object(got).items():
+        if members != by_object(want)[obj]:
+            fail(f"{obj or 'the document'}: members {members}, README's order {by_object(want)[obj]}")
     check_json(d, did, config)
     check_logs(d, r.stderr, config)
-    check_table(run(prog, {"HAKMEM_STATS": "1"}).stderr)
+    check_table(run(prog, {"HAKMEM_STATS": "1"}).stderr, documented)
     bad = {"HAKMEM_STATS": "json:/nonexistent-dir/stats.json"}
     if "hakmem: warning: cannot write the statistics file: /nonexistent-dir/stats.json" not in run(prog, bad).stderr:
         fail("no warning for an unwritable stats file")

@@ -4,7 +4,7 @@
 # Runs CMD twice, first as it is, then with LD_PRELOAD=$HAKMEM_LIB and HAKMEM_STATS=1, and
 # passes only if both runs print the same stdout and exit with the same status, and the
 # preloaded run's stderr holds hakmem's exit statistics with a nonzero allocation count
-# ("hakmem: total allocs=N ..."), which proves the preload took effect. With --any-allocs a
+# ("hakmem: totals allocs=N ..."), which proves the preload took effect. With --any-allocs a
 # statistics line is enough (for programs that may never call malloc, like /bin/true).
 #
 # Each run gets a fresh scratch directory, exported as HAK_TEST_WORKDIR and made the current
@@ -90,9 +90,9 @@ if ! cmp -s "$root/plain.out" "$root/preload.out"; then
   status=1
 fi
 if [ "$any_allocs" -eq 1 ]; then
-  pattern='^hakmem: total allocs=[0-9]'
+  pattern='^hakmem: totals allocs=[0-9]'
 else
-  pattern='^hakmem: total allocs=[1-9]'
+  pattern='^hakmem: totals allocs=[1-9]'
 fi
 if ! grep -Eq "$pattern" "$root/preload.err"; then
   echo "FAIL: $name: no '$pattern' line on the preloaded run's stderr (preload not effective?)" >&2
@@ -101,6 +101,6 @@ if ! grep -Eq "$pattern" "$root/preload.err"; then
 fi
 if [ "$status" -eq 0 ]; then
   echo "PASS: $name: same stdout ($(wc -c <"$root/plain.out") bytes) and exit status ($plain_rc)"
-  grep -E '^hakmem: total' "$root/preload.err" | head -n 3
+  grep -E '^hakmem: totals' "$root/preload.err" | head -n 3
 fi
 exit "$status"

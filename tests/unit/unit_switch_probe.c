@@ -178,20 +178,13 @@ static void workload_local(void) {
 
 /* ---- expectations --------------------------------------------------------------------------- */
 
-#define FIELD(name) {#name, offsetof(hak_stats_t, name)}
+/* Every field of hak_stats_t, by name. */
+#define FIELD(name, ...) {#name, offsetof(hak_stats_t, name)},
 static const struct {
   const char *name;
   size_t off;
-} fields[] = {
-    FIELD(allocs),           FIELD(frees),           FIELD(remote_frees),
-    FIELD(remote_drains),    FIELD(drained_blocks),  FIELD(notifies),
-    FIELD(refills),          FIELD(spills),          FIELD(adopt_tries),
-    FIELD(adoptions),        FIELD(orphaned_slabs),  FIELD(last_free_releases),
-    FIELD(hint_hits),        FIELD(hint_misses),     FIELD(registry_lookups),
-    FIELD(ace_grows),        FIELD(slabs_bound),     FIELD(superslabs_mapped),
-    FIELD(superslabs_unmapped), FIELD(superslabs_reused), FIELD(live_blocks),
-    FIELD(threads_started),  FIELD(threads_exited),
-};
+} fields[] = {HAKMEM_STATS_FIELDS(FIELD, FIELD, FIELD, FIELD)};
+#undef FIELD
 
 static int value_of(const char *s, long long *out) {
   char *end;
