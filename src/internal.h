@@ -273,7 +273,9 @@ extern _Atomic(uint64_t) hak_ss_release_epoch;
 hak_slab_t *hak_superslab_take_run(int cls);
 /* Returns an unbound, owner-less, fully free run to its SuperSlab. */
 void hak_superslab_release_run(hak_slab_t *head);
-size_t hak_superslab_trim(bool force);
+size_t hak_superslab_trim(bool force); /* bytes given back */
+/* The decay has something left to return (a hint for the purge thread: see superslab.c). */
+bool hak_superslab_pending(void);
 /* Returns memory whose decay has passed; called from slow paths now and then. */
 void hak_superslab_tick(void);
 void hak_superslab_lock_all(void);
@@ -358,7 +360,8 @@ void hak_large_free(void *p, hak_large_t *h);
 hak_large_t *hak_large_header_at(uintptr_t region, int kind);
 hak_large_t *hak_large_peek(const void *p, int kind);   /* live header of p, or NULL */
 hak_large_t *hak_large_lookup(const void *p, int kind); /* live header of p, or fail */
-size_t hak_large_trim(bool force);
+size_t hak_large_trim(bool force); /* bytes given back */
+bool hak_large_pending(void);      /* the cache holds a mapping (a hint: see large.c) */
 void hak_large_lock_all(void);
 void hak_large_unlock_all(void);
 
