@@ -197,6 +197,11 @@ void hak_os_yield(void);
 /* Runs path with argv and envp (stdout and stderr to /dev/null) in a child made without
  * fork handlers, waits for it; its exit status, or -1. Lets any process trace this one. */
 int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]);
+/* The purge thread: a detached thread with every signal blocked (false when none was made). */
+bool hak_os_thread_start(void *(*fn)(void *), const char *name);
+void hak_os_futex_wait(_Atomic(uint32_t) *word, uint32_t val); /* while *word == val */
+void hak_os_futex_wake(_Atomic(uint32_t) *word);                /* one waiter */
+void hak_os_sleep_ms(uint64_t ms);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
