@@ -78,6 +78,9 @@ typedef struct hak_stats_s {
   uint64_t large_frees;      /* frees of large allocations                     */
   uint64_t large_live_bytes; /* usable bytes of live large allocations         */
   uint64_t peak_rss_bytes;   /* the process's peak resident set size           */
+  uint64_t purge_wakeups;    /* times the purge thread was woken from its sleep */
+  uint64_t purge_passes;     /* decay passes the purge thread ran              */
+  uint64_t purge_bytes;      /* bytes the purge thread returned to the OS      */
 } hak_stats_t;
 
 void hak_stats_get(hak_stats_t *out);

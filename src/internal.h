@@ -211,6 +211,7 @@ typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
   long stats; /* enum hak_stats_mode */
   long verbose, decay_ms, large_cache_mb, thp, remote_batch;
+  long purge_thread;
   long crash_report, crash_gcore;
   char stats_path[HAK_PATH_MAX]; /* HAKMEM_STATS=json:PATH, else "" */
   char trace_path[HAK_PATH_MAX]; /* HAKMEM_TRACE=PATH, else "" */
@@ -253,7 +254,8 @@ typedef enum hak_gstat_e {
   HAK_G_ORPHANED, HAK_G_LAST_FREE_RELEASES, HAK_G_SLABS_BOUND, HAK_G_SS_MAPPED,
   HAK_G_SS_UNMAPPED, HAK_G_SS_REUSED, HAK_G_LARGE_ALLOCS, HAK_G_LARGE_CACHE_HITS,
   HAK_G_LARGE_FREES, HAK_G_BYTES_MAPPED, HAK_G_BYTES_PURGED, HAK_G_THREADS_STARTED,
-  HAK_G_THREADS_EXITED, HAK_G_LARGE_LIVE_BYTES, HAK_G_COUNT
+  HAK_G_THREADS_EXITED, HAK_G_LARGE_LIVE_BYTES, HAK_G_PURGE_WAKEUPS, HAK_G_PURGE_PASSES,
+  HAK_G_PURGE_BYTES, HAK_G_COUNT
 } hak_gstat_t;
 void hak_gstat_add(hak_gstat_t which, int64_t n);
 void hak_stats_at_exit(void);
@@ -369,6 +371,28 @@ size_t hak_large_trim(bool force); /* bytes given back */
 bool hak_large_pending(void);      /* the cache holds a mapping (a hint: see large.c) */
 void hak_large_lock_all(void);
 void hak_large_unlock_all(void);
+
+/* ---- purge.c: the purge thread (HAKMEM_PURGE_THREAD) ----------------------------------------- */
+
+/* The futex word: the thread's state. Ordered so that one compare tells the notifier it has
+ * nothing to do (AWAKE, OFF). */
+enum hak_purge_state {
+  HAK_PURGE_UNSTARTED = 0, /* no thread yet: the first notify with work pending starts it   */
+  HAK_PURGE_ASLEEP = 1,    /* waits on the futex until a notify finds work pending          */
+  HAK_PURGE_AWAKE = 2,     /* runs the decay every decay_ms / 4 while work is pending       */
+  HAK_PURGE_OFF = 3        /* never a thread: switched off, before start-up, or no thread   */
+};
+extern _Atomic(uint32_t) hak_purge_state;
+void hak_purge_init(void);       /* end of process start: UNSTARTED unless switched off */
+void hak_purge_fork_child(void); /* atfork child: the thread did not come along */
+void hak_purge_notify_slow(void);
+/* After a slow path that may have left memory for the decay, with no hakmem lock held and the
+ * calling thread's cache consistent (a start calls pthread_create, which may allocate). The
+ * thread awake: one relaxed load and a branch. */
+static inline void hak_purge_notify(void) {
+  if (hak_unlikely(atomic_load_explicit(&hak_purge_state, hak_relaxed) < HAK_PURGE_AWAKE))
+    hak_purge_notify_slow();
+}
 
 /* ---- trace.c: allocation traces (HAKMEM_TRACE) ------------------------------------------ */
 

@@ -17,7 +17,8 @@
  *                           orphaned_slabs, last_free_releases, hint_hits, hint_misses,
  *                           registry_lookups, ace_grows, threads_started, threads_exited
  *   memory                  peak_rss_bytes, mapped_bytes, returned_bytes, slabs_bound,
- *                           superslabs_mapped, superslabs_unmapped, superslabs_reused
+ *                           superslabs_mapped, superslabs_unmapped, superslabs_reused,
+ *                           purge_wakeups, purge_passes, purge_bytes
  *   large                   allocs, frees, cache_hits, live_bytes
  *   classes                 array, one object per size class: class, block_size, allocs,
  *                           frees, remote_frees, remote_drains, drained_blocks, refills, spills,
@@ -156,6 +157,9 @@ static void totals_of(sum_t *s, hak_stats_t *out) {
   out->bytes_purged = g(HAK_G_BYTES_PURGED);
   out->threads_started = g(HAK_G_THREADS_STARTED);
   out->threads_exited = g(HAK_G_THREADS_EXITED);
+  out->purge_wakeups = g(HAK_G_PURGE_WAKEUPS);
+  out->purge_passes = g(HAK_G_PURGE_PASSES);
+  out->purge_bytes = g(HAK_G_PURGE_BYTES);
   out->peak_rss_bytes = hak_os_peak_rss_kb() * 1024;
 }
 
@@ -287,6 +291,9 @@ static void table_totals(out_t *o, const hak_stats_t *st) {
   out_kv(o, "superslabs_unmapped", st->superslabs_unmapped);
   out_kv(o, "superslabs_reused", st->superslabs_reused);
   out_kv(o, "threads", st->threads_started);
+  out_kv(o, "purge_wakeups", st->purge_wakeups);
+  out_kv(o, "purge_passes", st->purge_passes);
+  out_kv(o, "purge_bytes", st->purge_bytes);
   out_str(o, "\n");
 }
 
@@ -400,6 +407,9 @@ static void json_totals(out_t *o, const hak_stats_t *st) {
   j_u64(o, "superslabs_mapped", st->superslabs_mapped);
   j_u64(o, "superslabs_unmapped", st->superslabs_unmapped);
   j_u64(o, "superslabs_reused", st->superslabs_reused);
+  j_u64(o, "purge_wakeups", st->purge_wakeups);
+  j_u64(o, "purge_passes", st->purge_passes);
+  j_u64(o, "purge_bytes", st->purge_bytes);
   j_close(o, "}");
   j_open(o, "large", "{");
   j_u64(o, "allocs", st->large_allocs);

@@ -149,6 +149,7 @@ void hak_spill_slow(hak_tcache_t *tc, int cls) {
   hak_stat_inc(tc->stat.spills[cls]);
   hak_assert_expensive(hak_checked_sll_ok(tc, (unsigned)cls));
   hak_tc_busy_leave(tc);
+  hak_purge_notify(); /* emptied runs went back to their SuperSlabs */
 }
 
 void hak_sll_flush_all(hak_tcache_t *tc) {
