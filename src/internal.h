@@ -122,6 +122,7 @@ enum hak_sched_point {
   HAK_SP_DRAIN,          /* a drain took the stack, its blocks not yet on the freelist     */
   HAK_SP_ORPHAN_PUBLISH, /* an exiting owner gave up the owner word, not yet the run       */
   HAK_SP_BEFORE_RELEASE, /* a run is about to go back to its SuperSlab                     */
+  HAK_SP_PURGE_SLEEP,    /* the purge thread saw no work pending, not yet marked ASLEEP    */
   HAK_SP_BEFORE_UNMAP,   /* an empty SuperSlab is about to be unmapped                     */
   HAK_SP_COUNT
 };

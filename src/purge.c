@@ -79,6 +79,7 @@ static uint64_t purge_interval_ms(void) {
 
 /* AWAKE -> ASLEEP, and back once a notify finds work pending. */
 static void purge_sleep(void) {
+  hak_sched_point(HAK_SP_PURGE_SLEEP, NULL); /* work left from here on finds the thread AWAKE */
   atomic_store_explicit(&hak_purge_state, HAK_PURGE_ASLEEP, hak_relaxed);
   if (purge_pending_locked()) {
     uint32_t asleep = HAK_PURGE_ASLEEP; /* a notifier may have set AWAKE already */
