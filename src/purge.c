@@ -136,7 +136,10 @@ void hak_purge_init(void) {
     atomic_store_explicit(&hak_purge_state, HAK_PURGE_UNSTARTED, memory_order_release);
 }
 
+/* Under ThreadSanitizer a child of a multi-threaded process may not start a thread (TSan ends
+ * it): there the child keeps its decay on slow paths. */
 void hak_purge_fork_child(void) {
-  atomic_store_explicit(&hak_purge_state,
-                        hak_opt.purge_thread ? HAK_PURGE_UNSTARTED : HAK_PURGE_OFF, hak_relaxed);
+  bool restart = hak_opt.purge_thread && !HAKMEM_TSAN;
+  atomic_store_explicit(&hak_purge_state, restart ? HAK_PURGE_UNSTARTED : HAK_PURGE_OFF,
+                        hak_relaxed);
 }

@@ -167,7 +167,7 @@ static void mode_fork(void) {
 }
 
 int main(int argc, char **argv) {
-  int tasks0 = t_tasks(NULL, NULL);
+  int tasks0 = t_tasks_base();
   const char *mode = argc > 1 ? argv[1] : "returns";
   if (strcmp(mode, "returns") == 0) mode_returns(argc > 2 ? atof(argv[2]) : 20, tasks0);
   else if (strcmp(mode, "keeps") == 0) mode_keeps(tasks0);

@@ -5,6 +5,7 @@
 #define HAK_PROC_H
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,18 @@ static inline int t_tasks(const char *comm, long *tid) {
   t_tasks_foreach(t_task_count_one, &c);
   if (tid != NULL) *tid = c.tid;
   return c.n;
+}
+
+static inline void *t_proc_nothing(void *arg) { return arg; }
+
+/* How many threads this process has once the sanitizer's own exist: ThreadSanitizer starts a
+ * background thread with the program's first pthread_create, so one thread is started and
+ * joined first. Call it before anything could start the purge thread. */
+static inline int t_tasks_base(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, t_proc_nothing, NULL) != 0) t_fail("pthread_create failed");
+  pthread_join(t, NULL);
+  return t_tasks(NULL, NULL);
 }
 
 #endif /* HAK_PROC_H */
