@@ -41,7 +41,7 @@ static void nap_ms(long ms) {
     }                                                                           \
   } while (0)
 
-/* ---- what leaves work for the decay ----------------------------------------------------------- */
+/* ---- what leaves work for the decay ---------------------------------------------------------- */
 
 static void large_free(void) {
   void *p = hak_malloc(1 << 20);
@@ -70,7 +70,7 @@ static void leave_work(int r) {
   else u_run_thread(small_churn, NULL);
 }
 
-/* ---- checks ------------------------------------------------------------------------------------ */
+/* ---- checks ---------------------------------------------------------------------------------- */
 
 /* The first work starts the thread, at once, without a cache of its own. */
 static void check_start(void) {
