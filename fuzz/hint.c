@@ -249,7 +249,13 @@ static const f_seq_t seq = {.op = run_op, .thread_start = thread_start, .finish 
                             .max_ops = MAX_OPS, .max_threads = 1};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  hak_opt.decay_ms = 3600000; /* no SuperSlab is unmapped but by the trims */
+  static bool once;
+  if (!once) {
+    /* No SuperSlab is unmapped but by the trims. Set once, before the first free: the purge
+     * thread reads it. */
+    hak_opt.decay_ms = 3600000;
+    once = true;
+  }
   nseen = 0;
   workers = 0;
   f_seq_run(&seq, data, size);

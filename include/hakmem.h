@@ -134,6 +134,9 @@ int hak_owns(const void *ptr);
   GLOBAL(large_frees, LARGE_FREES, large, frees, "frees of large allocations") \
   GLOBAL(large_live_bytes, LARGE_LIVE_BYTES, large, live_bytes, "usable bytes of live large allocations") \
   DERIVED(peak_rss_bytes, memory, peak_rss_bytes, "the process's peak resident set size") \
+  GLOBAL(purge_wakeups, PURGE_WAKEUPS, memory, purge_wakeups, "times the purge thread was woken from its sleep") \
+  GLOBAL(purge_passes, PURGE_PASSES, memory, purge_passes, "decay passes the purge thread ran") \
+  GLOBAL(purge_bytes, PURGE_BYTES, memory, purge_bytes, "bytes the purge thread returned to the OS") \
   /* a new entry goes here, last */
 /* clang-format on */
 

@@ -21,6 +21,7 @@ static void *slab_alloc(size_t n) {
     p = hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
   }
   hak_tc_release(tc);
+  hak_purge_notify(); /* the refill may have released runs (collected or pushed frees) */
   return p;
 }
 
@@ -89,6 +90,7 @@ hak_noinline void hak_free_slow(void *p) {
   unsigned kind = hak_registry_kind(u);
   if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
     hak_large_free(p, hak_large_lookup(p, (int)kind));
+    hak_purge_notify(); /* the mapping is cached */
     return;
   }
   uint8_t *base;

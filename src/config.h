@@ -36,6 +36,9 @@
  *   HAKMEM_VERBOSE=0            1: print version, build configuration and options at start
  *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
  *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse
+ *   HAKMEM_PURGE_THREAD=1       a background thread (purge.c) runs the decay while memory is
+ *                               pending, so an idle program returns it too; 0: no thread is
+ *                               ever created, the decay runs on slow paths of later calls only
  *   HAKMEM_THP=2                transparent huge pages: 2 for large blocks only (a block that
  *                               fills its pages faults 512 times less), 1 for every mapping,
  *                               0 refused everywhere

@@ -7,7 +7,9 @@
  *   key destructors) to one global cache under a lock. Nothing is re-registered or leaked.
  * - fork(): every global lock is taken before and released after, in parent and child; the
  *   child takes over the caches and runs of the parent's other threads; a traced child switches
- *   to a trace file of its own.
+ *   to a trace file of its own; the child has no purge thread until its first notify.
+ * - Thread exit and the slow paths notify the purge thread (purge.c) once their locks are let
+ *   go; it starts only after process start-up.
  * - Caches are never unmapped, only recycled: a late remote notify to an exited thread's cache
  *   writes to valid memory (adopt.c closes the notify stack of an exiting cache).
  */
@@ -130,6 +132,7 @@ static void thread_exit(void *arg) {
   hak_thread_done(tc);
   tc->state = HAK_TC_DEAD;
   tc_recycle(tc);
+  hak_purge_notify(); /* its runs went back to their SuperSlabs */
 }
 
 hak_noinline hak_tcache_t *hak_thread_init_slow(void) {
@@ -198,6 +201,7 @@ static void take_over(hak_tcache_t *tc) {
 
 static void fork_child(void) {
   fork_release();
+  hak_purge_fork_child();
   if (hak_tracing()) hak_trace_fork_child();
 #if HAK_PLANTED(fork_no_takeover) /* planted bug: the other threads' caches are left behind */
   return;
@@ -235,6 +239,7 @@ void hak_process_init(void) {
   pthread_atfork(fork_prepare, fork_release, fork_child);
   atomic_store_explicit(&process_state, 2, memory_order_release);
   process_init_running = 0;
+  hak_purge_init();
   if (hak_opt.verbose) hak_options_print();
 }
 

@@ -123,6 +123,7 @@ enum hak_sched_point {
   HAK_SP_DRAIN,          /* a drain took the stack, its blocks not yet on the freelist     */
   HAK_SP_ORPHAN_PUBLISH, /* an exiting owner gave up the owner word, not yet the run       */
   HAK_SP_BEFORE_RELEASE, /* a run is about to go back to its SuperSlab                     */
+  HAK_SP_PURGE_SLEEP,    /* the purge thread saw no work pending, not yet marked ASLEEP    */
   HAK_SP_BEFORE_UNMAP,   /* an empty SuperSlab is about to be unmapped                     */
   HAK_SP_COUNT
 };
@@ -198,6 +199,11 @@ void hak_os_yield(void);
 /* Runs path with argv and envp (stdout and stderr to /dev/null) in a child made without
  * fork handlers, waits for it; its exit status, or -1. Lets any process trace this one. */
 int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]);
+/* The purge thread: a detached thread with every signal blocked (false when none was made). */
+bool hak_os_thread_start(void *(*fn)(void *), const char *name);
+void hak_os_futex_wait(_Atomic(uint32_t) *word, uint32_t val); /* while *word == val */
+void hak_os_futex_wake(_Atomic(uint32_t) *word);                /* one waiter */
+void hak_os_sleep_ms(uint64_t ms);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
@@ -207,6 +213,7 @@ typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
   long stats; /* enum hak_stats_mode */
   long verbose, decay_ms, large_cache_mb, thp, remote_batch;
+  long purge_thread;
   long crash_report, crash_gcore;
   char stats_path[HAK_PATH_MAX]; /* HAKMEM_STATS=json:PATH, else "" */
   char trace_path[HAK_PATH_MAX]; /* HAKMEM_TRACE=PATH, else "" */
@@ -275,7 +282,9 @@ extern _Atomic(uint64_t) hak_ss_release_epoch;
 hak_slab_t *hak_superslab_take_run(hak_class_t cls);
 /* Returns an unbound, owner-less, fully free run to its SuperSlab. */
 void hak_superslab_release_run(hak_slab_t *head);
-size_t hak_superslab_trim(bool force);
+size_t hak_superslab_trim(bool force); /* bytes given back */
+/* The decay has something left to return (a hint for the purge thread: see superslab.c). */
+bool hak_superslab_pending(void);
 /* Returns memory whose decay has passed; called from slow paths now and then. */
 void hak_superslab_tick(void);
 void hak_superslab_lock_all(void);
@@ -359,9 +368,32 @@ void hak_large_free(void *p, hak_large_t *h);
 hak_large_t *hak_large_header_at(uintptr_t region, int kind);
 hak_large_t *hak_large_peek(const void *p, int kind);   /* live header of p, or NULL */
 hak_large_t *hak_large_lookup(const void *p, int kind); /* live header of p, or fail */
-size_t hak_large_trim(bool force);
+size_t hak_large_trim(bool force); /* bytes given back */
+bool hak_large_pending(void);      /* the cache holds a mapping (a hint: see large.c) */
 void hak_large_lock_all(void);
 void hak_large_unlock_all(void);
+
+/* ---- purge.c: the purge thread (HAKMEM_PURGE_THREAD) ----------------------------------------- */
+
+/* The futex word: the thread's state. Ordered so that one compare tells the notifier it has
+ * nothing to do (AWAKE, OFF). */
+enum hak_purge_state {
+  HAK_PURGE_UNSTARTED = 0, /* no thread yet: the first notify with work pending starts it   */
+  HAK_PURGE_ASLEEP = 1,    /* waits on the futex until a notify finds work pending          */
+  HAK_PURGE_AWAKE = 2,     /* runs the decay every decay_ms / 4 while work is pending       */
+  HAK_PURGE_OFF = 3        /* never a thread: switched off, before start-up, or no thread   */
+};
+extern _Atomic(uint32_t) hak_purge_state;
+void hak_purge_init(void);       /* end of process start: UNSTARTED unless switched off */
+void hak_purge_fork_child(void); /* atfork child: the thread did not come along */
+void hak_purge_notify_slow(void);
+/* After a slow path that may have left memory for the decay, with no hakmem lock held and the
+ * calling thread's cache consistent (a start calls pthread_create, which may allocate). The
+ * thread awake: one relaxed load and a branch. */
+static inline void hak_purge_notify(void) {
+  if (hak_unlikely(atomic_load_explicit(&hak_purge_state, hak_relaxed) < HAK_PURGE_AWAKE))
+    hak_purge_notify_slow();
+}
 
 /* ---- trace.c: allocation traces (HAKMEM_TRACE) ------------------------------------------ */
 

@@ -13,7 +13,9 @@
  *
  * Invariants: a cached mapping stays registered with user == NULL, so a second free of it is a
  * diagnosed double free; it is unregistered before it is unmapped or moved; the cache holds at most
- * HAKMEM_LARGE_CACHE_MB; entries older than the decay are unmapped on the next large call.
+ * HAKMEM_LARGE_CACHE_MB; entries older than the decay are unmapped on the next large call (or
+ * by the purge thread); large_pending is true whenever the cache holds a mapping (set by the
+ * free that caches it, recomputed by every decay pass; a reuse may leave it stale-true).
  * Checked builds: a cached mapping holds HAK_FREE_FILL in the page after its header, verified
  * when the mapping is reused (the rest of a large block is not covered).
  */
@@ -27,6 +29,7 @@
 static hak_lock_t large_lock;
 static hak_large_t *cache;  /* most recently freed first */
 static size_t cache_bytes;
+static _Atomic(bool) large_pending; /* written under large_lock, peeked without */
 
 static size_t page_up(size_t n) { return (n + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1); }
 
@@ -62,21 +65,23 @@ static void unmap_entry(hak_large_t *h) {
   hak_os_unmap(h->map, h->map_size);
 }
 
-static void cache_unlink(hak_large_t **link) {
+/* Takes the entry at link off the cache and unmaps it; its size. */
+static size_t cache_unlink(hak_large_t **link) {
   hak_large_t *h = *link;
+  size_t size = h->map_size;
   *link = h->next;
-  cache_bytes -= h->map_size;
+  cache_bytes -= size;
   unmap_entry(h);
+  return size;
 }
 
 /* Unmaps cached entries older than the decay (all of them when forced), then the oldest ones
- * while the cache is over budget. Called with large_lock held. */
+ * while the cache is over budget; the bytes given back. Called with large_lock held. */
 static size_t decay_locked(uint64_t now, bool force, size_t budget) {
   size_t released = 0;
   for (hak_large_t **link = &cache; *link != NULL;) {
     if (force || now - (*link)->freed_ms >= (uint64_t)hak_opt.decay_ms) {
-      cache_unlink(link);
-      released++;
+      released += cache_unlink(link);
     } else {
       link = &(*link)->next;
     }
@@ -85,9 +90,9 @@ static size_t decay_locked(uint64_t now, bool force, size_t budget) {
     hak_large_t **oldest = &cache;
     for (hak_large_t **link = &cache; *link != NULL; link = &(*link)->next)
       if ((*link)->freed_ms <= (*oldest)->freed_ms) oldest = link;
-    cache_unlink(oldest);
-    released++;
+    released += cache_unlink(oldest);
   }
+  atomic_store_explicit(&large_pending, cache != NULL, hak_relaxed);
   return released;
 }
 
@@ -240,6 +245,8 @@ size_t hak_large_trim(bool force) {
   hak_unlock(&large_lock);
   return n;
 }
+
+bool hak_large_pending(void) { return atomic_load_explicit(&large_pending, hak_relaxed); }
 
 void hak_large_lock_all(void) { hak_lock(&large_lock); }
 void hak_large_unlock_all(void) { hak_unlock(&large_lock); }

@@ -1,7 +1,8 @@
-/* The OS layer: the only file that makes system calls (mmap, munmap, madvise, write).
+/* The OS layer: the only file that makes system calls (mmap, munmap, madvise, write, futex).
  *
  * Every mapping hakmem makes passes through here, so bytes_mapped and bytes_purged count them
- * all. No function here allocates or takes a lock. */
+ * all. No function here takes a lock, and none allocates but hak_os_thread_start (inside
+ * pthread_create). */
 #define _GNU_SOURCE /* REG_* of ucontext_t, mremap */
 #include <errno.h>
 #include <sched.h>
@@ -293,3 +294,51 @@ int hak_os_run_wait(const char *path, char *const argv[], char *const envp[]) {
 }
 
 void hak_os_yield(void) { sched_yield(); }
+
+/* ---- the purge thread (purge.c) ------------------------------------------------------------ */
+
+#include <linux/futex.h>
+#include <pthread.h>
+
+/* Starts fn on a detached thread that blocks every signal from its first instruction (it
+ * inherits the mask set here around the call), so a process-directed signal never lands on
+ * it, named name (ps, /proc/self/task/TID/comm; 15 bytes at most) before this returns. False
+ * when the thread could not be made. pthread_create may allocate. */
+bool hak_os_thread_start(void *(*fn)(void *), const char *name) {
+  int saved = errno;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  bool ok = pthread_attr_init(&attr) == 0;
+  if (ok) {
+    pthread_t t;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    ok = pthread_create(&t, &attr, fn, NULL) == 0;
+    if (ok) pthread_setname_np(t, name);
+    pthread_attr_destroy(&attr);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return ok;
+}
+
+/* Sleeps while *word == val; may return early (a wake-up, a spurious return): callers loop. */
+void hak_os_futex_wait(_Atomic(uint32_t) *word, uint32_t val) {
+  int saved = errno;
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+  errno = saved;
+}
+
+void hak_os_futex_wake(_Atomic(uint32_t) *word) {
+  int saved = errno;
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  errno = saved;
+}
+
+void hak_os_sleep_ms(uint64_t ms) {
+  int saved = errno;
+  struct timespec t = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&t, &t) != 0 && errno == EINTR) continue;
+  errno = saved;
+}

@@ -7,7 +7,7 @@ from seedlib import u8, u32, write
 ADOPT_OFF, FORCE_NOTIFY, MUST_ADOPT = 1, 2, 4
 # schedule points (enum hak_sched_point)
 BEFORE_PUSH, AFTER_PUSH, BEFORE_DELIVER, DRAIN, ORPHAN_PUBLISH, BEFORE_RELEASE = range(6)
-NPOINTS = 7
+NPOINTS = 8  # the six above, purge_sleep, before_unmap
 # class_table indices
 C0, C3, C8, C12, C19, C24, C30, C38, CBIG = range(9)
 NCLASSES = 9
@@ -40,6 +40,7 @@ def seed_for(want, density):
 
 
 def header(flags, widen=(0,) * NPOINTS, rounds=1):
+    assert len(widen) == NPOINTS
     return u8(flags) + b"".join(u8(w) for w in widen) + u8(rounds - 1)
 
 
@@ -99,7 +100,7 @@ fork_takeover = header(0) + rnd([(C8, 30), (C30, 3)], NONE, 0, 1, 0, [(FORK, 0)]
 fork_uncarved = header(0) + rnd([(C8, 3)], NONE, 0, 1, 0, [(FORK, 1)])
 
 # Everything at once, slowed down at every window: three rounds, backouts on.
-mixed = header(MUST_ADOPT | FORCE_NOTIFY, (3, 2, 5, 1, 4, 2, 1), 3) + b"".join(
+mixed = header(MUST_ADOPT | FORCE_NOTIFY, (3, 2, 5, 1, 4, 2, 0, 1), 3) + b"".join(
     rnd([(C3, 20), (C24, 5), (CBIG, 2)], v, p, 7 + v, 128,
         [(START_F, 0), (CHURN, churn_arg(C3, 10)), (O_EXIT, 0), (TRIM, 0),
          (H_CHURN, churn_arg(C24, 3)), (FREE_SOME, 7), (PARK, RELEASE)])

@@ -169,6 +169,17 @@ static void rbuf_add(hak_tcache_t *tc, hak_slab_t *m, void *base) {
   if (r->n >= (uint32_t)hak_opt.remote_batch) rbuf_flush(tc, r);
 }
 
+/* A remote free pushed at once (nothing held back), and counted. */
+static void free_now_mt(hak_slab_t *m, void *base, hak_tcache_t *tc, hak_class_t cls) {
+  bool notified = free_chain_mt(m, base, base, 1, notify_mode());
+  if (tc->state == HAK_TC_LIVE) {
+    count_remote_free(tc, cls);
+    if (notified) hak_stat_inc(tc->ev.notifies);
+  } else {
+    hak_stats_remote_free_dead(cls, notified);
+  }
+}
+
 hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc) {
   /* Read the class before the free: once the block is in the queue the run may be drained,
    * released and rebound by others. */
@@ -183,15 +194,10 @@ hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc
     hak_tc_busy_enter(tc); /* a fork meanwhile leaves this cache's held frees alone */
     rbuf_add(tc, m, base);
     hak_tc_busy_leave(tc);
-    return;
-  }
-  bool notified = free_chain_mt(m, base, base, 1, notify_mode());
-  if (tc->state == HAK_TC_LIVE) {
-    count_remote_free(tc, cls);
-    if (notified) hak_stat_inc(tc->ev.notifies);
   } else {
-    hak_stats_remote_free_dead(cls, notified);
+    free_now_mt(m, base, tc, cls);
   }
+  hak_purge_notify(); /* a push may have taken an orphan's count to 0: the run went back */
 }
 
 /* ---- the owner's side of notifications ----------------------------------------------------- */

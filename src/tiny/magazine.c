@@ -144,6 +144,7 @@ void hak_spill_slow(hak_tcache_t *tc, hak_class_t cls) {
   hak_stat_inc(tc->stat.spills[cls]);
   hak_assert_expensive(hak_checked_sll_ok(tc, cls));
   hak_tc_busy_leave(tc);
+  hak_purge_notify(); /* emptied runs went back to their SuperSlabs */
 }
 
 void hak_sll_flush_all(hak_tcache_t *tc) {

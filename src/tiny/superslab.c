@@ -2,7 +2,8 @@
  *
  * Boundary: hak_superslab_take_run() binds a free run to a class (geometry only, no owner);
  * hak_superslab_release_run() takes back a fully free, owner-less run; hak_superslab_trim()
- * returns memory to the OS after the decay (or at once, for malloc_trim).
+ * returns memory to the OS after the decay (or at once, for malloc_trim); hak_superslab_pending()
+ * tells the purge thread whether the decay has anything left to return.
  *
  * Invariants (asserted in debug builds):
  *   - magic == HAK_SS_MAGIC ^ address while the region is registered;
@@ -11,7 +12,10 @@
  *     (hint.h: an unchanged epoch proves an unchanged generation);
  *   - a SuperSlab is unregistered (and the release epoch bumped) before it is unmapped, and only
  *     when every slab is free: no block of it is live or cached anywhere;
- *   - slab states, free_mask, dirty_mask and the lists change only under ss_lock.
+ *   - slab states, free_mask, dirty_mask and the lists change only under ss_lock;
+ *   - ss_pending is true whenever the decay has something left to return (a dirty slab, an
+ *     empty SuperSlab it will unmap): set under ss_lock by every release, recomputed by every
+ *     decay pass; it may stay true after a reuse took the work away (one idle pass).
  */
 #include <string.h>
 
@@ -38,6 +42,7 @@ static hak_superslab_t *ss_empty;    /* every slab free */
 static size_t ss_empty_count;
 static uint8_t *ss_reserve, *ss_reserve_end; /* mapped, not yet used as SuperSlabs */
 static _Atomic(uint64_t) ss_last_decay_ms; /* written under ss_lock, peeked without */
+static _Atomic(bool) ss_pending;           /* written under ss_lock, peeked without */
 
 /* ---- geometry -------------------------------------------------------------------------------- */
 
@@ -140,27 +145,28 @@ static void ss_unmap(hak_superslab_t *ss) {
   hak_gstat_add(HAK_G_SS_UNMAPPED, 1);
 }
 
-/* Gives back the pages of free slabs [i, i + n), keeping the header of slab 0. */
-static void ss_purge_slabs(hak_superslab_t *ss, unsigned i, unsigned n) {
+/* Gives back the pages of free slabs [i, i + n), keeping the header of slab 0; the bytes. */
+static size_t ss_purge_slabs(hak_superslab_t *ss, unsigned i, unsigned n) {
   uint8_t *start = (uint8_t *)ss + (size_t)i * HAK_SLAB_SIZE;
   uint8_t *end = start + (size_t)n * HAK_SLAB_SIZE;
   if (i == 0) start = (uint8_t *)ss + ((sizeof(hak_superslab_t) + HAK_PAGE_SIZE - 1) & ~(HAK_PAGE_SIZE - 1));
   hak_os_purge(start, (size_t)(end - start));
+  return (size_t)(end - start);
 }
 
+/* Purges every dirty slab of ss; the bytes given back. */
 static size_t ss_purge_dirty(hak_superslab_t *ss) {
-  size_t purged = 0;
+  size_t bytes = 0;
   uint32_t dirty = ss->dirty_mask;
   while (dirty) {
     unsigned i = (unsigned)__builtin_ctz(dirty);
     unsigned n = 0;
     while (i + n < HAK_SLABS_PER_SS && (dirty >> (i + n) & 1)) n++;
-    ss_purge_slabs(ss, i, n);
-    purged += n;
+    bytes += ss_purge_slabs(ss, i, n);
     dirty &= ~(n == 32 ? SS_ALL_FREE : ((1u << n) - 1) << i);
   }
   ss->dirty_mask = 0;
-  return purged;
+  return bytes;
 }
 
 /* ---- runs ------------------------------------------------------------------------------------ */
@@ -242,24 +248,35 @@ hak_slab_t *hak_superslab_take_run(hak_class_t cls) {
   return &ss->slabs[idx];
 }
 
+/* Returns what the decay allows (everything when forced); the bytes given back. Records in
+ * ss_pending whether anything is left for a later pass: a slab not dirty for long enough, an
+ * empty SuperSlab above SS_KEEP_EMPTY still in its grace time. */
 static size_t ss_decay_locked(uint64_t now, bool force) {
   size_t released = 0;
+  bool waiting = false;
   uint64_t decay = (uint64_t)hak_opt.decay_ms;
   for (hak_superslab_t *ss = ss_empty, *next; ss != NULL; ss = next) {
     next = ss->next;
-    if (!force && now - ss->free_since_ms < decay) continue;
+    if (!force && now - ss->free_since_ms < decay) {
+      waiting = true;
+      continue;
+    }
     bool graced = now - ss->free_since_ms >= SS_UNMAP_GRACE_MS;
     if (force || (graced && ss_empty_count > SS_KEEP_EMPTY)) {
       ss_list_remove(ss);
       ss_unmap(ss);
-      released++;
+      released += HAK_SS_SIZE;
     } else if (ss->dirty_mask) {
-      released += ss_purge_dirty(ss) > 0;
+      released += ss_purge_dirty(ss);
     }
   }
-  for (hak_superslab_t *ss = ss_avail; ss != NULL; ss = ss->next)
+  for (hak_superslab_t *ss = ss_avail; ss != NULL; ss = ss->next) {
     if (ss->dirty_mask && (force || now - ss->dirty_since_ms >= decay))
-      released += ss_purge_dirty(ss) > 0;
+      released += ss_purge_dirty(ss);
+    waiting |= ss->dirty_mask != 0;
+  }
+  waiting |= ss_empty_count > SS_KEEP_EMPTY;
+  atomic_store_explicit(&ss_pending, waiting, hak_relaxed);
   atomic_store_explicit(&ss_last_decay_ms, now, hak_relaxed);
   return released;
 }
@@ -284,6 +301,7 @@ void hak_superslab_release_run(hak_slab_t *head) {
   ss->free_mask |= bits;
   if (ss->dirty_mask == 0) ss->dirty_since_ms = now;
   ss->dirty_mask |= bits;
+  atomic_store_explicit(&ss_pending, true, hak_relaxed);
   if (ss->free_mask == SS_ALL_FREE) {
     ss->free_since_ms = now;
     if (ss->list == HAK_SSL_AVAIL) ss_list_remove(ss);
@@ -304,6 +322,8 @@ void hak_superslab_tick(void) {
   hak_unlock(&ss_lock);
   hak_large_trim(false);
 }
+
+bool hak_superslab_pending(void) { return atomic_load_explicit(&ss_pending, hak_relaxed); }
 
 size_t hak_superslab_trim(bool force) {
   hak_lock(&ss_lock);

@@ -96,9 +96,6 @@ static void *fill_thread(void *arg) {
 }
 
 static void check_trim_unregisters(void) {
-  /* No decay while we look: an emptied SuperSlab stays mapped until hak_trim() forces it. */
-  long decay = hak_opt.decay_ms;
-  hak_opt.decay_ms = 3600000;
   u_run_thread(fill_thread, NULL);
   /* SuperSlabs the thread left entirely free (still mapped until trimmed). */
   hak_superslab_t *empty[FILL_BLOCKS];
@@ -141,7 +138,6 @@ static void check_trim_unregisters(void) {
     checked++;
   }
   U_CHECK(checked > 0, "no old block checked");
-  hak_opt.decay_ms = decay;
   /* The allocator goes on: new blocks come from new or reused SuperSlabs. */
   void *p = hak_malloc(u_size_of_class(HAK_NUM_CLASSES - 1));
   U_CHECK(p != NULL && hak_owns(p) == 1, "allocation after trim");
@@ -183,6 +179,9 @@ static void check_set_clear(void) {
 }
 
 int main(void) {
+  /* No time-based decay in this program: an emptied SuperSlab stays mapped until hak_trim()
+   * forces it. Set before the first free, which may start the purge thread that reads it. */
+  hak_opt.decay_ms = 3600000;
   u_thread_cache();
   check_foreign_addresses();
   check_own_blocks();
