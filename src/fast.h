@@ -16,10 +16,8 @@
 
 /* ---- malloc --------------------------------------------------------------------------------- */
 
-/* A block of the thread's TLS SLL for a tiny request n (n <= HAK_TINY_REQ_MAX),
- * or NULL when the list is empty. */
-static inline __attribute__((always_inline)) void *hak_sll_alloc(size_t n) {
-  hak_class_t c = hak_class_by_size[n];
+/* A block of class c off the thread's TLS SLL, or NULL when the list is empty. */
+static inline __attribute__((always_inline)) void *hak_sll_alloc(hak_class_t c) {
   hak_tcache_t *tc = hak_tc;
   void *b = hak_sll_pop(&tc->sll[c]);
   if (hak_unlikely(b == NULL)) return NULL;
@@ -27,12 +25,14 @@ static inline __attribute__((always_inline)) void *hak_sll_alloc(size_t n) {
   return hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
 }
 
-/* malloc without recording (the other entry points use it and record their own call). */
+/* malloc without recording (the other entry points use it and record their own call): a tiny
+ * request's class is one table load, a mid request's a few instructions, and either is served
+ * from the TLS SLL when it has a block. */
 static inline void *hak_alloc_fast(size_t n) {
-  if (hak_likely(n <= HAK_TINY_REQ_MAX)) {
-    void *p = hak_sll_alloc(n);
-    if (hak_likely(p != NULL)) return p;
-  }
+  void *p = NULL;
+  if (hak_likely(n <= HAK_TINY_REQ_MAX)) p = hak_sll_alloc(hak_class_by_size[n]);
+  else if (n <= HAK_SLAB_REQ_MAX) p = hak_sll_alloc(hak_size_class(n));
+  if (hak_likely(p != NULL)) return p;
   return hak_malloc_slow(n);
 }
 
@@ -123,11 +123,12 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) { hak_f
 
 /* What malloc/hak_malloc and free/hak_free do (api.c and override.c both inline these). Their
  * fast paths are behind the gates (internal.h), shut while the trace flag is up, so the flag
- * itself is tested only on the gated ways: malloc's of a request at or above the gate, free's
- * of an address at or above it or of a hint miss. */
+ * itself is tested only on the gated ways: malloc's of a request at or above the gate (a mid
+ * request then pops its class's list there: hak_malloc_gated), free's of an address at or
+ * above it or of a hint miss. */
 static inline __attribute__((always_inline)) void *hak_malloc_entry(size_t n) {
   if (hak_likely(n < atomic_load_explicit(&hak_gate_size, hak_relaxed))) {
-    void *p = hak_sll_alloc(n);
+    void *p = hak_sll_alloc(hak_class_by_size[n]);
     if (hak_likely(p != NULL)) return p;
     return hak_malloc_slow(n);
   }
