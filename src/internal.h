@@ -124,6 +124,7 @@ enum hak_sched_point {
   HAK_SP_ORPHAN_PUBLISH, /* an exiting owner gave up the owner word, not yet the run       */
   HAK_SP_BEFORE_RELEASE, /* a run is about to go back to its SuperSlab                     */
   HAK_SP_BEFORE_UNMAP,   /* an empty SuperSlab is about to be unmapped                     */
+  HAK_SP_LARGE_GROW,     /* a cached large mapping was moved by mremap: its old range is free */
   HAK_SP_COUNT
 };
 #if HAKMEM_SCHED_POINTS
