@@ -60,7 +60,7 @@ endif()
 # Never for use outside that proof. The number is what src/config.h compares against.
 set(HAKMEM_PLANT_BUG_NAMES stale_hint sll_userptr registry_late_unregister class_drift
     magazine_userptr remote_double_drain double_offset remote_touch_after_push stale_notify
-    orphan_stale_count uncarved_free fork_no_takeover)
+    orphan_stale_count uncarved_free fork_no_takeover large_grow_late_unregister)
 set(HAKMEM_PLANT_BUG "" CACHE STRING "Tests only: compile in one planted bug (${HAKMEM_PLANT_BUG_NAMES})")
 set_property(CACHE HAKMEM_PLANT_BUG PROPERTY STRINGS "" ${HAKMEM_PLANT_BUG_NAMES})
 set(HAKMEM_PLANT_BUG_ID 0)

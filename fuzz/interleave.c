@@ -32,10 +32,10 @@
  *
  * Input:
  *   flags                           bit 0: adopt off, bit 1: force notify, bit 2: must adopt
- *   widen[HAK_SP_COUNT]             yields at each point: byte % 16
+ *   widen[NPOINTS]                  yields at each point of these boxes: byte % 16
  *   rounds                          1 + rounds % MAX_ROUNDS; then per round:
  *   groups (class count)*groups     1 + groups % 3 groups: class table[class % N], 1 + count % 32
- *   volunteer point                 volunteer % 3: none, O, F; point % (HAK_SP_COUNT - 1): the
+ *   volunteer point                 volunteer % 3: none, O, F; point % (NPOINTS - 1): the
  *                                   window (never the unmap: it holds the SuperSlab lock)
  *   seed32 density                  F frees each block with probability density / 256
  *   nsteps (op arg)*nsteps          the script: nsteps % 12 steps, op % 8:
@@ -60,6 +60,9 @@
 #include "fuzz.h"
 
 #define MAX_ROUNDS 4
+/* The schedule points of the boxes above, HAK_SP_BEFORE_PUSH .. HAK_SP_BEFORE_UNMAP (the input
+ * has a byte for each; the points after them, of other boxes, are never reached here). */
+#define NPOINTS (HAK_SP_BEFORE_UNMAP + 1)
 #define MAX_BLOCKS 96
 #define MAX_RUNS (MAX_ROUNDS * MAX_BLOCKS)
 
@@ -271,7 +274,7 @@ static void run_round(f_in_t *in) {
     group_cnt[g] = 1 + f_u8(in) % 32;
   }
   volunteer = f_u8(in) % 3;
-  enum hak_sched_point point = (enum hak_sched_point)(f_u8(in) % (HAK_SP_COUNT - 1));
+  enum hak_sched_point point = (enum hak_sched_point)(f_u8(in) % (NPOINTS - 1));
   uint32_t seed = f_u32(in);
   uint8_t density = f_u8(in);
   int nsteps = f_u8(in) % 12;
@@ -358,12 +361,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   hak_opt.ss_adopt = !(flags & 1);
   hak_opt.rf_force_notify = (flags >> 1) & 1;
   hak_opt.must_adopt = (flags >> 2) & 1;
-  for (int p = 0; p < HAK_SP_COUNT; p++) t_sched_widen((enum hak_sched_point)p, f_u8(&in) % 16);
+  for (int p = 0; p < NPOINTS; p++) t_sched_widen((enum hak_sched_point)p, f_u8(&in) % 16);
   uint64_t live0 = f_live_blocks();
   nruns = 0;
   int rounds = 1 + f_u8(&in) % MAX_ROUNDS;
   for (int r = 0; r < rounds; r++) run_round(&in);
-  for (int p = 0; p < HAK_SP_COUNT; p++) t_sched_widen((enum hak_sched_point)p, 0);
+  for (int p = 0; p < NPOINTS; p++) t_sched_widen((enum hak_sched_point)p, 0);
 
   uint64_t live1 = f_live_blocks();
   F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",

@@ -16,7 +16,7 @@
  *   HAKMEM_SANITIZER=asan     HAKMEM_ASAN                poison free blocks for ASan
  *   HAKMEM_SANITIZER=tsan     HAKMEM_TSAN                built for ThreadSanitizer
  *   HAKMEM_SANITIZER=fuzz     HAKMEM_ASAN                clang, ASan + UBSan + libFuzzer
- *   HAKMEM_PLANT_BUG=<name>   HAKMEM_PLANT_BUG (1..12)   tests only: one planted bug, below
+ *   HAKMEM_PLANT_BUG=<name>   HAKMEM_PLANT_BUG (1..13)   tests only: one planted bug, below
  *   (target hakmem_sched)     HAKMEM_SCHED_POINTS        tests only: the schedule points
  *                                                        (internal.h) call a hook; 0 in
  *                                                        every library that is installed
@@ -97,6 +97,7 @@
 #define HAK_PLANT_orphan_stale_count 10      /* orphan count read before the last drain     */
 #define HAK_PLANT_uncarved_free 11           /* free accepts a block never carved           */
 #define HAK_PLANT_fork_no_takeover 12        /* fork child leaves other threads' runs       */
+#define HAK_PLANT_large_grow_late_unregister 13 /* old place of a grown large block: cleared late */
 #define HAK_PLANTED(name) (HAKMEM_PLANT_BUG == HAK_PLANT_##name)
 
 /* The hint box exists only where free has to find the SuperSlab without a header. */

@@ -126,13 +126,20 @@ static hak_large_t *entry_grow(hak_large_t *h, size_t map_size) {
   uint8_t *old = h->map;
   size_t old_size = h->map_size;
   /* Unregistered before the move frees the old range: another thread may map it at once and
-   * register it as its own. */
+   * register it as its own, and a lookup of the old address (a stale free, hak_owns) must not
+   * read the header there meanwhile. */
+#if !HAK_PLANTED(large_grow_late_unregister) /* planted bug: cleared below, after the move */
   hak_registry_clear((uintptr_t)old);
+#endif
   uint8_t *map = hak_os_remap_aligned(old, old_size, map_size, HAK_SS_SIZE);
   if (map == NULL) {
     hak_registry_set((uintptr_t)old, HAK_REGION_LARGE);
     return NULL;
   }
+  hak_sched_point(HAK_SP_LARGE_GROW, old);
+#if HAK_PLANTED(large_grow_late_unregister) /* planted bug: the late clear */
+  hak_registry_clear((uintptr_t)old);
+#endif
   hak_crash_note_unmap(old, old_size, HAK_REGION_LARGE);
   hak_ring_event("large_grow", map, map_size);
   h = (hak_large_t *)map;

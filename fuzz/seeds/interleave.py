@@ -5,7 +5,7 @@ that window (HAKMEM_PLANT_BUG) the seed itself fails, so the corpus replay catch
 from seedlib import u8, u32, write
 
 ADOPT_OFF, FORCE_NOTIFY, MUST_ADOPT = 1, 2, 4
-# schedule points (enum hak_sched_point)
+# schedule points (enum hak_sched_point up to HAK_SP_BEFORE_UNMAP: the harness's NPOINTS)
 BEFORE_PUSH, AFTER_PUSH, BEFORE_DELIVER, DRAIN, ORPHAN_PUBLISH, BEFORE_RELEASE = range(6)
 NPOINTS = 8  # the six above, purge_sleep, before_unmap
 # class_table indices

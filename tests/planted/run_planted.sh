@@ -5,9 +5,11 @@
 #  1. Regression tests: `cmake -S SOURCE_DIR -B WORK_DIR/regress -DHAKMEM_PLANT_BUG=BUG` plus
 #     the pointer mode where the bug can occur (plain CMake, the default compiler, no preset),
 #     build the regress tests, `ctest -L regress`: it must fail with the bug, pass with none.
+#     A bug that names its tests below builds and runs only those, and each must fail.
 #  2. Fuzzing (not for none): the same with HAKMEM_SANITIZER=fuzz (clang, libFuzzer); the
 #     harness of the bug's box, then alloc_ops, fuzz from the checked-in corpus for at most
-#     60 s each: one of them must find the bug.
+#     60 s each: one of them must find the bug. A bug no harness reaches (no box below) is
+#     proven by its tests alone.
 # Prints one verdict line "planted BUG: ..." and exits 0 when the proof holds.
 set -euo pipefail
 
@@ -18,7 +20,7 @@ budget=${HAKMEM_PLANT_FUZZ_SECONDS:-60}
 case $bug in
   sll_userptr|magazine_userptr|double_offset) modes=("-DHAKMEM_TINY_HEADERLESS=0") ;;
   stale_hint|registry_late_unregister|class_drift|remote_double_drain|remote_touch_after_push|\
-  stale_notify|orphan_stale_count|uncarved_free|fork_no_takeover)
+  stale_notify|orphan_stale_count|uncarved_free|fork_no_takeover|large_grow_late_unregister)
     modes=("-DHAKMEM_TINY_HEADERLESS=1 -DHAKMEM_TINY_SS_TLS_HINT=1") ;;
   none) modes=("-DHAKMEM_TINY_HEADERLESS=0" "-DHAKMEM_TINY_HEADERLESS=1 -DHAKMEM_TINY_SS_TLS_HINT=1") ;;
   *) echo "run_planted.sh: unknown bug '$bug'" >&2; exit 2 ;;
@@ -33,8 +35,18 @@ case $bug in
   double_offset) box=ptr_bridge ;;
   remote_touch_after_push|stale_notify|orphan_stale_count|uncarved_free|fork_no_takeover)
     box=interleave ;; # the windows need a parked thread, the rest a fork
+  large_grow_late_unregister) box="" ;; # a stale lookup while a grow is parked: no harness
   none) box="" ;;
 esac
+# The tests that must fail, when the bug names them: only they are built and run.
+case $bug in
+  large_grow_late_unregister) tests=(regress_large_grow) ;;
+  *) tests=() ;;
+esac
+targets=("${tests[@]}")
+((${#tests[@]})) || targets=(hakmem_regress)
+select=()
+((${#tests[@]})) && select=(-R "^($(IFS='|'; echo "${tests[*]}"))\$")
 plant=$bug
 [[ $bug == none ]] && plant=""
 
@@ -47,20 +59,28 @@ for i in "${!modes[@]}"; do
   rm -rf "$dir"
   cmake -S "$src" -B "$dir" -G Ninja -DHAKMEM_PLANT_BUG="$plant" "${mode[@]}" \
     >"$work/configure$i.log" 2>&1 || fail "configure failed (see $work/configure$i.log)"
-  cmake --build "$dir" --target hakmem_regress >"$work/build$i.log" 2>&1 \
+  cmake --build "$dir" --target "${targets[@]}" >"$work/build$i.log" 2>&1 \
     || fail "build failed (see $work/build$i.log)"
   status=0
-  ctest --test-dir "$dir" -L regress --timeout 120 >"$dir/ctest.log" 2>&1 || status=$?
+  ctest --test-dir "$dir" -L regress "${select[@]}" --timeout 120 >"$dir/ctest.log" 2>&1 \
+    || status=$?
   failed=$(sed -n 's/^[[:space:]]*[0-9]* - \(regress_[a-z_]*\) .*/\1/p' "$dir/ctest.log" | tr '\n' ' ')
   echo "planted $bug: ${modes[$i]}: ctest -L regress exit $status${failed:+, failed: $failed}"
   if [[ $bug == none ]]; then
     ((status == 0)) || fail "regress tests fail without a planted bug (see $dir/ctest.log)"
   else
     ((status != 0)) || fail "every regress test passes with the bug planted"
+    for t in "${tests[@]}"; do
+      [[ " $failed " == *" $t "* ]] || fail "$t passes with the bug planted"
+    done
   fi
 done
 if [[ $bug == none ]]; then
   echo "planted none: regress tests pass in both pointer modes"
+  exit 0
+fi
+if [[ -z $box ]]; then
+  echo "planted $bug: proof holds (${tests[*]} fails; no fuzz harness reaches the bug)"
   exit 0
 fi
 

@@ -209,18 +209,18 @@ static inline bool r_mapped(const void *p) {
          0;
 }
 
-/* Maps a fresh zeroed region exactly at the (unmapped) SuperSlab address ss; false when the
- * kernel placed it elsewhere or refused. */
-static inline bool r_map_at(void *ss) {
+/* Maps size fresh zeroed bytes exactly at the unmapped address p (another mapper taking a
+ * range hakmem gave back); false when the kernel placed them elsewhere or refused. */
+static inline bool r_map_at(void *p, size_t size) {
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
-  void *q = mmap(ss, HAK_SS_SIZE, PROT_READ | PROT_WRITE,
+  void *q = mmap(p, size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (q == MAP_FAILED)
     return false;
-  if (q != ss) {
-    munmap(q, HAK_SS_SIZE);
+  if (q != p) {
+    munmap(q, size);
     return false;
   }
   return true;

@@ -122,7 +122,7 @@ static void scenario_free(void) {
 static void scenario_remapped(void) {
   setup();
   trim();
-  if (!r_map_at(x))
+  if (!r_map_at(x, HAK_SS_SIZE))
     fprintf(stderr,
             "regress_registry_late_unregister: could not map %p again; the region "
             "stays unmapped\n",

@@ -178,7 +178,7 @@ static void scenario_unmapped(void) {
 static void scenario_remapped(void) {
   setup();
   unmap_x();
-  if (r_map_at(x)) {
+  if (r_map_at(x, HAK_SS_SIZE)) {
     memcpy(x, x_header, sizeof x_header);
   } else {
     fprintf(stderr, "regress_stale_hint: could not map X = %p again; it stays unmapped\n",

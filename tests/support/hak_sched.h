@@ -27,7 +27,8 @@
 #error "hak_sched.h: link the test with hakmem_sched (HAKMEM_SCHED_POINTS=1)"
 #endif
 
-enum { T_SCHED_IDLE, T_SCHED_ARMED, T_SCHED_PARKED, T_SCHED_RELEASED };
+/* PARKING: a volunteer won the window and is recording what it parks at; PARKED once it has. */
+enum { T_SCHED_IDLE, T_SCHED_ARMED, T_SCHED_PARKING, T_SCHED_PARKED, T_SCHED_RELEASED };
 
 static struct {
   _Atomic int state;
@@ -53,8 +54,9 @@ static void t_sched_hook_fn(enum hak_sched_point point, const void *obj) {
   const void *want = atomic_load(&t_sched.obj);
   if (want != NULL && want != obj) return;
   int expect = T_SCHED_ARMED;
-  if (!atomic_compare_exchange_strong(&t_sched.state, &expect, T_SCHED_PARKED)) return;
-  atomic_store(&t_sched.parked_obj, obj);
+  if (!atomic_compare_exchange_strong(&t_sched.state, &expect, T_SCHED_PARKING)) return;
+  atomic_store(&t_sched.parked_obj, obj); /* before PARKED: t_sched_wait_parked returns it */
+  atomic_store(&t_sched.state, T_SCHED_PARKED);
   while (atomic_load(&t_sched.state) != T_SCHED_RELEASED) t_sched_nap();
   atomic_store(&t_sched.state, T_SCHED_IDLE);
 }
