@@ -6,7 +6,7 @@
  * hak_hint_insert(), and starts worker threads that allocate bursts of one class, free them and
  * exit: their runs are released, so SuperSlabs they alone used become empty, and are then
  * reused by later allocations (generation bump) or unmapped by hak_trim(). The harness keeps a
- * shadow of the two hint ways: the SuperSlab and its generation at insert time, and whether it
+ * shadow of the hint ways: the SuperSlab and its generation at insert time, and whether it
  * has been seen unregistered or unmapped since (mincore). After every operation, for every
  * SuperSlab the harness has seen and every shadow entry:
  *   - hak_hint_hit(tc, ss) true implies a shadow entry for ss that is still valid: never seen

@@ -138,7 +138,7 @@ typedef struct hak_tevents_s {
   HAKMEM_STATS_FIELDS(HAKMEM_STATS_SKIP, HAK_TEVENT_FIELD, HAKMEM_STATS_SKIP, HAKMEM_STATS_SKIP)
 } hak_tevents_t;
 
-#define HAK_HINT_WAYS 2
+#define HAK_HINT_WAYS 4
 typedef struct hak_hint_s {
   uintptr_t ss;     /* SuperSlab base, 0 = empty                                          */
   uint64_t gen;     /* its generation when cached                                         */

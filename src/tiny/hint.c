@@ -19,8 +19,8 @@
 void hak_hint_insert(hak_tcache_t *tc, uintptr_t ss) {
 #if HAK_HINT_COMPILED
   if (!hak_opt.tls_hint || hak_tracing()) return; /* no hit may skip a traced free */
-  /* Two ways, most recent first. */
-  tc->hint[1] = tc->hint[0];
+  /* The ways, most recent first. */
+  for (int i = HAK_HINT_WAYS - 1; i > 0; i--) tc->hint[i] = tc->hint[i - 1];
   tc->hint[0].ss = ss;
   tc->hint[0].gen = atomic_load_explicit(&((hak_superslab_t *)ss)->generation, hak_relaxed);
   tc->hint[0].epoch = atomic_load_explicit(&hak_ss_release_epoch, hak_relaxed);

@@ -14,6 +14,7 @@
 static inline bool hak_hint_hit(const hak_tcache_t *tc, uintptr_t ss) {
 #if HAK_HINT_COMPILED
   uint64_t epoch = atomic_load_explicit(&hak_ss_release_epoch, hak_relaxed);
+#pragma GCC unroll 8
   for (int i = 0; i < HAK_HINT_WAYS; i++) {
     const hak_hint_t *h = &tc->hint[i];
 #if HAK_PLANTED(stale_hint)
