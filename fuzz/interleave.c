@@ -27,11 +27,14 @@
  *     last one released it): a miscounted orphan is a leak;
  *   - in a fork child the runs of O's blocks, all freed by the child, no longer belong to O's
  *     cache (the child took it over); and a free of a block no run has carved yet fails fast.
- * Settings: HAKMEM_TINY_SS_ADOPT, HAKMEM_TINY_RF_FORCE_NOTIFY and HAKMEM_TINY_MUST_ADOPT come
- * from the input too, so every backout is fuzzed.
+ * Settings: HAKMEM_TINY_SS_ADOPT, HAKMEM_TINY_RF_FORCE_NOTIFY, HAKMEM_TINY_MUST_ADOPT and
+ * HAKMEM_TINY_REMOTE_BATCH (1, 2, 8 or 32 remote frees held back per run; every thread flushes
+ * what it holds at exit, the main thread at the end of each round) come from the input too, so
+ * every backout is fuzzed, batched or not.
  *
  * Input:
- *   flags                           bit 0: adopt off, bit 1: force notify, bit 2: must adopt
+ *   flags                           bit 0: adopt off, bit 1: force notify, bit 2: must adopt,
+ *                                   bits 3-4: remote batch 1, 2, 8, 32
  *   widen[NPOINTS]                  yields at each point of these boxes: byte % 16
  *   rounds                          1 + rounds % MAX_ROUNDS; then per round:
  *   groups (class count)*groups     1 + groups % 3 groups: class table[class % N], 1 + count % 32
@@ -344,10 +347,15 @@ static void run_round(f_in_t *in) {
   atomic_store(&t_sched.state, T_SCHED_IDLE);
   for (int i = 0; i < nblk; i++)
     if (!blk[i].freed) verify_free(&blk[i]);
+  /* The main thread never exits: what it holds back goes now, as its next refill would send
+   * it, so that every orphan it freed into can be released before the checks. */
+  hak_remote_flush(hak_tc);
 }
 
+/* Remote frees held back per run before one push (HAKMEM_TINY_REMOTE_BATCH), flags bits 3-4. */
+static const long batch_sizes[4] = {1, 2, 8, 32};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  hak_opt.remote_batch = 1; /* the model follows each remote free to its run at once */
   static bool once;
   if (!once) {
     hak_process_init();
@@ -361,6 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   hak_opt.ss_adopt = !(flags & 1);
   hak_opt.rf_force_notify = (flags >> 1) & 1;
   hak_opt.must_adopt = (flags >> 2) & 1;
+  hak_opt.remote_batch = batch_sizes[(flags >> 3) & 3];
   for (int p = 0; p < NPOINTS; p++) t_sched_widen((enum hak_sched_point)p, f_u8(&in) % 16);
   uint64_t live0 = f_live_blocks();
   nruns = 0;

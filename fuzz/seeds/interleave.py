@@ -5,6 +5,7 @@ that window (HAKMEM_PLANT_BUG) the seed itself fails, so the corpus replay catch
 from seedlib import u8, u32, write
 
 ADOPT_OFF, FORCE_NOTIFY, MUST_ADOPT = 1, 2, 4
+BATCH2, BATCH8, BATCH32 = 1 << 3, 2 << 3, 3 << 3  # remote frees held back per run (else 1)
 # schedule points (enum hak_sched_point up to HAK_SP_BEFORE_UNMAP: the harness's NPOINTS)
 BEFORE_PUSH, AFTER_PUSH, BEFORE_DELIVER, DRAIN, ORPHAN_PUBLISH, BEFORE_RELEASE = range(6)
 NPOINTS = 8  # the six above, purge_sleep, before_unmap
@@ -106,6 +107,17 @@ mixed = header(MUST_ADOPT | FORCE_NOTIFY, (3, 2, 5, 1, 4, 2, 0, 1), 3) + b"".joi
          (H_CHURN, churn_arg(C24, 3)), (FREE_SOME, 7), (PARK, RELEASE)])
     for v, p in ((FREER, DRAIN), (OWNER, BEFORE_RELEASE), (FREER, BEFORE_DELIVER)))
 
+# The same with remote frees held back and pushed in chains: 8 per run with the backouts on,
+# 32 per run with adoption off (the last frees into an orphan are pushed at once).
+mixed_batched = header(MUST_ADOPT | FORCE_NOTIFY | BATCH8, (3, 2, 5, 1, 4, 2, 0, 1), 3) + b"".join(
+    rnd([(C3, 20), (C24, 5), (CBIG, 2)], v, p, 7 + v, 128,
+        [(START_F, 0), (CHURN, churn_arg(C3, 10)), (O_EXIT, 0), (TRIM, 0),
+         (H_CHURN, churn_arg(C24, 3)), (FREE_SOME, 7), (PARK, RELEASE)])
+    for v, p in ((FREER, DRAIN), (OWNER, BEFORE_RELEASE), (FREER, BEFORE_DELIVER)))
+orphan_batched = header(ADOPT_OFF | BATCH32) + rnd(
+    [(C19, 20), (C3, 40)], OWNER, ORPHAN_PUBLISH, 5, 200,
+    [(START_F, 0), (O_EXIT, 0), (PARK, WAIT), (FREE_SOME, 3), (PARK, RELEASE), (TRIM, 0)])
+
 write("interleave", {
     "trim-after-push": trim_after_push,
     "stale-notify": stale_notify,
@@ -113,4 +125,6 @@ write("interleave", {
     "fork-takeover": fork_takeover,
     "fork-uncarved": fork_uncarved,
     "mixed": mixed,
+    "mixed-batched": mixed_batched,
+    "orphan-batched": orphan_batched,
 })
