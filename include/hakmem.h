@@ -137,6 +137,7 @@ int hak_owns(const void *ptr);
   GLOBAL(purge_wakeups, PURGE_WAKEUPS, memory, purge_wakeups, "times the purge thread was woken from its sleep") \
   GLOBAL(purge_passes, PURGE_PASSES, memory, purge_passes, "decay passes the purge thread ran") \
   GLOBAL(purge_bytes, PURGE_BYTES, memory, purge_bytes, "bytes the purge thread returned to the OS") \
+  EVENT(remote_pushes, "CASes that pushed or delivered remote frees (a held-back chain is one)") \
   /* a new entry goes here, last */
 /* clang-format on */
 

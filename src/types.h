@@ -145,8 +145,9 @@ typedef struct hak_hint_s {
   uint64_t epoch;   /* hak_ss_release_epoch when cached                                   */
 } hak_hint_t;
 
-/* Remote frees into one run held back by the freeing thread, pushed as one chain (one CAS). */
-#define HAK_RBUF_WAYS 8
+/* Remote frees into one run held back by the freeing thread, pushed as one chain (one CAS):
+ * one way per class, so that frees of many sizes each batch into their own chain. */
+_Static_assert(HAK_NUM_CLASSES <= 64, "one bit per class in rbuf_mask");
 typedef struct hak_rbuf_s {
   hak_slab_t *run;    /* the run the chain belongs to, NULL when the way is empty          */
   void *first, *last; /* the chain, linked at HAK_LINK_OFF; last's link is set by the push */
@@ -165,7 +166,8 @@ struct hak_tcache_s {
   uint32_t refill_streak[HAK_NUM_CLASSES]; /* refills since the last spill, or ACE_SPILLED    */
   uint32_t refills_since_tick;          /* the decay clock is read every 64 refills          */
   _Atomic(uint32_t) busy;               /* inside a slow path that moves blocks (fork reads) */
-  hak_rbuf_t rbuf[HAK_RBUF_WAYS];       /* remote frees held back, by run (adopt.c)          */
+  uint64_t rbuf_mask;                   /* bit c: rbuf[c] holds a chain                       */
+  hak_rbuf_t rbuf[HAK_NUM_CLASSES];     /* remote frees held back, by class (adopt.c)        */
   /* MPSC stack of blocks delivered by remote frees into this cache's armed (full) runs,
    * linked at HAK_LINK_OFF; HAK_NOTIFY_CLOSED once the thread has exited. Each block pins its
    * run (it counts in the run's used) until the owner collects it. */

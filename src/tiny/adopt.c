@@ -138,35 +138,39 @@ static void count_remote_free(hak_tcache_t *tc, hak_class_t cls) {
   hak_stat_inc(tc->stat.remote_frees[cls]);
 }
 
-/* Pushes way r's chain into its run, one CAS for all of it; the way is empty after. */
-static void rbuf_flush(hak_tcache_t *tc, hak_rbuf_t *r) {
+/* Pushes the chain of class c's way into its run, one CAS for all of it; the way is empty
+ * after. */
+static void rbuf_flush(hak_tcache_t *tc, hak_class_t c) {
+  hak_rbuf_t *r = &tc->rbuf[c];
   hak_slab_t *m = r->run;
   r->run = NULL;
+  tc->rbuf_mask &= ~((uint64_t)1 << c);
+  hak_stat_inc(tc->ev.remote_pushes);
   if (free_chain_mt(m, r->first, r->last, r->n, notify_mode())) hak_stat_inc(tc->ev.notifies);
 }
 
 void hak_remote_flush(hak_tcache_t *tc) {
-  for (int i = 0; i < HAK_RBUF_WAYS; i++)
-    if (tc->rbuf[i].run != NULL) rbuf_flush(tc, &tc->rbuf[i]);
+  while (tc->rbuf_mask != 0) rbuf_flush(tc, (hak_class_t)__builtin_ctzll(tc->rbuf_mask));
 }
 
-/* Holds base back in the way of its run, pushing the way's chain when it is full or belongs to
- * another run. Safe to hold: a held block still counts as out of its run (in used, or in an
+/* Holds base back in the way of its class, pushing the way's chain when it is full or belongs
+ * to another run. Safe to hold: a held block still counts as out of its run (in used, or in an
  * orphan's count), so the run is not released and its SuperSlab stays mapped until the push;
  * the push is then the last access, as for a single free. */
-static void rbuf_add(hak_tcache_t *tc, hak_slab_t *m, void *base) {
-  hak_rbuf_t *r = &tc->rbuf[((uintptr_t)m / sizeof(hak_slab_t)) % HAK_RBUF_WAYS];
+static void rbuf_add(hak_tcache_t *tc, hak_slab_t *m, hak_class_t c, void *base) {
+  hak_rbuf_t *r = &tc->rbuf[c];
   if (r->run != m) {
-    if (r->run != NULL) rbuf_flush(tc, r);
+    if (r->run != NULL) rbuf_flush(tc, c);
     r->run = m;
     r->first = r->last = base;
     r->n = 1;
+    tc->rbuf_mask |= (uint64_t)1 << c;
   } else {
     hak_link_set(base, r->first);
     r->first = base;
     r->n++;
   }
-  if (r->n >= (uint32_t)hak_opt.remote_batch) rbuf_flush(tc, r);
+  if (r->n >= (uint32_t)hak_opt.remote_batch) rbuf_flush(tc, c);
 }
 
 /* A remote free pushed at once (nothing held back), and counted. */
@@ -174,6 +178,7 @@ static void free_now_mt(hak_slab_t *m, void *base, hak_tcache_t *tc, hak_class_t
   bool notified = free_chain_mt(m, base, base, 1, notify_mode());
   if (tc->state == HAK_TC_LIVE) {
     count_remote_free(tc, cls);
+    hak_stat_inc(tc->ev.remote_pushes);
     if (notified) hak_stat_inc(tc->ev.notifies);
   } else {
     hak_stats_remote_free_dead(cls, notified);
@@ -192,7 +197,7 @@ hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc
   if (tc->state == HAK_TC_LIVE && atomic_load_explicit(&m->owner, hak_relaxed) != NULL) {
     count_remote_free(tc, cls);
     hak_tc_busy_enter(tc); /* a fork meanwhile leaves this cache's held frees alone */
-    rbuf_add(tc, m, base);
+    rbuf_add(tc, m, cls, base);
     hak_tc_busy_leave(tc);
   } else {
     free_now_mt(m, base, tc, cls);

@@ -9,6 +9,8 @@
  *      off, so nothing else claims it).
  *   3. Frees into a run that is already an orphan are not held: each lowers the count at once,
  *      and the last one releases the run.
+ *   4. Each class has its own chain: remote frees of MIX_CLASSES classes, interleaved block by
+ *      block, push nothing until each class holds BATCH, then one chain per run.
  * The runs are fresh, far from full, so no free is turned into a notification. */
 #include <sched.h>
 #include <stdatomic.h>
@@ -68,6 +70,38 @@ static void batches(void) {
   U_CHECK(queued(run) == 0, "a queue before any remote free");
   u_run_thread(freer, NULL);
   expect_queued(BATCH + 6, "the exit pushes the last one");
+}
+
+#define MIX_CLASSES 12
+#define MIX_FIRST 8
+static void *mix[MIX_CLASSES][BATCH];
+
+static void expect_mix_queued(uint32_t want, const char *when) {
+  for (int c = 0; c < MIX_CLASSES; c++) {
+    uint32_t got = queued(hak_run_of(mix[c][0]));
+    U_CHECK(got == want, "%s: class %d has %u blocks queued, expected %u", when, MIX_FIRST + c,
+            got, want);
+  }
+}
+
+static void *mix_freer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < BATCH - 1; i++)
+    for (int c = 0; c < MIX_CLASSES; c++) hak_free(mix[c][i]);
+  expect_mix_queued(0, "batch - 1 frees of each class, interleaved, held");
+  for (int c = 0; c < MIX_CLASSES; c++) hak_free(mix[c][BATCH - 1]);
+  expect_mix_queued(BATCH, "the batch-th free of each class pushes its chain");
+  return NULL;
+}
+
+static void classes_interleaved(void) {
+  for (int c = 0; c < MIX_CLASSES; c++) {
+    for (int i = 0; i < BATCH; i++)
+      U_CHECK((mix[c][i] = hak_malloc(u_size_of_class(MIX_FIRST + c))) != NULL, "malloc");
+    for (int i = 1; i < BATCH; i++)
+      U_CHECK(hak_run_of(mix[c][i]) == hak_run_of(mix[c][0]), "blocks in two runs");
+  }
+  u_run_thread(mix_freer, NULL);
 }
 
 static atomic_int step; /* the orphan scenario's hand-offs between its three threads */
@@ -149,6 +183,7 @@ int main(void) {
   hak_opt.ss_adopt = 0;
   hak_opt.remote_batch = BATCH;
   batches();
+  classes_interleaved();
   orphan();
   printf("unit_remote_batch: OK\n");
   return 0;
