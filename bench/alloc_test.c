@@ -15,7 +15,7 @@
 #define HANDOFF 7 /* one old block in HANDOFF goes to the next thread */
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   int index;
   long steps;
   bench_mbox_t *inbox; /* blocks the previous thread hands to this one */
@@ -57,8 +57,8 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, "alloc_test");
   int n = bench_cfg.threads;
   long steps = bench_scaled(STEPS);
-  worker_t *w = bench_zalloc64((size_t)n, sizeof *w);
-  bench_mbox_t *box = bench_zalloc64((size_t)n, sizeof *box);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
+  bench_mbox_t *box = bench_zalloc_lines((size_t)n, sizeof *box);
   for (int t = 0; t < n; t++)
     w[t] = (worker_t){.index = t, .steps = steps, .inbox = &box[t], .next = &box[(t + 1) % n]};
   for (int t = 0; t < n; t++) bench_spawn(&w[t].thread, work, &w[t]);

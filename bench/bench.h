@@ -137,11 +137,18 @@ static inline void *bench_realloc(void *p, size_t n) {
   return q;
 }
 
-/* COUNT zeroed elements of SIZE bytes aligned to a cache line (for structs with _Alignas(64)
- * members, which calloc does not promise to align). */
-static inline void *bench_zalloc64(size_t count, size_t size) {
+/* The first member of a per-thread record: records in one array never share a pair of cache
+ * lines (the unit the adjacent-line prefetcher moves), so a thread's writes to its own record
+ * (counters, state) never slow the thread next to it. Without it, where the allocator happens
+ * to place the array decides whether two threads' counters share a line: a cost that shows up
+ * as the allocator's. */
+#define BENCH_OWN_LINES _Alignas(128)
+
+/* COUNT zeroed elements of SIZE bytes aligned to 128 bytes (for BENCH_OWN_LINES records and
+ * _Alignas(64) members, which calloc does not promise to align). */
+static inline void *bench_zalloc_lines(size_t count, size_t size) {
   void *p = NULL;
-  if (posix_memalign(&p, 64, count * size) != 0) bench_fail("posix_memalign failed");
+  if (posix_memalign(&p, 128, count * size) != 0) bench_fail("posix_memalign failed");
   return memset(p, 0, count * size);
 }
 

@@ -23,7 +23,7 @@ typedef struct bn_s {
 } bn_t;
 
 typedef struct ctx_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   int index;
   long steps;
   unsigned long long ops; /* allocator calls made */
@@ -144,7 +144,7 @@ static void *work(void *arg) {
 int main(int argc, char **argv) {
   bench_init(argc, argv, "cfrac");
   int n = bench_cfg.threads;
-  ctx_t *c = calloc((size_t)n, sizeof *c);
+  ctx_t *c = bench_zalloc_lines((size_t)n, sizeof *c);
   if (c == NULL) bench_fail("setup allocation failed");
   for (int t = 0; t < n; t++) c[t] = (ctx_t){.index = t, .steps = bench_scaled(STEPS)};
   for (int t = 0; t < n; t++) bench_spawn(&c[t].thread, work, &c[t]);

@@ -17,7 +17,7 @@
 #define STEPS 20000000.0
 
 typedef struct ctx_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   int index;
   long steps;
   unsigned long long ops; /* allocator calls made */
@@ -103,7 +103,7 @@ static void *work(void *arg) {
 int main(int argc, char **argv) {
   bench_init(argc, argv, "espresso");
   int n = bench_cfg.threads;
-  ctx_t *c = calloc((size_t)n, sizeof *c);
+  ctx_t *c = bench_zalloc_lines((size_t)n, sizeof *c);
   if (c == NULL) bench_fail("setup allocation failed");
   for (int t = 0; t < n; t++) {
     c[t].index = t;

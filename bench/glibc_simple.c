@@ -16,7 +16,7 @@ static const size_t sizes[] = {16, 32, 48, 64};
 static const int counts[] = {25, 100, 400};
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   long rounds;
 } worker_t;
 
@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, "glibc_simple");
   int n = bench_cfg.threads;
   long rounds = bench_scaled(ROUNDS);
-  worker_t *w = calloc((size_t)n, sizeof *w);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
   if (w == NULL) bench_fail("setup allocation failed");
   for (int t = 0; t < n; t++) w[t].rounds = rounds;
   for (int t = 0; t < n; t++) bench_spawn(&w[t].thread, work, &w[t]);

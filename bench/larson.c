@@ -15,7 +15,7 @@
 #define OPS 4000000.0
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   bench_rng_t rng; /* carried from round to round with the worker's index */
   long ops;
   bench_blk_t *slot; /* SLOTS blocks; the array moves to another worker between rounds */
@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, "larson");
   int n = bench_cfg.threads;
   long ops = bench_scaled(OPS);
-  worker_t *w = calloc((size_t)n, sizeof *w);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
   if (w == NULL) bench_fail("setup allocation failed");
   for (int t = 0; t < n; t++) {
     w[t].rng = bench_rng((uint64_t)t);

@@ -17,7 +17,7 @@
 #define PAGE 4096
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   int index;
   long replace;
   unsigned long long bytes; /* bytes allocated */
@@ -64,7 +64,7 @@ static void *work(void *arg) {
 int main(int argc, char **argv) {
   bench_init(argc, argv, "malloc_large");
   int n = bench_cfg.threads;
-  worker_t *w = calloc((size_t)n, sizeof *w);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
   if (w == NULL) bench_fail("setup allocation failed");
   for (int t = 0; t < n; t++) w[t] = (worker_t){.index = t, .replace = bench_scaled(REPLACE)};
   for (int t = 0; t < n; t++) bench_spawn(&w[t].thread, work, &w[t]);

@@ -20,7 +20,7 @@
 #define STEPS 2500000.0
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   uint64_t stream;           /* rng stream: round * THREADS + thread */
   long steps;
   unsigned long long allocs; /* blocks allocated */
@@ -87,7 +87,7 @@ static void round_of(worker_t *w, int n, int round, unsigned long long *allocs,
 int main(int argc, char **argv) {
   bench_init(argc, argv, "mstress");
   int n = bench_cfg.threads;
-  worker_t *w = calloc((size_t)n, sizeof *w);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
   if (w == NULL) bench_fail("setup allocation failed");
   unsigned long long allocs = 0, frees = 0;
   for (int round = 0; round < ROUNDS; round++) round_of(w, n, round, &allocs, &frees);

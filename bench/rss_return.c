@@ -20,7 +20,7 @@
 #define IDLE_SECONDS 2
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   int index;
   size_t budget;            /* bytes to request */
   unsigned long long count; /* blocks allocated */
@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
   pthread_barrier_t live, go;
   pthread_barrier_init(&live, NULL, (unsigned)n + 1);
   pthread_barrier_init(&go, NULL, (unsigned)n + 1);
-  worker_t *w = calloc((size_t)n, sizeof *w);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
   if (w == NULL) bench_fail("setup allocation failed");
   for (int t = 0; t < n; t++)
     w[t] = (worker_t){.index = t, .budget = total / (size_t)n, .live = &live, .go = &go};

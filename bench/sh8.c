@@ -13,7 +13,7 @@
 #define ROUNDS 8000.0
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   int index;
   long rounds;
   bench_mbox_t *inbox; /* blocks the previous thread hands to this one */
@@ -63,8 +63,8 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, "sh8");
   int n = bench_cfg.threads;
   long rounds = bench_scaled(ROUNDS);
-  worker_t *w = bench_zalloc64((size_t)n, sizeof *w);
-  bench_mbox_t *box = bench_zalloc64((size_t)n, sizeof *box);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
+  bench_mbox_t *box = bench_zalloc_lines((size_t)n, sizeof *box);
   for (int t = 0; t < n; t++)
     w[t] = (worker_t){.index = t, .rounds = rounds, .inbox = &box[t], .next = &box[(t + 1) % n]};
   for (int t = 0; t < n; t++) bench_spawn(&w[t].thread, work, &w[t]);

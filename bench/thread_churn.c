@@ -17,7 +17,7 @@
 #define KEEP (ALLOCS / 5) /* blocks left to the main thread */
 
 typedef struct worker_s {
-  pthread_t thread;
+  BENCH_OWN_LINES pthread_t thread;
   uint64_t stream;        /* rng stream: the thread's number */
   bench_blk_t keep[KEEP]; /* freed by the main thread after the join */
 } worker_t;
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, "thread_churn");
   int n = bench_cfg.threads;
   long total = bench_scaled(TOTAL);
-  worker_t *w = calloc((size_t)n, sizeof *w);
+  worker_t *w = bench_zalloc_lines((size_t)n, sizeof *w);
   if (w == NULL) bench_fail("setup allocation failed");
   for (long done = 0; done < total; done += n)
     wave(w, total - done < n ? (int)(total - done) : n, (uint64_t)done);

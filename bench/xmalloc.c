@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, "xmalloc");
   int n = bench_cfg.threads;
   long batches = (bench_scaled(BLOCKS) + BATCH - 1) / BATCH;
-  pair_t *p = bench_zalloc64((size_t)n, sizeof *p);
+  pair_t *p = bench_zalloc_lines((size_t)n, sizeof *p);
   for (int i = 0; i < n; i++) {
     p[i].index = i;
     p[i].batches = batches;
