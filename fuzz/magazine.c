@@ -174,8 +174,8 @@ F_NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
   F_CHECK(hak_owner_of(m) == hak_tc, "class %u run %p owned by %p", c, (void *)m,
           (void *)hak_owner_of(m));
   F_CHECK(m->used <= m->carved && m->carved <= m->capacity && m->capacity <= MAX_BLOCKS,
-          "class %u run %p: used %u carved %u capacity %u", c, (void *)m, m->used, m->carved,
-          m->capacity);
+          "class %u run %p: used %u carved %u capacity %u", c, (void *)m, m->used,
+          (unsigned)m->carved, m->capacity);
   F_CHECK(m->next == NULL || m->next->prev == m, "class %u run %p: broken list links", c,
           (void *)m);
   stamp++;
@@ -186,10 +186,10 @@ F_NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
   F_CHECK(m->used == li + si + rq + dl, "class %u run %p: used %u, but %zu live + %zu on the SLL "
           "+ %u on the remote stack + %u delivered", c, (void *)m, m->used, li, si, rq, dl);
   F_CHECK(m->used + fl == m->carved, "class %u run %p: used %u + freelist %u != carved %u", c,
-          (void *)m, m->used, fl, m->carved);
+          (void *)m, m->used, fl, (unsigned)m->carved);
   if (tag == HAK_LIST_FULL) {
     F_CHECK(fl == 0 && m->carved == m->capacity, "class %u run %p on the full list: freelist %u, "
-            "carved %u of %u", c, (void *)m, fl, m->carved, m->capacity);
+            "carved %u of %u", c, (void *)m, fl, (unsigned)m->carved, m->capacity);
     F_CHECK((w & HAK_RQ_NOTIFY) || dl > 0, "class %u run %p on the full list: not armed (word "
             "%#lx) and none of its blocks delivered", c, (void *)m, (unsigned long)w);
   } else if (m->used == 0) {

@@ -255,7 +255,7 @@ static void check_owned_run(unsigned r, int h, uint32_t out, uint32_t queued) {
           (unsigned long)w);
   F_CHECK(m->used == out + queued && m->carved == m->used + fw_chain_len(m->freelist, NULL),
           "run %u owned by %d: used %u, %u out + %u queued; carved %u", r, h, m->used, out,
-          queued, m->carved);
+          queued, (unsigned)m->carved);
   F_CHECK(!hak_rq_adopt(m) && word_of(m) == w, "run %u owned by %d adopted by its word", r, h);
 }
 

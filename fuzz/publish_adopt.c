@@ -106,8 +106,8 @@ static void check_run(const fw_runrec_t *r) {
           (void *)m, r->owner, m->used, r->live, sll, r->queued, r->delivered);
   uint32_t fl = fw_chain_len(m->freelist, NULL);
   F_CHECK(m->carved == m->used + fl && m->carved <= m->capacity,
-          "run %p: carved %u, used %u, freelist %u, capacity %u", (void *)m, m->carved, m->used,
-          fl, m->capacity);
+          "run %p: carved %u, used %u, freelist %u, capacity %u", (void *)m, (unsigned)m->carved,
+          m->used, fl, m->capacity);
 }
 
 /* No run on two workers' lists; each listed run owned by the worker that lists it. */

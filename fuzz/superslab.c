@@ -133,8 +133,8 @@ static void check_head(const hak_superslab_t *ss, unsigned i) {
           "ss %p slab %u: data %p, %u blocks of %u overflow the run", (void *)ss, i,
           (void *)m->data, m->capacity, m->stride);
   F_CHECK(m->capacity >= 1 && m->used <= m->carved && m->carved <= m->capacity,
-          "ss %p slab %u: used %u carved %u capacity %u", (void *)ss, i, m->used, m->carved,
-          m->capacity);
+          "ss %p slab %u: used %u carved %u capacity %u", (void *)ss, i, m->used,
+          (unsigned)m->carved, m->capacity);
   for (unsigned j = 1; j < m->nslabs; j++)
     F_CHECK(ss->slabs[i + j].state == HAK_SLAB_CONT && ss->slabs[i + j].head == i,
             "ss %p slab %u: not a continuation of its run's head %u", (void *)ss, i + j, i);
@@ -243,7 +243,7 @@ static void check_hold(int h) {
               m->used == 0 && m->carved == 0 && m->freelist == NULL &&
               atomic_load(&m->remote) == 0,
           "held run %p of class %d: state %d class %d used %u carved %u remote word %#lx",
-          (void *)m, hold_cls[h], m->state, m->class_idx, m->used, m->carved,
+          (void *)m, hold_cls[h], m->state, m->class_idx, m->used, (unsigned)m->carved,
           (unsigned long)atomic_load(&m->remote));
   F_CHECK(mark_ok(m->data, (size_t)m->capacity * m->stride, (uint64_t)h << 32, true),
           "held run %p of class %d overwritten", (void *)m, hold_cls[h]);
@@ -264,7 +264,7 @@ static void check_block(const block_t *b) {
   uint64_t off = (uint64_t)(b->p - HAK_HDR_SIZE - m->data);
   F_CHECK(off % m->stride == 0 && off / m->stride < m->carved,
           "block %p: offset %llu in a run of stride %u, %u carved", (void *)b->p,
-          (unsigned long long)off, m->stride, m->carved);
+          (unsigned long long)off, m->stride, (unsigned)m->carved);
   size_t usable = hak_usable_size(b->p);
   F_CHECK(usable >= b->size && b->p + usable == m->data + off + m->stride,
           "block %p of %zu bytes (slab %u of its run): usable %zu", (void *)b->p, b->size,
@@ -314,7 +314,7 @@ static void take(int c) {
               m->used == 0 && m->carved == 0 && m->freelist == NULL &&
               atomic_load(&m->remote) == 0,
           "fresh run of class %d: state %d class %d carved %u remote word %#lx", c, m->state,
-          m->class_idx, m->carved, (unsigned long)atomic_load(&m->remote));
+          m->class_idx, (unsigned)m->carved, (unsigned long)atomic_load(&m->remote));
   F_CHECK(!is_held(m), "run %p taken twice", (void *)m);
   hold[h] = m;
   hold_cls[h] = c;

@@ -75,15 +75,15 @@ static const char *slab_field(size_t off) {
   } fields[] = {
       /* in the order of the struct: the last one at or below off names it */
       {offsetof(hak_slab_t, freelist), "freelist"}, {offsetof(hak_slab_t, data), "data"},
-      {offsetof(hak_slab_t, recip), "recip"},       {offsetof(hak_slab_t, div_inv), "div_inv"},
-      {offsetof(hak_slab_t, stride), "stride"},     {offsetof(hak_slab_t, capacity), "capacity"},
-      {offsetof(hak_slab_t, used), "used"},         {offsetof(hak_slab_t, carved), "carved"},
+      {offsetof(hak_slab_t, div_inv), "div_inv"},   {offsetof(hak_slab_t, stride), "stride"},
+      {offsetof(hak_slab_t, capacity), "capacity"}, {offsetof(hak_slab_t, used), "used"},
       {offsetof(hak_slab_t, class_idx), "class_idx"}, {offsetof(hak_slab_t, head), "head"},
       {offsetof(hak_slab_t, nslabs), "nslabs"},     {offsetof(hak_slab_t, state), "state"},
       {offsetof(hak_slab_t, list), "list"},         {offsetof(hak_slab_t, div_shift), "div_shift"},
-      {offsetof(hak_slab_t, head_off), "head_off"},
+      {offsetof(hak_slab_t, head_off), "head_off"}, {offsetof(hak_slab_t, carved), "carved"},
       {offsetof(hak_slab_t, owner), "owner"},       {offsetof(hak_slab_t, remote), "remote"},
       {offsetof(hak_slab_t, next), "next"},         {offsetof(hak_slab_t, prev), "prev"},
+      {offsetof(hak_slab_t, recip), "recip"},
   };
   const char *name = "padding";
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)

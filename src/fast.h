@@ -16,13 +16,23 @@
 
 /* ---- malloc --------------------------------------------------------------------------------- */
 
-/* A block of class c off the thread's TLS SLL, or NULL when the list is empty. */
-static inline __attribute__((always_inline)) void *hak_sll_alloc(hak_class_t c) {
+/* A block of class c4 / HAK_CLASS_SCALE off the thread's TLS SLL, or NULL when the list is
+ * empty. The list and the counter are addressed as their array's start plus c4 times 4 and 2:
+ * &tc->sll[c] and &tc->stat.allocs[c], each one address computation. */
+static inline __attribute__((always_inline)) void *hak_sll_alloc4(unsigned c4) {
+  _Static_assert(sizeof(hak_sll_t) == 4 * HAK_CLASS_SCALE &&
+                     sizeof(((hak_tstat_t *)0)->allocs[0]) == 2 * HAK_CLASS_SCALE,
+                 "a scaled class addresses the TLS SLLs and the counters");
   hak_tcache_t *tc = hak_tc;
-  void *b = hak_sll_pop(&tc->sll[c]);
+  hak_class_t c = c4 / HAK_CLASS_SCALE;
+  void *b = hak_sll_pop((hak_sll_t *)((char *)tc->sll + (uintptr_t)c4 * 4));
   if (hak_unlikely(b == NULL)) return NULL;
-  hak_stat_inc(tc->stat.allocs[c]);
+  hak_stat_inc(*(_Atomic(uint64_t) *)((char *)tc->stat.allocs + (uintptr_t)c4 * 2));
   return hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
+}
+
+static inline __attribute__((always_inline)) void *hak_sll_alloc(hak_class_t c) {
+  return hak_sll_alloc4(c * HAK_CLASS_SCALE);
 }
 
 /* malloc without recording (the other entry points use it and record their own call): a tiny
@@ -30,7 +40,7 @@ static inline __attribute__((always_inline)) void *hak_sll_alloc(hak_class_t c) 
  * from the TLS SLL when it has a block. */
 static inline void *hak_alloc_fast(size_t n) {
   void *p = NULL;
-  if (hak_likely(n <= HAK_TINY_REQ_MAX)) p = hak_sll_alloc(hak_class_by_size[n]);
+  if (hak_likely(n <= HAK_TINY_REQ_MAX)) p = hak_sll_alloc4(hak_class4_by_size[n]);
   else if (n <= HAK_SLAB_REQ_MAX) p = hak_sll_alloc(hak_size_class(n));
   if (hak_likely(p != NULL)) return p;
   return hak_malloc_slow(n);
@@ -47,12 +57,12 @@ static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u, hak_cl
   *cls = m->class_idx;
   if (hak_unlikely(*cls >= HAK_NUM_CLASSES)) return NULL;
   uint64_t off = (uint64_t)(u - HAK_HDR_SIZE - (uintptr_t)m->data);
+  /* Carved (before the block left its thread) and on a boundary. */
 #if HAK_PLANTED(uncarved_free) /* planted bug: a block never carved passes */
-  uint64_t limit = m->capacity;
+  if (hak_unlikely(hak_run_block_index(m, off) >= m->capacity)) return NULL;
 #else
-  uint64_t limit = atomic_load_explicit(&m->carved, hak_relaxed); /* carved before it left */
+  if (hak_unlikely(!hak_below_word(hak_run_block_index(m, off), &m->carved))) return NULL;
 #endif
-  if (hak_unlikely(hak_run_block_index(m, off) >= limit)) return NULL; /* carved, on a boundary */
   return m;
 }
 
@@ -71,7 +81,7 @@ static inline __attribute__((always_inline)) void hak_free_in(void *p, hak_tcach
     hak_free_slow(p);
     return;
   }
-  if (hak_unlikely(atomic_load_explicit(&m->owner, hak_relaxed) != tc)) {
+  if (hak_unlikely(hak_word_ne(&m->owner, (uintptr_t)tc))) {
     hak_free_remote_mt(m, base, tc);
     return;
   }
@@ -100,7 +110,7 @@ static inline __attribute__((always_inline)) void hak_free_as(void *p, bool entr
   }
   hak_free_in(p, tc, (hak_superslab_t *)ss);
 #else
-  if (entry && hak_unlikely(u >= atomic_load_explicit(&hak_gate_addr, hak_relaxed))) {
+  if (entry && hak_unlikely(!hak_below_word(u, &hak_gate_addr))) {
     hak_free_gated(p);
     return;
   }
@@ -127,8 +137,8 @@ static inline __attribute__((always_inline)) void hak_free_fast(void *p) { hak_f
  * request then pops its class's list there: hak_malloc_gated), free's of an address at or
  * above it or of a hint miss. */
 static inline __attribute__((always_inline)) void *hak_malloc_entry(size_t n) {
-  if (hak_likely(n < atomic_load_explicit(&hak_gate_size, hak_relaxed))) {
-    void *p = hak_sll_alloc(hak_class_by_size[n]);
+  if (hak_likely(hak_below_word(n, &hak_gate_size))) {
+    void *p = hak_sll_alloc4(hak_class4_by_size[n]);
     if (hak_likely(p != NULL)) return p;
     return hak_malloc_slow(n);
   }

@@ -36,6 +36,27 @@
 #endif
 #define hak_stat_inc(field) hak_stat_add(field, 1)
 
+/* Compares with an atomic word read relaxed, for the fast paths: a < *w (unsigned) and *w != a.
+ * GCC never folds an atomic load into another instruction, so a load and a compare would be two
+ * instructions where one compare with a memory operand does: an aligned quadword read is
+ * single-copy atomic on x86-64, as a relaxed load is. TSan builds (and other targets) load
+ * with atomic_load_explicit, which TSan understands. */
+#if defined(__x86_64__) && !HAKMEM_TSAN
+/* The flags of *w - a, tested for condition cc (x86 condition-code suffix). */
+#define hak_word_cc_(cc, w, a)                                                        \
+  __extension__({                                                                    \
+    _Static_assert(sizeof(*(w)) == 8, "a quadword");                                 \
+    bool cc_;                                                                        \
+    __asm__("cmpq %1, %2" : "=@cc" cc(cc_) : "r"((uint64_t)(a)), "m"(*(w)));          \
+    cc_;                                                                             \
+  })
+#define hak_below_word(a, w) hak_word_cc_("a", (w), (a)) /* *w above a */
+#define hak_word_ne(w, a) hak_word_cc_("ne", (w), (a))
+#else
+#define hak_below_word(a, w) ((uint64_t)(a) < (uint64_t)atomic_load_explicit((w), hak_relaxed))
+#define hak_word_ne(w, a) ((uint64_t)atomic_load_explicit((w), hak_relaxed) != (uint64_t)(a))
+#endif
+
 /* ---- debug.c: fail-fast, asserts, debug ring, formatting without libc ------------------- */
 
 /* Prints `hakmem: <what>: ptr=0x... ss=0x... class=N`, dumps the debug ring, aborts. */

@@ -7,7 +7,7 @@
  * HAK_HDR_SIZE in header mode (the header's 8-byte word is counted in the 16-byte stride
  * extra); its stride (bytes per block) is its size plus HAK_STRIDE_EXTRA.
  *
- * Request -> class: one table load for a tiny request (hak_class_by_size, indexed by the
+ * Request -> class: one table load for a tiny request (hak_class4_by_size, indexed by the
  * request itself), arithmetic above. Runs: enough slabs for about eight blocks. TLS SLL
  * capacity: about 16 KiB of blocks to start with, at most 256 KiB when ACE grows it.
  *
@@ -40,13 +40,16 @@ static inline uint32_t hak_stride_of(hak_class_t c) {
   return (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA);
 }
 
-/* Request n -> class, for n <= HAK_TINY_REQ_MAX (sizeclass.c builds it from the sizes above;
- * unit_ptr_bridge checks every entry). */
-extern const uint8_t hak_class_by_size[HAK_TINY_REQ_MAX + 1];
+/* Request n -> HAK_CLASS_SCALE times its class, for n <= HAK_TINY_REQ_MAX (sizeclass.c builds it
+ * from the sizes above; unit_ptr_bridge checks every entry). Scaled so that malloc's fast path
+ * addresses the class's TLS SLL (16 bytes) and counters (8) with the scaled class as the index
+ * of one address each: no shift and add of its own (fast.h). */
+#define HAK_CLASS_SCALE 4u
+extern const uint8_t hak_class4_by_size[HAK_TINY_REQ_MAX + 1];
 
 /* Class of a request of n bytes, n <= HAK_SLAB_REQ_MAX. */
 static inline hak_class_t hak_size_class(size_t n) {
-  if (n <= HAK_TINY_REQ_MAX) return hak_class_by_size[n];
+  if (n <= HAK_TINY_REQ_MAX) return hak_class4_by_size[n] / HAK_CLASS_SCALE;
   size_t m = n - HAK_HDR_SIZE; /* above 128 B, sizes step by a quarter of a power of two */
   unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(m - 1));
   size_t idx = (m - 1 - ((size_t)1 << e)) >> (e - 2);

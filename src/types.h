@@ -70,15 +70,11 @@ struct hak_slab_s {
   /* Owner's cache line: read by every free (class, geometry, owner), written by the owner. */
   void *freelist;             /* local free blocks (base pointers); owner only              */
   uint8_t *data;              /* base of block 0 of the run                                 */
-  uint64_t recip;             /* ceil(2^HAK_RECIP_SHIFT / stride)                           */
   uint64_t div_inv;           /* inverse of stride's odd factor mod 2^64 (hak_run_block_index) */
   uint32_t stride;            /* bytes per block, multiple of 16                            */
   uint32_t capacity;          /* blocks in the run                                          */
   uint32_t used;              /* blocks out of the run (in use, in a TLS SLL, in a remote
                                  queue or on their way to one); owner only                  */
-  _Atomic(uint32_t) carved;   /* blocks carved so far, <= capacity; written by the owner,
-                                 read by any free (relaxed: a block reaches another thread
-                                 only after its carving)                                    */
   uint8_t class_idx;          /* < HAK_NUM_CLASSES once bound, HAK_CLASS_NONE when free     */
   uint8_t head;               /* index of the run's head slab (own index for a head)        */
   uint8_t nslabs;             /* slabs in the run (head only)                               */
@@ -87,11 +83,16 @@ struct hak_slab_s {
   uint8_t div_shift;          /* stride's power-of-two factor (hak_run_block_index)         */
   uint16_t head_off;          /* byte offset of slabs[head] in the SuperSlab: pointer -> run
                                  is one load and one add (hak_run_in)                       */
+  _Atomic(uint64_t) carved;   /* blocks carved so far, <= capacity; written by the owner,
+                                 read by any free (relaxed: a block reaches another thread
+                                 only after its carving); a quadword, so that free compares
+                                 with it in memory (hak_below_word)                         */
   _Atomic(hak_tcache_t *) owner; /* Box 3: changes only in owner.c; NULL = no owner         */
   /* Cross-thread line: the one word other threads write (remote_queue.c has its format), and
    * the list links, which only list moves touch (rare next to frees). */
   _Alignas(HAK_CACHE_LINE) _Atomic(uintptr_t) remote;
   hak_slab_t *next, *prev;    /* owner's partial/full list, or the published list           */
+  uint64_t recip;             /* ceil(2^HAK_RECIP_SHIFT / stride): slow paths only          */
 };
 _Static_assert(sizeof(struct hak_slab_s) == 2 * HAK_CACHE_LINE,
                "a slab is two cache lines: pointer -> run is a shift");

@@ -35,8 +35,8 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
     U_CHECK(hak_owner_of(m) == hak_tc, "class %d run %p owned by %p", c, (void *)m,
             (void *)hak_owner_of(m));
     U_CHECK(m->used <= m->carved && m->carved <= m->capacity,
-            "class %d run %p: used %u carved %u capacity %u", c, (void *)m, m->used, m->carved,
-            m->capacity);
+            "class %d run %p: used %u carved %u capacity %u", c, (void *)m, m->used,
+            (unsigned)m->carved, m->capacity);
     U_CHECK(m->capacity <= sizeof seen, "run capacity %u", m->capacity);
     memset(seen, 0, m->capacity);
     uint32_t fl = 0;
@@ -63,11 +63,11 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
             "class %d run %p: used %u, but %zu of its blocks are live, %zu on the SLL, %u queued",
             c, (void *)m, m->used, li, si, rc);
     U_CHECK(m->used + fl == m->carved, "class %d run %p: used %u + freelist %u != carved %u", c,
-            (void *)m, m->used, fl, m->carved);
+            (void *)m, m->used, fl, (unsigned)m->carved);
     if (tag == HAK_LIST_FULL)
       U_CHECK(m->freelist == NULL && m->carved == m->capacity,
               "class %d run %p on the full list has free blocks (freelist %u, carved %u of %u)", c,
-              (void *)m, fl, m->carved, m->capacity);
+              (void *)m, fl, (unsigned)m->carved, m->capacity);
     *live_in += li;
     *sll_in += si;
   }

@@ -44,8 +44,8 @@ static void check_table(const hak_superslab_t *ss) {
       U_CHECK(m->nslabs == hak_run_slabs_for(m->class_idx), "ss %p slab %u: %u slabs for class %d",
               (void *)ss, i, m->nslabs, m->class_idx);
       U_CHECK(m->used <= m->carved && m->carved <= m->capacity,
-              "ss %p slab %u: used %u carved %u capacity %u", (void *)ss, i, m->used, m->carved,
-              m->capacity);
+              "ss %p slab %u: used %u carved %u capacity %u", (void *)ss, i, m->used,
+              (unsigned)m->carved, m->capacity);
       break;
     case HAK_SLAB_CONT: {
       U_CHECK(!free_bit, "ss %p slab %u: continuation in free_mask", (void *)ss, i);
