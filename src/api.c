@@ -162,18 +162,32 @@ static void *calloc_impl(size_t count, size_t size) {
   return p;
 }
 
-static void *realloc_impl(void *ptr, size_t size) {
-  if (ptr == NULL) return hak_alloc_fast(size);
-  if (size == 0) {
+/* With record (tracing), the call is recorded where the trace's order needs it: after every
+ * allocation it makes and before it frees ptr, so another thread's allocation that returns ptr
+ * again orders after it (trace.c), as a free's does. */
+static void *realloc_impl(void *ptr, size_t size, bool record) {
+  void *q;
+  if (ptr == NULL) {
+    q = hak_alloc_fast(size);
+  } else if (size == 0) {
+    q = NULL;
+    if (record) hak_trace_record(HAK_TR_REALLOC, q, size, (uintptr_t)ptr);
     hak_free_fast(ptr);
-    return NULL;
+    hak_sched_point(HAK_SP_REALLOC_FREED, ptr);
+    return q;
+  } else {
+    size_t old = hak_usable_size(ptr);
+    if (size <= old && size >= old / 2) {
+      q = ptr; /* fits, and not too wasteful to keep */
+    } else if ((q = hak_alloc_fast(size)) != NULL) {
+      memcpy(q, ptr, size < old ? size : old);
+      if (record) hak_trace_record(HAK_TR_REALLOC, q, size, (uintptr_t)ptr);
+      hak_free_fast(ptr);
+      hak_sched_point(HAK_SP_REALLOC_FREED, ptr);
+      return q;
+    } /* else errno set; the old block is untouched */
   }
-  size_t old = hak_usable_size(ptr);
-  if (size <= old && size >= old / 2) return ptr; /* fits, and not too wasteful to keep */
-  void *q = hak_alloc_fast(size);
-  if (q == NULL) return NULL; /* errno set; the old block is untouched */
-  memcpy(q, ptr, size < old ? size : old);
-  hak_free_fast(ptr);
+  if (record) hak_trace_record(HAK_TR_REALLOC, q, size, (uintptr_t)ptr);
   return q;
 }
 
@@ -276,7 +290,7 @@ hak_api size_t hak_usable_size(const void *ptr) {
 }
 
 hak_api void *hak_realloc(void *ptr, size_t size) {
-  return traced(realloc_impl(ptr, size), HAK_TR_REALLOC, size, (uintptr_t)ptr);
+  return realloc_impl(ptr, size, hak_tracing());
 }
 
 hak_api void *hak_reallocarray(void *ptr, size_t count, size_t size) {

@@ -147,6 +147,7 @@ enum hak_sched_point {
   HAK_SP_PURGE_SLEEP,    /* the purge thread saw no work pending, not yet marked ASLEEP    */
   HAK_SP_BEFORE_UNMAP,   /* an empty SuperSlab is about to be unmapped                     */
   HAK_SP_LARGE_GROW,     /* a cached large mapping was moved by mremap: its old range is free */
+  HAK_SP_REALLOC_FREED,  /* realloc freed the old block, the call not yet returned         */
   HAK_SP_COUNT
 };
 #if HAKMEM_SCHED_POINTS

@@ -18,7 +18,9 @@
  *  - a record's seq_op is stored last: a reader sees a record whole or not at all;
  *  - sequence numbers are unique and give the global order: an allocation takes its number
  *    after the call returns, a free before the call (so free(p) orders before any allocation
- *    that returns p again, and a free that aborts inside hakmem is already recorded);
+ *    that returns p again, and a free that aborts inside hakmem is already recorded); a
+ *    realloc that frees its old block takes its number after its allocation and before that
+ *    free (api.c: realloc_impl);
  *  - a chunk is written by the one thread that took it, the file header by hak_trace_open;
  *  - where PATH names the trace of a live process other than this one (an exec'ed child
  *    inherits HAKMEM_TRACE), this process writes PATH.<pid> instead; a forked child always

@@ -17,6 +17,9 @@ Cases:
              stalled schedule unscheduled and says so
   perturb_search
              --perturb-search finds no failing seed where there is no bug
+  realloc_window
+             a moving realloc, its thread parked after its free while another thread is
+             handed the old address, is recorded before that allocation and replays clean
 """
 import argparse
 import os
@@ -286,6 +289,24 @@ def case_perturb_search(a):
         fail("--perturb-from: %s" % r.stdout)
 
 
+def case_realloc_window(a):
+    d = fresh(a, "realloc_window")
+    trace = os.path.join(d, "trace")
+    run([a.record_window], env={"HAKMEM_TRACE": trace})
+    ops = [o[0] for o in dump(a, trace)]
+    if ops.count("realloc") != 1 or ops.count("malloc") < 2:
+        fail("realloc_window: unexpected calls in the trace: %s" % ops)
+    # The main thread's second malloc (L's address again) must come after the realloc.
+    second_malloc = [i for i, o in enumerate(ops) if o == "malloc"][1]
+    if ops.index("realloc") > second_malloc:
+        fail("realloc_window: the realloc is recorded after the malloc that reused its old "
+             "block: %s" % ops)
+    r = run([a.replay, trace], check=False)
+    if r.returncode != 0:
+        fail("realloc_window: the replay failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
+    print("realloc_window ok: %s" % " ".join(ops))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("case")
@@ -294,6 +315,7 @@ def main():
     p.add_argument("--work", required=True)
     p.add_argument("--fuzz")
     p.add_argument("--lib")
+    p.add_argument("--record-window")
     a = p.parse_args()
     globals()["case_" + a.case](a)
 

@@ -110,7 +110,7 @@ static const char *const point_names[HAK_SP_COUNT] = {
     [HAK_SP_BEFORE_DELIVER] = "before_deliver", [HAK_SP_DRAIN] = "drain",
     [HAK_SP_ORPHAN_PUBLISH] = "orphan_publish", [HAK_SP_BEFORE_RELEASE] = "before_release",
     [HAK_SP_PURGE_SLEEP] = "purge_sleep",       [HAK_SP_BEFORE_UNMAP] = "before_unmap",
-    [HAK_SP_LARGE_GROW] = "large_grow",
+    [HAK_SP_LARGE_GROW] = "large_grow",         [HAK_SP_REALLOC_FREED] = "realloc_freed",
 };
 
 /* ---- choices --------------------------------------------------------------------------------- */
