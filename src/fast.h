@@ -21,11 +21,12 @@
  * &tc->sll[c] and &tc->stat.allocs[c], each one address computation. */
 static inline __attribute__((always_inline)) void *hak_sll_alloc4(unsigned c4) {
   _Static_assert(sizeof(hak_sll_t) == 4 * HAK_CLASS_SCALE &&
-                     sizeof(((hak_tstat_t *)0)->allocs[0]) == 2 * HAK_CLASS_SCALE,
+                     sizeof(((hak_tstat_t *)0)->allocs[0]) == 2 * HAK_CLASS_SCALE &&
+                     sizeof(((hak_tstat_t *)0)->frees[0]) == 2 * HAK_CLASS_SCALE,
                  "a scaled class addresses the TLS SLLs and the counters");
   hak_tcache_t *tc = hak_tc;
   hak_class_t c = c4 / HAK_CLASS_SCALE;
-  void *b = hak_sll_pop((hak_sll_t *)((char *)tc->sll + (uintptr_t)c4 * 4));
+  void *b = hak_sll_pop4(tc->sll, c4);
   if (hak_unlikely(b == NULL)) return NULL;
   hak_stat_inc(*(_Atomic(uint64_t) *)((char *)tc->stat.allocs + (uintptr_t)c4 * 2));
   return hak_bridge_out(b, c, (uint32_t)(hak_class_raw_size(c) + HAK_STRIDE_EXTRA));
@@ -49,13 +50,16 @@ static inline void *hak_alloc_fast(size_t n) {
 /* ---- free ----------------------------------------------------------------------------------- */
 
 /* The run of SuperSlab ss holding u, or NULL when u is not exactly the user pointer of a
- * carved block in a bound run (the slow path then sorts out large blocks, aligned blocks and
- * invalid pointers); *cls gets its class. ss is registered with an intact magic, or vouched
- * for by the hint box. */
-static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u, hak_class_t *cls) {
+ * carved block (the slow path then sorts out large blocks, aligned blocks and invalid
+ * pointers). ss is registered with an intact magic, or vouched for by the hint box. A free run
+ * has carved 0, so a run that passes is bound, or was bound while this free read it: a free
+ * run's class is never used before the owner check (hak_free_in), which only this thread's
+ * own bind passes, or the remote path's class check. */
+static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u) {
   hak_slab_t *m = hak_run_in(ss, u);
-  *cls = m->class_idx;
-  if (hak_unlikely(*cls >= HAK_NUM_CLASSES)) return NULL;
+#if HAKMEM_CHECKED /* the checked bridge fills the block by the run's stride: a bound run only */
+  if (hak_unlikely(m->class_idx >= HAK_NUM_CLASSES)) return NULL;
+#endif
   uint64_t off = (uint64_t)(u - HAK_HDR_SIZE - (uintptr_t)m->data);
   /* Carved (before the block left its thread) and on a boundary. */
 #if HAK_PLANTED(uncarved_free) /* planted bug: a block never carved passes */
@@ -70,14 +74,13 @@ static inline hak_slab_t *hak_block_run(hak_superslab_t *ss, uintptr_t u, hak_cl
  * path needs no stack frame. */
 static inline __attribute__((always_inline)) void hak_free_in(void *p, hak_tcache_t *tc,
                                                               hak_superslab_t *ss) {
-  hak_class_t c;
-  hak_slab_t *m = hak_block_run(ss, (uintptr_t)p, &c);
+  hak_slab_t *m = hak_block_run(ss, (uintptr_t)p);
   if (hak_unlikely(m == NULL)) {
     hak_free_slow(p);
     return;
   }
   void *base = hak_bridge_base(p);
-  if (hak_unlikely(!hak_bridge_in(base, c, m->stride))) {
+  if (hak_unlikely(!hak_bridge_in(base, m->class_idx, m->stride))) {
     hak_free_slow(p);
     return;
   }
@@ -85,11 +88,16 @@ static inline __attribute__((always_inline)) void hak_free_in(void *p, hak_tcach
     hak_free_remote_mt(m, base, tc);
     return;
   }
-  hak_stat_inc(tc->stat.frees[c]);
+  /* This thread owns the run: it bound it after the class was set (superslab.c), and unbinds
+   * it before the class is reset, so class4 is HAK_CLASS_SCALE times a class. It addresses the
+   * class's TLS SLL (16 bytes) and free counter (8) as one index each, as malloc does. */
+  uintptr_t c4 = m->class4;
+  hak_stat_inc(*(_Atomic(uint64_t) *)((char *)tc->stat.frees + c4 * 2));
 #if HAK_PLANTED(sll_userptr)
   base = p; /* planted bug: the user pointer goes onto the TLS SLL */
 #endif
-  if (hak_unlikely(hak_sll_push(&tc->sll[c], base))) hak_spill_slow(tc, c);
+  if (hak_unlikely(hak_sll_push4(tc->sll, c4, base)))
+    hak_spill_slow(tc, (hak_class_t)(c4 / HAK_CLASS_SCALE));
 }
 
 /* The free of p: hak_free (entry: the public entry point, behind the trace gate) or an

@@ -23,6 +23,7 @@
 #define HAK_MID_NUM_CLASSES 32
 #define HAK_NUM_CLASSES (TINY_NUM_CLASSES + HAK_MID_NUM_CLASSES)
 #define HAK_CLASS_NONE 0xFF
+#define HAK_CLASS4_NONE 0xFF /* a free run's class4: no multiple of HAK_CLASS_SCALE */
 
 /* Pointer modes (DESIGN §1). In header mode a block is [8-byte header][user bytes] and
  * strides are class size + 16, so that base == 8 (mod 16) and user == 0 (mod 16). */
@@ -83,6 +84,8 @@ struct hak_slab_s {
   uint8_t div_shift;          /* stride's power-of-two factor (hak_run_block_index)         */
   uint16_t head_off;          /* byte offset of slabs[head] in the SuperSlab: pointer -> run
                                  is one load and one add (hak_run_in)                       */
+  uint8_t class4;             /* HAK_CLASS_SCALE * class_idx once bound, HAK_CLASS4_NONE when
+                                 free: the owner's free addresses its list and counter with it */
   _Atomic(uint64_t) carved;   /* blocks carved so far, <= capacity; written by the owner,
                                  read by any free (relaxed: a block reaches another thread
                                  only after its carving); a quadword, so that free compares

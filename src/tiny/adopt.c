@@ -189,6 +189,12 @@ hak_noinline void hak_free_remote_mt(hak_slab_t *m, void *base, hak_tcache_t *tc
   /* Read the class before the free: once the block is in the queue the run may be drained,
    * released and rebound by others. */
   hak_class_t cls = m->class_idx;
+  /* The fast path checked that the block was carved, not that its run is still bound: a live
+   * block keeps its run bound (it counts in used), so a run found free meanwhile means this
+   * block was not live. */
+  if (hak_unlikely(cls >= HAK_NUM_CLASSES))
+    hak_fail("invalid free (block of a free run)", (uint8_t *)base + HAK_HDR_SIZE, hak_ss_of(base),
+             -1);
   /* A thread that only frees gets a cache of its own here: its counters and held-back frees. */
   if (tc == &hak_tc_empty && (tc = hak_thread_init_slow()) == NULL) tc = &hak_tc_empty;
   /* Held back only while the run has an owner, who will be back for more blocks: the last

@@ -90,6 +90,7 @@ static void slab_reset(hak_superslab_t *ss, unsigned i) {
   atomic_store_explicit(&m->carved, 0, hak_relaxed);
   atomic_store_explicit(&m->remote, 0, hak_relaxed);
   m->class_idx = HAK_CLASS_NONE;
+  m->class4 = HAK_CLASS4_NONE;
   slab_set_head(ss, i, i);
   m->nslabs = 0;
   m->state = HAK_SLAB_FREE;
@@ -209,6 +210,9 @@ static void bind_run(hak_superslab_t *ss, unsigned idx, int k, hak_class_t cls) 
   m->state = HAK_SLAB_HEAD;
   slab_set_head(ss, idx, idx);
   m->class_idx = (uint8_t)cls;
+  _Static_assert((HAK_NUM_CLASSES - 1) * HAK_CLASS_SCALE < HAK_CLASS4_NONE,
+                 "a scaled class fits class4 and differs from HAK_CLASS4_NONE");
+  m->class4 = (uint8_t)(cls * HAK_CLASS_SCALE);
   for (int j = 1; j < k; j++) {
     ss->slabs[idx + j].state = HAK_SLAB_CONT;
     slab_set_head(ss, idx + (unsigned)j, idx);

@@ -66,6 +66,60 @@ static inline bool hak_sll_push(hak_sll_t *s, void *base) {
   return --s->room < 0;
 }
 
+/* The fast paths' forms: the list at byte offset 4 * c4 of lists, c4 being HAK_CLASS_SCALE
+ * times the class (sizeof(hak_sll_t) == 4 * HAK_CLASS_SCALE), so that each access addresses
+ * it as lists + c4 * 4. GCC would compute that address into a register first (one
+ * instruction more on each path), so x86-64 builds without link encoding, ASan or TSan write
+ * the accesses out: the same loads and stores as hak_sll_pop and hak_sll_push, in the same
+ * order. The others call those. */
+#if defined(__x86_64__) && !HAKMEM_CHECKED && !HAKMEM_TSAN && !HAKMEM_ASAN && \
+    !HAKMEM_DEBUG_HDRLESS
+#define HAK_SLL_INDEXED_ASM 1
+_Static_assert(offsetof(hak_sll_t, head) == 0 && offsetof(hak_sll_t, room) == 8 &&
+                   sizeof(hak_sll_t) == 4 * HAK_CLASS_SCALE,
+               "the written-out accesses address head at 0 and room at 8");
+#else
+#define HAK_SLL_INDEXED_ASM 0
+#endif
+
+static inline __attribute__((always_inline)) void *hak_sll_pop4(hak_sll_t *lists, uintptr_t c4) {
+#if HAK_SLL_INDEXED_ASM
+  void *b;
+  __asm__ volatile("movq (%1,%2,4), %0" : "=a"(b) : "r"(lists), "r"(c4) : "memory");
+  if (hak_likely(b != NULL)) {
+    void *next;
+    __asm__ volatile("movq %c4(%3), %0\n\t"
+                     "movq %0, (%1,%2,4)\n\t"
+                     "addl $1, 8(%1,%2,4)"
+                     : "=&r"(next)
+                     : "r"(lists), "r"(c4), "r"(b), "i"(HAK_LINK_OFF)
+                     : "memory", "cc");
+  }
+  return b;
+#else
+  return hak_sll_pop((hak_sll_t *)((char *)lists + c4 * 4));
+#endif
+}
+
+/* Returns true when the list went above its capacity and must spill. */
+static inline __attribute__((always_inline)) bool hak_sll_push4(hak_sll_t *lists, uintptr_t c4,
+                                                                void *base) {
+#if HAK_SLL_INDEXED_ASM
+  void *head;
+  bool over;
+  __asm__ volatile("movq (%2,%3,4), %1\n\t"
+                   "movq %1, %c5(%4)\n\t"
+                   "movq %4, (%2,%3,4)\n\t"
+                   "subl $1, 8(%2,%3,4)"
+                   : "=@ccs"(over), "=&r"(head)
+                   : "r"(lists), "r"(c4), "r"(base), "i"(HAK_LINK_OFF)
+                   : "memory");
+  return over;
+#else
+  return hak_sll_push((hak_sll_t *)((char *)lists + c4 * 4), base);
+#endif
+}
+
 /* The length of the list, from its room (the list itself is not walked). */
 static inline uint32_t hak_sll_count(const hak_sll_t *s) {
   return (uint32_t)((int64_t)s->cap - s->room);

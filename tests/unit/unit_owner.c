@@ -149,6 +149,14 @@ static void expect_abort(void (*op)(hak_slab_t *), hak_slab_t *m, const char *li
 static void release_by_stranger(hak_slab_t *m) { hak_run_release(&fake[1], m); }
 static void bind_owned(hak_slab_t *m) { hak_run_bind(&fake[1], m, m->class_idx); }
 
+/* What a free sees when the run it read as carved was released meanwhile (slab_reset: carved
+ * 0, class none): the block was not live. The remote path must not index by that class. */
+static void free_into_released(hak_slab_t *m) {
+  m->class_idx = HAK_CLASS_NONE;
+  m->class4 = HAK_CLASS4_NONE;
+  hak_free_remote_mt(m, m->data, &fake[1]);
+}
+
 static void check_misuse_aborts(void) {
   hak_slab_t *m = hak_run_fresh(&fake[0], 3);
   U_CHECK(m != NULL, "setup");
@@ -156,6 +164,7 @@ static void check_misuse_aborts(void) {
   expect_abort(release_by_stranger, m,
                "hakmem: run given up by a thread that does not own it");
   expect_abort(bind_owned, m, "hakmem: bind of a run that already has an owner");
+  expect_abort(free_into_released, m, "hakmem: invalid free (block of a free run)");
   U_CHECK(hak_owner_of(m) == &fake[0], "parent's owner changed");
   hak_run_release(&fake[0], m);
 }
