@@ -35,7 +35,10 @@
  *   HAKMEM_TRACE=PATH           record every allocation call to PATH (hakmem-replay reads it)
  *   HAKMEM_VERBOSE=0            1: print version, build configuration and options at start
  *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
- *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse
+ *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse, at least
+ *   HAKMEM_LARGE_CACHE_PCT=20   ... and up to this share of the live large bytes when more
+ *   HAKMEM_LARGE_MOVE=0         1: a large request no cached mapping fits moves the pages of
+ *                               smaller ones into its new mapping (mremap) instead of faulting
  *   HAKMEM_PURGE_THREAD=1       a background thread (purge.c) runs the decay while memory is
  *                               pending, so an idle program returns it too; 0: no thread is
  *                               ever created, the decay runs on slow paths of later calls only

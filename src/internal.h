@@ -183,10 +183,9 @@ void hak_unlock(hak_lock_t *l);
 
 void *hak_os_map(size_t size);                  /* zeroed, read-write, or NULL */
 void *hak_os_map_aligned(size_t size, size_t align); /* size and align: page multiples */
-/* Moves mapping p of old_size bytes to a fresh place aligned to align, grown to new_size: its
- * pages move with it (no copy, no fault), the growth reads as zero. NULL when it cannot (p is
- * then as it was). */
-void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
+/* Moves size bytes of mapped pages at from onto the mapping at to (replacing its pages there):
+ * they move without a copy or a fault, from is unmapped. false when it cannot (nothing moved). */
+bool hak_os_move(void *from, size_t size, void *to);
 void hak_os_unmap(void *p, size_t size);
 void hak_os_purge(void *p, size_t size);        /* give pages back, keep the mapping */
 uint64_t hak_os_now_ms(void);
@@ -235,7 +234,7 @@ enum hak_stats_mode { HAK_STATS_OFF = 0, HAK_STATS_TABLE = 1, HAK_STATS_JSON = 2
 typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
   long stats; /* enum hak_stats_mode */
-  long verbose, decay_ms, large_cache_mb, thp, remote_batch;
+  long verbose, decay_ms, large_cache_mb, large_cache_pct, large_move, thp, remote_batch;
   long purge_thread;
   long crash_report, crash_gcore;
   char stats_path[HAK_PATH_MAX]; /* HAKMEM_STATS=json:PATH, else "" */
@@ -283,6 +282,7 @@ typedef enum hak_gstat_e {
   HAK_G_COUNT
 } hak_gstat_t;
 void hak_gstat_add(hak_gstat_t which, int64_t n);
+int64_t hak_gstat_read(hak_gstat_t which); /* relaxed */
 void hak_stats_at_exit(void);
 void hak_stats_init(void); /* keeps a copy of stderr when HAKMEM_STATS is on */
 

@@ -51,17 +51,14 @@ void *hak_os_map_aligned(size_t size, size_t align) {
   return p;
 }
 
-void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
-  uint8_t *dst = hak_os_map_aligned(new_size, align); /* the place, replaced by the move */
-  if (dst == NULL) return NULL;
-  unpoison(p, old_size);
-  void *moved = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
-  if (moved == MAP_FAILED) {
-    hak_os_unmap(dst, new_size);
-    return NULL;
-  }
-  hak_gstat_add(HAK_G_BYTES_MAPPED, -(int64_t)old_size);
-  return moved;
+bool hak_os_move(void *from, size_t size, void *to) {
+  unpoison(from, size);
+  int saved = errno;
+  void *moved = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  errno = saved;
+  if (moved == MAP_FAILED) return false;
+  hak_gstat_add(HAK_G_BYTES_MAPPED, -(int64_t)size); /* to's pages were counted, from's go */
+  return true;
 }
 
 void hak_os_unmap(void *p, size_t size) {

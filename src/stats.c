@@ -33,6 +33,10 @@ void hak_gstat_add(hak_gstat_t which, int64_t n) {
 
 static uint64_t ld(_Atomic(uint64_t) *v) { return atomic_load_explicit(v, hak_relaxed); }
 
+int64_t hak_gstat_read(hak_gstat_t which) {
+  return atomic_load_explicit(&gstat[which], hak_relaxed);
+}
+
 /* Adds src into dst (atomically: several threads retire at once) and zeroes src. */
 static void fold(_Atomic(uint64_t) *dst, _Atomic(uint64_t) *src, size_t n) {
   for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
 /* Regression test: a cached large mapping moved and grown for a larger block (src/large.c,
- * entry_grow), the window after the move held open by parking the growing thread at its
+ * entry_gather), the window after the move held open by parking the growing thread at its
  * schedule point (tests/support/hak_sched.h; the test links hakmem_sched).
  *
  * Root cause: the old place of the moved mapping is unregistered after the mremap that frees
@@ -11,6 +11,7 @@
  * last one needs hakmem itself to map the freed range, which the kernel's choice of address
  * does not make deterministic: remap_reuse maps it from outside.)
  *
+ * The move happens with HAKMEM_LARGE_MOVE=1 (set by the test), without which V maps anew.
  * Every scenario (each in a fresh child process, see regress.h) starts the same: the main
  * thread allocates a block L of 8 MiB and frees it (its mapping goes to the cache, still
  * registered, its user pointer cleared); thread V asks for 12 MiB, is handed L's mapping (at
@@ -60,6 +61,7 @@ static void *v_grow(void *arg) {
 
 /* Frees L into the cache and parks V in the window: L's old range moved away, unmapped. */
 static void park_in_window(void) {
+  hak_opt.large_move = 1; /* HAKMEM_LARGE_MOVE=1: the grow moves the cached pages */
   st0 = stats();
   l_ptr = hak_malloc(L_SIZE);
   R_CHECK(l_ptr != NULL, "hak_malloc(%zu) failed", L_SIZE);
