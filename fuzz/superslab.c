@@ -441,6 +441,8 @@ static void setup(void) {
   done = true;
   hak_option_get("HAKMEM_DECAY_MS"); /* initialises the process without allocating */
   hak_opt.decay_ms = 3600000;       /* memory goes back only when the harness trims */
+  hak_opt.slab_dirty_pct = 0;       /* ... not by the dirty budget either: a released run's
+                                       slabs stay dirty (api_memory tests the budget) */
   for (int c = 0; c < HAK_NUM_CLASSES; c++)
     if (hak_run_slabs_for(c) > 1) multi[nmulti++] = c;
   F_CHECK(nmulti > 0, "no class has multi-slab runs");

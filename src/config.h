@@ -37,6 +37,9 @@
  *   HAKMEM_DECAY_MS=1000        how long freed memory is kept before it goes back to the OS
  *   HAKMEM_LARGE_CACHE_MB=64    how much freed large mappings are kept for reuse, at least
  *   HAKMEM_LARGE_CACHE_PCT=20   ... and up to this share of the live large bytes when more
+ *   HAKMEM_SLAB_DIRTY_PCT=400   free slabs whose pages stay populated until the decay: at most
+ *                               this share of the bound slabs (and 4 MiB); the oldest beyond it
+ *                               are purged at once; 0: no limit, the decay alone decides
  *   HAKMEM_LARGE_MOVE=0         1: a large request no cached mapping fits moves the pages of
  *                               smaller ones into its new mapping (mremap) instead of faulting
  *   HAKMEM_PURGE_THREAD=1       a background thread (purge.c) runs the decay while memory is

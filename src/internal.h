@@ -234,7 +234,8 @@ enum hak_stats_mode { HAK_STATS_OFF = 0, HAK_STATS_TABLE = 1, HAK_STATS_JSON = 2
 typedef struct hak_options_s {
   long tls_hint, ss_adopt, rf_force_notify, must_adopt, ace_enabled;
   long stats; /* enum hak_stats_mode */
-  long verbose, decay_ms, large_cache_mb, large_cache_pct, large_move, thp, remote_batch;
+  long verbose, decay_ms, large_cache_mb, large_cache_pct, large_move, slab_dirty_pct, thp,
+      remote_batch;
   long purge_thread;
   long crash_report, crash_gcore;
   char stats_path[HAK_PATH_MAX]; /* HAKMEM_STATS=json:PATH, else "" */

@@ -13,7 +13,7 @@ extern char **environ;
 hak_options_t hak_opt = {
     .tls_hint = 1, .ss_adopt = 1, .rf_force_notify = 0, .must_adopt = 0, .ace_enabled = 1,
     .stats = HAK_STATS_OFF, .verbose = 0, .decay_ms = 1000, .large_cache_mb = 64,
-    .large_cache_pct = 20, .large_move = 0,
+    .large_cache_pct = 20, .large_move = 0, .slab_dirty_pct = 400,
     .thp = HAK_THP_LARGE, .remote_batch = 32, .purge_thread = 1,
 };
 
@@ -47,6 +47,8 @@ static const option_desc_t options[] = {
     LONG_OPT("HAKMEM_LARGE_CACHE_MB", large_cache_mb, 0, 1 << 20, "MiB of large mappings kept"),
     LONG_OPT("HAKMEM_LARGE_CACHE_PCT", large_cache_pct, 0, 1000,
              "large mappings kept, in percent of the live large bytes, when above the MiB"),
+    LONG_OPT("HAKMEM_SLAB_DIRTY_PCT", slab_dirty_pct, 0, 100000,
+             "free slab pages kept populated, in percent of the bound slabs (4 MiB at least; 0: no limit)"),
     LONG_OPT("HAKMEM_LARGE_MOVE", large_move, 0, 1,
              "a large request moves cached mappings' pages into its own (mremap)"),
     LONG_OPT("HAKMEM_PURGE_THREAD", purge_thread, 0, 1,

@@ -43,6 +43,11 @@ static size_t ss_empty_count;
 static uint8_t *ss_reserve, *ss_reserve_end; /* mapped, not yet used as SuperSlabs */
 static _Atomic(uint64_t) ss_last_decay_ms; /* written under ss_lock, peeked without */
 static _Atomic(bool) ss_pending;           /* written under ss_lock, peeked without */
+/* Slabs of bound runs, and free slabs whose pages are still populated (dirty); under ss_lock.
+ * The dirty ones beyond the budget (ss_dirty_budget) are purged at once, oldest SuperSlab
+ * first, without waiting for the decay. */
+static size_t ss_bound_slabs, ss_dirty_slabs;
+#define SS_DIRTY_FLOOR_SLABS (2 * HAK_SLABS_PER_SS) /* dirty slabs always allowed: 4 MiB */
 
 /* ---- geometry -------------------------------------------------------------------------------- */
 
@@ -140,6 +145,8 @@ static void ss_unmap(hak_superslab_t *ss) {
 #endif
   atomic_fetch_add_explicit(&hak_ss_release_epoch, 1, memory_order_acq_rel);
   ss->magic = 0;
+  ss_dirty_slabs -= (size_t)__builtin_popcount(ss->dirty_mask);
+  ss->dirty_mask = 0;
   hak_ring_event("ss_unmap", ss, 0);
   hak_crash_note_unmap(ss, HAK_SS_SIZE, HAK_REGION_SS);
   hak_os_unmap(ss, HAK_SS_SIZE);
@@ -158,6 +165,7 @@ static size_t ss_purge_slabs(hak_superslab_t *ss, unsigned i, unsigned n) {
 /* Purges every dirty slab of ss; the bytes given back. */
 static size_t ss_purge_dirty(hak_superslab_t *ss) {
   size_t bytes = 0;
+  ss_dirty_slabs -= (size_t)__builtin_popcount(ss->dirty_mask);
   uint32_t dirty = ss->dirty_mask;
   while (dirty) {
     unsigned i = (unsigned)__builtin_ctz(dirty);
@@ -219,6 +227,8 @@ static void bind_run(hak_superslab_t *ss, unsigned idx, int k, hak_class_t cls) 
   }
   uint32_t bits = (k == 32 ? SS_ALL_FREE : (1u << k) - 1) << idx;
   ss->free_mask &= ~bits;
+  ss_dirty_slabs -= (size_t)__builtin_popcount(ss->dirty_mask & bits);
+  ss_bound_slabs += (size_t)k;
   ss->dirty_mask &= ~bits;
 }
 
@@ -285,6 +295,29 @@ static size_t ss_decay_locked(uint64_t now, bool force) {
   return released;
 }
 
+/* Dirty slabs allowed: HAKMEM_SLAB_DIRTY_PCT percent of the bound ones, at least the floor;
+ * no limit with HAKMEM_SLAB_DIRTY_PCT=0 (the decay alone decides). */
+static size_t ss_dirty_budget(void) {
+  if (hak_opt.slab_dirty_pct == 0) return SIZE_MAX;
+  size_t share = ss_bound_slabs * (size_t)hak_opt.slab_dirty_pct / 100;
+  return share > SS_DIRTY_FLOOR_SLABS ? share : SS_DIRTY_FLOOR_SLABS;
+}
+
+/* Purges the dirty slabs of the SuperSlabs dirty longest until the budget holds. Called with
+ * ss_lock held. */
+static void ss_purge_over_budget(void) {
+  size_t budget = ss_dirty_budget();
+  while (ss_dirty_slabs > budget) {
+    hak_superslab_t *oldest = NULL;
+    for (int l = 0; l < 2; l++)
+      for (hak_superslab_t *ss = l == 0 ? ss_empty : ss_avail; ss != NULL; ss = ss->next)
+        if (ss->dirty_mask && (oldest == NULL || ss->dirty_since_ms < oldest->dirty_since_ms))
+          oldest = ss;
+    if (oldest == NULL) return;
+    ss_purge_dirty(oldest);
+  }
+}
+
 /* The decay clock runs at a quarter of the decay time. */
 static bool decay_due(uint64_t now) {
   uint64_t last = atomic_load_explicit(&ss_last_decay_ms, hak_relaxed);
@@ -303,6 +336,8 @@ void hak_superslab_release_run(hak_slab_t *head) {
   for (int j = 0; j < k; j++) slab_reset(ss, idx + (unsigned)j);
   uint32_t bits = (k == 32 ? SS_ALL_FREE : (1u << k) - 1) << idx;
   ss->free_mask |= bits;
+  ss_dirty_slabs += (size_t)__builtin_popcount(bits & ~ss->dirty_mask);
+  ss_bound_slabs -= (size_t)k;
   if (ss->dirty_mask == 0) ss->dirty_since_ms = now;
   ss->dirty_mask |= bits;
   atomic_store_explicit(&ss_pending, true, hak_relaxed);
@@ -315,6 +350,7 @@ void hak_superslab_release_run(hak_slab_t *head) {
     ss_list_push(&ss_avail, ss, HAK_SSL_AVAIL);
   }
   if (decay_due(now)) ss_decay_locked(now, false);
+  if (ss_dirty_slabs > ss_dirty_budget()) ss_purge_over_budget();
   hak_unlock(&ss_lock);
 }
 

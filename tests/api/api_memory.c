@@ -1,10 +1,16 @@
 /* Memory goes back to the OS: after freeing a few hundred MiB, hak_trim() (malloc_trim(0))
- * returns it at once; with HAKMEM_DECAY_MS set, the decay returns it without a trim call.
+ * returns it at once; with HAKMEM_DECAY_MS set, the decay returns it without a trim call; and
+ * free slabs beyond HAKMEM_SLAB_DIRTY_PCT of the bound ones go back at once.
  *
- * Usage: api_memory trim | decay
+ * Usage: api_memory trim | decay | dirty-kept | dirty-returned
  *   trim:  free everything, hak_trim(), check purged bytes and (without a sanitizer) RSS;
  *   decay: free everything, wait past the decay, allocate a little (slow paths read the decay
- *          clock), check purged bytes grew without any trim call. */
+ *          clock), check purged bytes grew without any trim call;
+ *   dirty-*: (the decay off) keep 64 MiB live, churn 256 MiB beside it: with no dirty limit
+ *          (HAKMEM_SLAB_DIRTY_PCT=0, dirty-kept) nothing is returned; with a share of 1%
+ *          (dirty-returned) all but the 4 MiB floor of the freed slabs is, without a trim. */
+#include <stdbool.h>
+
 #include "hak_test.h"
 
 #define MIB ((size_t)1 << 20)
@@ -44,6 +50,30 @@ int main(int argc, char **argv) {
   T_FREE(T_MALLOC(16));
   hak_stats_t s0, s1;
   hak_trim();
+  if (strncmp(mode, "dirty-", 6) == 0) {
+    bool kept = strcmp(mode, "dirty-kept") == 0;
+    void **live = malloc(65536 * sizeof(void *)); /* the test's own bookkeeping */
+    t_check(live != NULL, "bookkeeping");
+    for (int i = 0; i < 65536; i++) {
+      live[i] = T_MALLOC(1000);
+      t_check(live[i] != NULL, "live block %d", i);
+      memset(live[i], 1, 1000);
+    }
+    hak_stats_get(&s0);
+    churn(256 * MIB);
+    hak_stats_get(&s1);
+    size_t returned = (size_t)(s1.bytes_purged - s0.bytes_purged);
+    if (kept)
+      t_check(returned == 0, "%zu MiB returned with no dirty limit",
+              returned / MIB);
+    else
+      t_check(returned >= 128 * MIB, "only %zu MiB returned with a dirty share of 1%%",
+              returned / MIB);
+    for (int i = 0; i < 65536; i++) T_FREE(live[i]);
+    free(live);
+    printf("api_memory %s ok\n", mode);
+    return 0;
+  }
   size_t rss0 = rss_bytes();
   hak_stats_get(&s0);
   churn(256 * MIB);
