@@ -39,7 +39,11 @@
 #include "hak_test.h"
 #include "hakmem.h"
 
-#define R_CHILD_SECONDS 60 /* a scenario that runs longer hangs: SIGALRM ends it */
+/* A scenario that runs longer hangs: SIGALRM ends it. The planted-bug proof builds with less
+ * (HAKMEM_REGRESS_CHILD_SECONDS), since a planted bug may hang several scenarios. */
+#ifndef R_CHILD_SECONDS
+#define R_CHILD_SECONDS 60
+#endif
 #define R_SS_ALL_FREE 0xFFFFFFFFu
 
 /* R_CHECK(cond, fmt, ...): fails the scenario (exit 1) unless cond holds, naming it first. */
