@@ -11,7 +11,16 @@
  *     nothrow form, which calls our throwing form inside a try block and turns whatever the
  *     handler throws into NULL, as the standard requires (C cannot catch).
  * The runtime's functions are looked up by name with dlsym on that cold path. This file is
- * compiled with -fexceptions, so a bad_alloc unwinds through its frames. */
+ * compiled with -fexceptions, so a bad_alloc unwinds through its frames.
+ *
+ * The one RTLD_NEXT lookup (new_or_null) is not a fallback to another allocator: it is taken
+ * only after hakmem failed and a handler is installed, and what it finds is the C++ runtime's
+ * nothrow operator, whose memory comes from ::operator new or malloc, both resolved to
+ * hakmem's (libstdc++ since GCC 9: `try { return ::operator new(n); } catch (...) {}`;
+ * before: a malloc loop calling the handler). No lock is held across it. A nothrow new with
+ * a handler that throws must return NULL, which takes a catch, and C has none; calling the
+ * handler here instead would let its exception leave a noexcept function (std::terminate).
+ * api_cxx tests both handlers (one that returns, one that throws) on the nothrow forms. */
 #include <dlfcn.h>
 #include <stddef.h>
 
