@@ -254,7 +254,7 @@ static hak_large_t *cache_remove(hak_large_t **link) {
 }
 
 /* Cached mappings for map_size bytes, taken off the cache, or NULL. *whole: one mapping large
- * enough, the smallest (split when much larger; entry_fit). Else, with HAKMEM_LARGE_MOVE=1, a
+ * enough, the smallest (split when much larger; entry_purge_slack). Else, with HAKMEM_LARGE_MOVE=1, a
  * chain, linked through next, of the largest ones until they add up to map_size, the last one
  * split when much larger (entry_gather moves them into one mapping); at most HAK_LARGE_GATHER
  * of them. Cached mappings are never far. Called with large_lock held. */
@@ -290,7 +290,7 @@ static hak_large_t *cache_take(size_t map_size, bool *whole) {
  * pages past the request go back to the OS when they are more than a quarter of it (the
  * addresses stay, so the mapping still joins its cached neighbours when it is freed). No lock
  * held. */
-static hak_large_t *entry_fit(hak_large_t *h, size_t map_size) {
+static hak_large_t *entry_purge_slack(hak_large_t *h, size_t map_size) {
   size_t slack = h->map_size - map_size;
   if (slack > map_size / 4 + HAK_PAGE_SIZE) hak_os_purge(h->map + map_size, slack);
   return h;
@@ -323,7 +323,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   hak_lock(&large_lock);
   if (!far) h = cache_take(map_size, &whole);
   hak_unlock(&large_lock);
-  if (h != NULL) h = whole ? entry_fit(h, map_size) : entry_gather(h, map_size);
+  if (h != NULL) h = whole ? entry_purge_slack(h, map_size) : entry_gather(h, map_size);
   bool hit = h != NULL;
   if (h == NULL && (h = map_new(map_size, align)) == NULL) return NULL;
   h->user = far ? (uint8_t *)h + HAK_LARGE_HDR : h->map + off;

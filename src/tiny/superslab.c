@@ -303,18 +303,28 @@ static size_t ss_dirty_budget(void) {
   return share > SS_DIRTY_FLOOR_SLABS ? share : SS_DIRTY_FLOOR_SLABS;
 }
 
-/* Purges the dirty slabs of the SuperSlabs dirty longest until the budget holds. Called with
- * ss_lock held. */
+/* Purges the dirty slabs of the SuperSlabs dirty longest until a quarter of the budget is
+ * free again, so that the next pass is a quarter of the budget away rather than the next
+ * release. One scan of the lists finds the SS_PURGE_BATCH dirty longest (kept sorted, oldest
+ * first); another scan only when they were not enough. Called with ss_lock held. */
+#define SS_PURGE_BATCH 8
 static void ss_purge_over_budget(void) {
   size_t budget = ss_dirty_budget();
-  while (ss_dirty_slabs > budget) {
-    hak_superslab_t *oldest = NULL;
+  size_t goal = budget - budget / 4;
+  while (ss_dirty_slabs > goal) {
+    hak_superslab_t *oldest[SS_PURGE_BATCH];
+    int n = 0;
     for (int l = 0; l < 2; l++)
-      for (hak_superslab_t *ss = l == 0 ? ss_empty : ss_avail; ss != NULL; ss = ss->next)
-        if (ss->dirty_mask && (oldest == NULL || ss->dirty_since_ms < oldest->dirty_since_ms))
-          oldest = ss;
-    if (oldest == NULL) return;
-    ss_purge_dirty(oldest);
+      for (hak_superslab_t *ss = l == 0 ? ss_empty : ss_avail; ss != NULL; ss = ss->next) {
+        if (ss->dirty_mask == 0) continue;
+        if (n == SS_PURGE_BATCH && ss->dirty_since_ms >= oldest[n - 1]->dirty_since_ms) continue;
+        int i = n < SS_PURGE_BATCH ? n++ : n - 1;
+        for (; i > 0 && oldest[i - 1]->dirty_since_ms > ss->dirty_since_ms; i--)
+          oldest[i] = oldest[i - 1];
+        oldest[i] = ss;
+      }
+    if (n == 0) return;
+    for (int i = 0; i < n && ss_dirty_slabs > goal; i++) ss_purge_dirty(oldest[i]);
   }
 }
 
