@@ -16,7 +16,7 @@
  *     then freed in an order the input chooses, partly or wholly by a worker: the TLS SLL
  *     spills to the slabs and refills from them), hak_trim(), a sync with the workers.
  *
- * Shadow model, checked after every operation (F_CHECK aborts with one line):
+ * Shadow model, checked after every operation (T_INVARIANT aborts with one line):
  *   - live blocks never overlap: each new block's [p, p + usable) against every live block's;
  *   - contents stay intact: each live block carries a pattern keyed by its own key over its
  *     usable size (every byte of a block up to 64 KiB; of a bigger one 64 bytes of every KiB,
@@ -82,38 +82,8 @@ typedef struct blk_s {
   size_t req;    /* bytes asked for */
   size_t usable; /* hak_usable_size when it was allocated */
   size_t align;  /* alignment it must have */
-  uint64_t key;  /* byte i of its pattern pieces (see pieces()) is f_pattern(key, i) */
+  uint64_t key;  /* byte i of its pattern pieces (see pieces()) is t_expected_byte(key, i) */
 } blk_t;
-
-#define PAT_MUL 0x9e3779b97f4a7c15ull /* f_pattern of fuzz.h, eight bytes at a time */
-
-static inline uint64_t pat_word(uint64_t k, size_t i) { return (k ^ (uint64_t)(i >> 3)) * PAT_MUL; }
-
-/* Writes f_pattern(k, i) for i in [lo, hi) of p. */
-static void pat_fill(uint8_t *p, size_t lo, size_t hi, uint64_t k) {
-  size_t i = lo;
-  for (; i < hi && (i & 7); i++) p[i] = f_pattern(k, i);
-  for (; i + 8 <= hi; i += 8) {
-    uint64_t x = pat_word(k, i);
-    memcpy(p + i, &x, 8);
-  }
-  for (; i < hi; i++) p[i] = f_pattern(k, i);
-}
-
-/* Offset of the first byte of [lo, hi) that is not f_pattern(k, i), or SIZE_MAX. */
-static size_t pat_find_bad(const uint8_t *p, size_t lo, size_t hi, uint64_t k) {
-  size_t i = lo;
-  for (; i < hi && (i & 7); i++)
-    if (p[i] != f_pattern(k, i)) return i;
-  for (; i + 8 <= hi; i += 8) {
-    uint64_t x;
-    memcpy(&x, p + i, 8);
-    if (x != pat_word(k, i)) break;
-  }
-  for (; i < hi; i++)
-    if (p[i] != f_pattern(k, i)) return i;
-  return SIZE_MAX;
-}
 
 /* The bytes of a block that carry its pattern: every byte of a block of up to DENSE_MAX usable
  * bytes; of a bigger one its first SPARSE_HEAD bytes, SPARSE_LEN bytes of every SPARSE_STEP, and
@@ -142,13 +112,14 @@ static void pieces(const blk_t *b, size_t limit, piece_fn fn, const char *what) 
 
 static void fill_piece(const blk_t *b, size_t lo, size_t hi, const char *what) {
   (void)what;
-  pat_fill(b->p, lo, hi, b->key);
+  t_fill_range(b->p, lo, hi, b->key);
 }
 
 static void check_pattern(const blk_t *b, size_t lo, size_t hi, const char *what) {
-  size_t bad = pat_find_bad(b->p, lo, hi, b->key);
-  F_CHECK(bad == SIZE_MAX, "%s: block %p (req %zu, usable %zu) corrupt at offset %zu: %#x != %#x",
-          what, (void *)b->p, b->req, b->usable, bad, b->p[bad], f_pattern(b->key, bad));
+  size_t bad = t_find_bad_range(b->p, lo, hi, b->key);
+  T_INVARIANT(bad == SIZE_MAX,
+              "%s: block %p (req %zu, usable %zu) corrupt at offset %zu: %#x != %#x", what,
+              (void *)b->p, b->req, b->usable, bad, b->p[bad], t_expected_byte(b->key, bad));
 }
 
 /* Gives a block its pattern (its key and usable size set). */
@@ -176,7 +147,7 @@ static void check_zero(const uint8_t *p, size_t n, const char *what) {
     if (x != 0) break;
   }
   for (; i < n; i++)
-    F_CHECK(p[i] == 0, "%s: %p not zeroed at offset %zu of %zu", what, (void *)p, i, n);
+    T_INVARIANT(p[i] == 0, "%s: %p not zeroed at offset %zu of %zu", what, (void *)p, i, n);
 }
 
 /* ---- decoding -------------------------------------------------------------------------------- */
@@ -236,11 +207,12 @@ static void check_regions(const char *when) {
     unsigned kind = hak_registry_kind(r);
     if (kind == HAK_REGION_NONE) continue;
     unsigned char v;
-    F_CHECK(mincore((void *)r, HAK_PAGE_SIZE, &v) == 0,
-            "%s: region %#lx is registered (kind %u) but not mapped", when, (unsigned long)r, kind);
+    T_INVARIANT(mincore((void *)r, HAK_PAGE_SIZE, &v) == 0,
+                "%s: region %#lx is registered (kind %u) but not mapped", when, (unsigned long)r,
+                kind);
     if (kind == HAK_REGION_SS)
-      F_CHECK(hak_registry_ss_peek(r) != NULL, "%s: SuperSlab %#lx registered without its magic",
-              when, (unsigned long)r);
+      T_INVARIANT(hak_registry_ss_peek(r) != NULL,
+                  "%s: SuperSlab %#lx registered without its magic", when, (unsigned long)r);
   }
 }
 
@@ -284,11 +256,11 @@ static void worker_alloc(blk_t *b, int fn) {
   case 1: p = hak_calloc(1, b->req); break;
   default: p = hak_memalign(b->align, b->req); break;
   }
-  F_CHECK(p != NULL, "worker allocation (fn %d) of %zu bytes failed", fn, b->req);
+  T_INVARIANT(p != NULL, "worker allocation (fn %d) of %zu bytes failed", fn, b->req);
   b->p = p;
   if (fn == 1) check_zero(b->p, b->req, "worker calloc");
   b->usable = hak_usable_size(p);
-  F_CHECK(b->usable >= b->req, "worker block %p: usable %zu < %zu", p, b->usable, b->req);
+  T_INVARIANT(b->usable >= b->req, "worker block %p: usable %zu < %zu", p, b->usable, b->req);
   block_fill(b);
 }
 
@@ -326,7 +298,7 @@ static worker_t *worker(unsigned i) {
 /* Queues r (starting the worker if needed); returns its sequence number. */
 static uint64_t w_send(worker_t *w, const wreq_t *r) {
   if (!w->running) {
-    f_start(&w->thread, worker_main, w);
+    t_start(&w->thread, worker_main, w);
     w->running = true;
   }
   pthread_mutex_lock(&w->mu);
@@ -358,7 +330,7 @@ static void w_exit(worker_t *w) {
   if (!w->running) return;
   wreq_t r = {.op = W_EXIT};
   w_send(w, &r);
-  f_join(w->thread);
+  t_join(w->thread);
   w->running = false;
 }
 
@@ -382,21 +354,21 @@ static bool overlaps(uintptr_t a, size_t an, uintptr_t b, size_t bn) {
 /* Checks a block just handed out (by anyone) before it enters slot `self` (or a burst), and
  * records its usable size (b->usable: what the allocating worker saw, or 0). */
 static void check_new(blk_t *b, int self, const char *what) {
-  F_CHECK(b->p != NULL, "%s of %zu bytes returned NULL", what, b->req);
-  F_CHECK(((uintptr_t)b->p & (b->align - 1)) == 0, "%s of %zu bytes: %p not aligned to %zu", what,
-          b->req, (void *)b->p, b->align);
-  F_CHECK(hak_owns(b->p), "%s: hak_owns(%p) is 0 for a new block", what, (void *)b->p);
+  T_INVARIANT(b->p != NULL, "%s of %zu bytes returned NULL", what, b->req);
+  T_INVARIANT(((uintptr_t)b->p & (b->align - 1)) == 0, "%s of %zu bytes: %p not aligned to %zu",
+              what, b->req, (void *)b->p, b->align);
+  T_INVARIANT(hak_owns(b->p), "%s: hak_owns(%p) is 0 for a new block", what, (void *)b->p);
   size_t u = hak_usable_size(b->p);
-  F_CHECK(b->usable == 0 || u == b->usable, "%s: usable size of %p is %zu, was %zu", what,
-          (void *)b->p, u, b->usable);
-  F_CHECK(u >= b->req, "%s: usable size %zu of %p below the request %zu", what, u, (void *)b->p,
-          b->req);
+  T_INVARIANT(b->usable == 0 || u == b->usable, "%s: usable size of %p is %zu, was %zu", what,
+              (void *)b->p, u, b->usable);
+  T_INVARIANT(u >= b->req, "%s: usable size %zu of %p below the request %zu", what, u, (void *)b->p,
+              b->req);
   b->usable = u;
   for (int i = 0; i < SLOTS; i++)
-    F_CHECK(i == self || slot[i].p == NULL ||
-                !overlaps((uintptr_t)b->p, b->usable, (uintptr_t)slot[i].p, slot[i].usable),
-            "%s: new block [%p, +%zu) overlaps live block [%p, +%zu) of slot %d", what,
-            (void *)b->p, b->usable, (void *)slot[i].p, slot[i].usable, i);
+    T_INVARIANT(i == self || slot[i].p == NULL ||
+                    !overlaps((uintptr_t)b->p, b->usable, (uintptr_t)slot[i].p, slot[i].usable),
+                "%s: new block [%p, +%zu) overlaps live block [%p, +%zu) of slot %d", what,
+                (void *)b->p, b->usable, (void *)slot[i].p, slot[i].usable, i);
   remember_region(b->p);
 }
 
@@ -411,10 +383,10 @@ static void place(int i, void *p, size_t req, size_t align, bool zeroed, const c
 
 static void check_slot_full(int i, const char *what) {
   blk_t *b = &slot[i];
-  F_CHECK(hak_owns(b->p), "%s: hak_owns(%p) is 0 for live slot %d", what, (void *)b->p, i);
+  T_INVARIANT(hak_owns(b->p), "%s: hak_owns(%p) is 0 for live slot %d", what, (void *)b->p, i);
   size_t u = hak_usable_size(b->p);
-  F_CHECK(u == b->usable, "%s: usable size of %p changed from %zu to %zu", what, (void *)b->p,
-          b->usable, u);
+  T_INVARIANT(u == b->usable, "%s: usable size of %p changed from %zu to %zu", what, (void *)b->p,
+              b->usable, u);
   block_check(b, SIZE_MAX, what);
 }
 
@@ -440,10 +412,10 @@ static void check_slots(void) {
   for (int i = 0; i < SLOTS; i++) {
     blk_t *b = &slot[i];
     if (b->p == NULL) continue;
-    F_CHECK(hak_owns(b->p), "hak_owns(%p) is 0 for live slot %d", (void *)b->p, i);
+    T_INVARIANT(hak_owns(b->p), "hak_owns(%p) is 0 for live slot %d", (void *)b->p, i);
     size_t u = hak_usable_size(b->p);
-    F_CHECK(u == b->usable, "usable size of live %p changed from %zu to %zu", (void *)b->p,
-            b->usable, u);
+    T_INVARIANT(u == b->usable, "usable size of live %p changed from %zu to %zu", (void *)b->p,
+                b->usable, u);
     check_sampled(b, "live block");
   }
 }
@@ -460,7 +432,7 @@ static void op_calloc(int i, size_t n, uint8_t split) {
   if (split == 0xFF) {
     errno = 0;
     void *p = hak_calloc(SIZE_MAX / 2 + 1, 2 + n % 7);
-    F_CHECK(p == NULL && errno == ENOMEM, "overflowing hak_calloc gave %p, errno %d", p, errno);
+    T_INVARIANT(p == NULL && errno == ENOMEM, "overflowing hak_calloc gave %p, errno %d", p, errno);
     return;
   }
   size_t count = (size_t)1 << (split % 8);
@@ -477,8 +449,8 @@ static void op_realloc(int i, size_t n, uint8_t mode) {
     /* count * size overflows: NULL, ENOMEM, the block untouched. */
     errno = 0;
     void *q = hak_reallocarray(old.p, SIZE_MAX / 4 + 1, 8);
-    F_CHECK(q == NULL && errno == ENOMEM, "overflowing hak_reallocarray gave %p, errno %d", q,
-            errno);
+    T_INVARIANT(q == NULL && errno == ENOMEM, "overflowing hak_reallocarray gave %p, errno %d", q,
+                errno);
     if (old.p != NULL) check_slot_full(i, "failed reallocarray");
     return;
   }
@@ -495,7 +467,7 @@ static void op_realloc(int i, size_t n, uint8_t mode) {
   }
   slot[i].p = NULL;
   if (n == 0 && old.p != NULL) {
-    F_CHECK(q == NULL, "hak_realloc(%p, 0) returned %p instead of freeing", (void *)old.p, q);
+    T_INVARIANT(q == NULL, "hak_realloc(%p, 0) returned %p instead of freeing", (void *)old.p, q);
     return;
   }
   blk_t b = {q, n, 0, 16, new_key()};
@@ -520,7 +492,7 @@ static void op_aligned(int i, uint8_t fn, uint8_t a, size_t n) {
   case 1: p = hak_aligned_alloc(align, n); break;
   case 2: {
     int rc = hak_posix_memalign(&p, align, n);
-    F_CHECK(rc == 0, "hak_posix_memalign(%zu, %zu) failed: %d", align, n, rc);
+    T_INVARIANT(rc == 0, "hak_posix_memalign(%zu, %zu) failed: %d", align, n, rc);
     break;
   }
   default: {
@@ -529,9 +501,10 @@ static void op_aligned(int i, uint8_t fn, uint8_t a, size_t n) {
     size_t odd = align + align / 2;
     void *keep = &slot[i];
     int rc = hak_posix_memalign(&keep, odd, n);
-    F_CHECK(rc == EINVAL && keep == (void *)&slot[i], "hak_posix_memalign(%zu): %d", odd, rc);
+    T_INVARIANT(rc == EINVAL && keep == (void *)&slot[i], "hak_posix_memalign(%zu): %d", odd, rc);
     errno = 0;
-    F_CHECK(hak_aligned_alloc(odd, n) == NULL && errno == EINVAL, "hak_aligned_alloc(%zu)", odd);
+    T_INVARIANT(hak_aligned_alloc(odd, n) == NULL && errno == EINVAL, "hak_aligned_alloc(%zu)",
+                odd);
     p = hak_memalign(odd, n);
     align *= 2;
     break;
@@ -585,8 +558,8 @@ static int iv_cmp(const void *a, const void *b) {
 static size_t tag_len(const blk_t *b) { return b->usable < 64 ? b->usable : 64; }
 
 static void burst_tag(blk_t *b) {
-  pat_fill(b->p, 0, tag_len(b), b->key);
-  pat_fill(b->p, b->usable - tag_len(b), b->usable, b->key);
+  t_fill_range(b->p, 0, tag_len(b), b->key);
+  t_fill_range(b->p, b->usable - tag_len(b), b->usable, b->key);
 }
 
 static void burst_check_tag(const blk_t *b) {
@@ -616,14 +589,14 @@ static void op_burst(size_t n, uint16_t count, uint8_t fn, uint8_t ord, uint8_t 
     case 2: p = hak_memalign(align, b->req); b->align = align; break;
     default: p = hak_malloc(b->req); b->align = natural_align(b->req); break;
     }
-    F_CHECK(p != NULL, "burst allocation %zu of %zu bytes failed", j, b->req);
+    T_INVARIANT(p != NULL, "burst allocation %zu of %zu bytes failed", j, b->req);
     b->p = p;
     b->key = new_key();
-    F_CHECK(((uintptr_t)p & (b->align - 1)) == 0, "burst block %p of %zu bytes not aligned to %zu",
-            p, b->req, b->align);
-    F_CHECK(hak_owns(p), "burst block %p: hak_owns is 0", p);
+    T_INVARIANT(((uintptr_t)p & (b->align - 1)) == 0,
+                "burst block %p of %zu bytes not aligned to %zu", p, b->req, b->align);
+    T_INVARIANT(hak_owns(p), "burst block %p: hak_owns is 0", p);
     b->usable = hak_usable_size(p);
-    F_CHECK(b->usable >= b->req, "burst block %p: usable %zu < %zu", p, b->usable, b->req);
+    T_INVARIANT(b->usable >= b->req, "burst block %p: usable %zu < %zu", p, b->usable, b->req);
     if (fn % 4 == 1) check_zero(b->p, b->req < 256 ? b->req : 256, "burst calloc");
     burst_tag(b);
     remember_region(p);
@@ -637,10 +610,10 @@ static void op_burst(size_t n, uint16_t count, uint8_t fn, uint8_t ord, uint8_t 
       ivs[m++] = (iv_t){(uintptr_t)slot[i].p, (uintptr_t)slot[i].p + slot[i].usable, -1 - i};
   qsort(ivs, m, sizeof ivs[0], iv_cmp);
   for (size_t j = 1; j < m; j++)
-    F_CHECK(ivs[j - 1].hi <= ivs[j].lo,
-            "burst: blocks [%#lx, %#lx) (%d) and [%#lx, %#lx) (%d) overlap",
-            (unsigned long)ivs[j - 1].lo, (unsigned long)ivs[j - 1].hi, ivs[j - 1].who,
-            (unsigned long)ivs[j].lo, (unsigned long)ivs[j].hi, ivs[j].who);
+    T_INVARIANT(ivs[j - 1].hi <= ivs[j].lo,
+                "burst: blocks [%#lx, %#lx) (%d) and [%#lx, %#lx) (%d) overlap",
+                (unsigned long)ivs[j - 1].lo, (unsigned long)ivs[j - 1].hi, ivs[j - 1].who,
+                (unsigned long)ivs[j].lo, (unsigned long)ivs[j].hi, ivs[j].who);
   for (size_t j = 0; j < k; j++) burst_check_tag(&burst[j]);
   /* Free order. */
   size_t o = 0;
@@ -778,7 +751,7 @@ static void run_op(f_in_t *in) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Workers are quiet between inputs: the last one ended with a sync. */
-  uint64_t live0 = f_live_blocks();
+  uint64_t live0 = t_live_blocks();
   memset(region_set, 0, sizeof region_set);
   next_key = 0;
   f_in_t in = f_in(data, size);
@@ -788,9 +761,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   for (int i = 0; i < SLOTS; i++) clear_slot(i);
   sync_all();
-  uint64_t live = f_live_blocks();
-  F_CHECK(live == live0, "live_blocks is %llu after the input, %llu before",
-          (unsigned long long)live, (unsigned long long)live0);
+  uint64_t live = t_live_blocks();
+  T_INVARIANT(live == live0, "live_blocks is %llu after the input, %llu before",
+              (unsigned long long)live, (unsigned long long)live0);
   hak_trim();
   check_regions("after the input");
   return 0;

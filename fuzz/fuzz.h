@@ -1,4 +1,5 @@
-/* Shared by the fuzz harnesses of fuzz/: input decoding, invariant checks, fill patterns.
+/* Shared by the fuzz harnesses of fuzz/: input decoding. Invariant checks (T_INVARIANT), fill
+ * patterns, threads and counters come from tests/support/hak_test.h, as for the tests.
  *
  * A harness is one LLVMFuzzerTestOneInput(data, size). It decodes its input into operations on
  * one box (or, alloc_ops, on the whole allocator), runs them, and checks the box's invariants
@@ -14,7 +15,6 @@
 #define HAKMEM_FUZZ_H
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hak_test.h"
 #include "hakmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,69 +55,6 @@ static inline uint32_t f_u32(f_in_t *in) {
 /* A value in [0, n), n > 0, from one byte when n <= 256, else two. */
 static inline uint32_t f_below(f_in_t *in, uint32_t n) {
   return n <= 256 ? f_u8(in) % n : f_u16(in) % n;
-}
-
-/* ---- invariants ----------------------------------------------------------------------------- */
-
-__attribute__((noreturn, format(printf, 4, 5), unused)) static void
-f_fail(const char *file, int line, const char *cond, const char *fmt, ...) {
-  char msg[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  const char *base = strrchr(file, '/');
-  fprintf(stderr, "fuzz invariant broken: %s:%d: %s: %s\n", base ? base + 1 : file, line, cond,
-          msg);
-  fflush(stderr);
-  abort();
-}
-
-/* F_CHECK(cond, fmt, ...): aborts with a one-line diagnostic unless cond holds. */
-#define F_CHECK(cond, ...)                                         \
-  do {                                                             \
-    if (__builtin_expect(!(cond), 0))                              \
-      f_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);              \
-  } while (0)
-
-/* ---- fill patterns ---------------------------------------------------------------------------- */
-
-/* Byte i of a block filled under key k; two keys give different bytes almost everywhere. */
-static inline uint8_t f_pattern(uint64_t k, size_t i) {
-  uint64_t x = (k ^ (uint64_t)(i >> 3)) * 0x9e3779b97f4a7c15ull;
-  return (uint8_t)(x >> (8 * (i & 7)));
-}
-
-static inline void f_fill(void *p, size_t n, uint64_t k) {
-  uint8_t *b = p;
-  for (size_t i = 0; i < n; i++) b[i] = f_pattern(k, i);
-}
-
-/* Offset of the first byte that differs from the pattern, or n when all match. */
-static inline size_t f_verify(const void *p, size_t n, uint64_t k) {
-  const uint8_t *b = p;
-  for (size_t i = 0; i < n; i++)
-    if (b[i] != f_pattern(k, i)) return i;
-  return n;
-}
-
-/* ---- threads -------------------------------------------------------------------------------- */
-
-static inline void f_start(pthread_t *t, void *(*fn)(void *), void *arg) {
-  int rc = pthread_create(t, NULL, fn, arg);
-  F_CHECK(rc == 0, "pthread_create failed: %d", rc);
-}
-
-static inline void f_join(pthread_t t) {
-  int rc = pthread_join(t, NULL);
-  F_CHECK(rc == 0, "pthread_join failed: %d", rc);
-}
-
-/* Live blocks as hakmem counts them (exact while the harness's other threads are quiet). */
-static inline uint64_t f_live_blocks(void) {
-  hak_stats_t s;
-  hak_stats_get(&s);
-  return s.live_blocks;
 }
 
 #endif /* HAKMEM_FUZZ_H */

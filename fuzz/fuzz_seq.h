@@ -63,18 +63,18 @@ static inline void *f_seq_thread(void *arg) {
 
 /* Runs the input (see the top of this file); returns 0, for LLVMFuzzerTestOneInput. */
 static inline int f_seq_run(const f_seq_t *seq, const uint8_t *data, size_t size) {
-  uint64_t live0 = f_live_blocks();
+  uint64_t live0 = t_live_blocks();
   f_seq_state_t st = {seq, f_in(data, size), 0, 0, false};
   while (!st.done) {
     pthread_t t;
     st.threads++;
-    f_start(&t, f_seq_thread, &st);
-    f_join(t);
+    t_start(&t, f_seq_thread, &st);
+    t_join(t);
     if (seq->joined) seq->joined();
   }
-  uint64_t live1 = f_live_blocks();
-  F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",
-          (unsigned long long)live0, (unsigned long long)live1);
+  uint64_t live1 = t_live_blocks();
+  T_INVARIANT(live1 == live0, "live blocks %llu before the input, %llu after",
+              (unsigned long long)live0, (unsigned long long)live1);
   return 0;
 }
 
@@ -100,8 +100,5 @@ static inline size_t f_size_in_class(unsigned c, uint32_t v) {
   size_t lo = c == 0 ? 0 : hak_class_size((int)c - 1) + 1, hi = hak_class_size((int)c);
   return lo + v % (hi - lo + 1);
 }
-
-/* The base pointer of a plain block, from its user pointer. */
-static inline uint8_t *f_base_of(const void *user) { return (uint8_t *)user - HAK_HDR_SIZE; }
 
 #endif /* HAKMEM_FUZZ_SEQ_H */

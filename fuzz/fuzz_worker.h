@@ -127,12 +127,12 @@ static inline void fw_do_alloc(fw_worker_t *w) {
   size_t n = hak_class_size(w->cls);
   for (unsigned k = 0; k < w->nallocs; k++) {
     uint8_t *p = hak_malloc(n);
-    F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-    F_CHECK(hak_owner_of(t_run_of(p)) == hak_tc, "worker %u got a block of a run it does not own",
-            w->id);
+    T_INVARIANT(p != NULL, "hak_malloc(%zu) failed", n);
+    T_INVARIANT(hak_owner_of(t_run_of(p)) == hak_tc,
+                "worker %u got a block of a run it does not own", w->id);
     fw_block_t *b = &t->slot[w->allocs[k]];
     *b = (fw_block_t){p, w->cls, w->id, b->key, false};
-    f_fill(p, fw_mark_len(t, w->cls), b->key);
+    t_fill_key(p, fw_mark_len(t, w->cls), b->key);
   }
 }
 
@@ -165,7 +165,7 @@ static inline bool fw_spawn(fw_team_t *t, fw_worker_t *w, unsigned *spawns) {
   w->tc = NULL;
   w->cmd = FW_NONE;
   w->alive = true;
-  f_start(&w->th, fw_worker_main, w);
+  t_start(&w->th, fw_worker_main, w);
   pthread_mutex_lock(&t->mu);
   while (w->tc == NULL) pthread_cond_wait(&t->cv, &t->mu);
   pthread_mutex_unlock(&t->mu);
@@ -188,7 +188,7 @@ static inline void fw_wait_idle(fw_worker_t *w) {
 /* Ends w: on return its thread has exited, its cache flushed and its runs orphaned. */
 static inline void fw_stop(fw_worker_t *w) {
   fw_post(w, FW_EXIT);
-  f_join(w->th);
+  t_join(w->th);
   w->alive = false;
 }
 
@@ -236,7 +236,7 @@ typedef struct fw_runrec_s {
 static inline uint32_t fw_chain_len(const void *head, const hak_slab_t *m) {
   uint32_t n = 0, steps = 0;
   for (const void *b = head; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(++steps <= 1u << 20, "a chain from %p does not end", head);
+    T_INVARIANT(++steps <= 1u << 20, "a chain from %p does not end", head);
     n += m == NULL || t_run_of(b) == m;
   }
   return n;
@@ -248,7 +248,7 @@ static inline uint32_t fw_chain_len(const void *head, const hak_slab_t *m) {
 static inline uint32_t fw_notify_len(const void *head, const hak_slab_t *m) {
   uint32_t n = 0, steps = 0;
   for (const void *b = head; b != NULL && b != HAK_NOTIFY_CLOSED; b = hak_link_decode(b)) {
-    F_CHECK(++steps <= 1u << 20, "a notify stack from %p does not end", head);
+    T_INVARIANT(++steps <= 1u << 20, "a notify stack from %p does not end", head);
     n += t_run_of(b) == m;
   }
   return n;
@@ -264,7 +264,7 @@ static inline void fw_notified(const fw_team_t *t, const hak_slab_t *m, uint32_t
     const fw_worker_t *w = &t->worker[i];
     if (!w->alive) continue;
     void *head = atomic_load_explicit(&w->tc->notify, memory_order_acquire);
-    F_CHECK(head != HAK_NOTIFY_CLOSED, "live worker %u: notify stack closed", w->id);
+    T_INVARIANT(head != HAK_NOTIFY_CLOSED, "live worker %u: notify stack closed", w->id);
     *(w->tc == o ? mine : others) += fw_notify_len(head, m);
   }
 }
@@ -355,12 +355,12 @@ static inline void *fw_member_main(void *arg) {
 /* Starts the members on the first call; they are detached and live as long as the process. */
 static inline void fw_pool_start(fw_pool_t *p) {
   if (p->started) return;
-  F_CHECK(p->size <= FW_POOL_MAX, "a pool of %u threads", p->size);
+  T_INVARIANT(p->size <= FW_POOL_MAX, "a pool of %u threads", p->size);
   p->started = true;
   for (unsigned i = 0; i < p->size; i++) {
     pthread_t t;
     p->member[i] = (fw_member_t){p, i};
-    f_start(&t, fw_member_main, &p->member[i]);
+    t_start(&t, fw_member_main, &p->member[i]);
     pthread_detach(t);
   }
 }

@@ -93,11 +93,11 @@ F_NOCOV static bool shadow_valid(uintptr_t ss) {
 
 F_NOCOV static void check_hit(uintptr_t ss) {
   if (!hak_hint_hit(hak_tc, ss)) return;
-  F_CHECK(model_on(), "hint hit for %#lx in a build or run without the hint box",
-          (unsigned long)ss);
-  F_CHECK(shadow_valid(ss), "stale hint hit for SuperSlab %#lx (%s, generation %llu)",
-          (unsigned long)ss, live_ss(ss) ? "registered" : "not registered",
-          live_ss(ss) ? (unsigned long long)generation(ss) : 0ull);
+  T_INVARIANT(model_on(), "hint hit for %#lx in a build or run without the hint box",
+              (unsigned long)ss);
+  T_INVARIANT(shadow_valid(ss), "stale hint hit for SuperSlab %#lx (%s, generation %llu)",
+              (unsigned long)ss, live_ss(ss) ? "registered" : "not registered",
+              live_ss(ss) ? (unsigned long long)generation(ss) : 0ull);
 }
 
 F_NOCOV static void check_hints(void) {
@@ -108,10 +108,10 @@ F_NOCOV static void check_hints(void) {
     if (sh[i].ss != 0) check_hit(sh[i].ss);
     if (!model_on()) continue;
     const hak_hint_t *h = &hak_tc->hint[i];
-    F_CHECK(h->ss == sh[i].ss && (h->ss == 0 || h->gen == sh[i].gen),
-            "hint way %d holds %#lx generation %llu, the shadow %#lx generation %llu", i,
-            (unsigned long)h->ss, (unsigned long long)h->gen, (unsigned long)sh[i].ss,
-            (unsigned long long)sh[i].gen);
+    T_INVARIANT(h->ss == sh[i].ss && (h->ss == 0 || h->gen == sh[i].gen),
+                "hint way %d holds %#lx generation %llu, the shadow %#lx generation %llu", i,
+                (unsigned long)h->ss, (unsigned long long)h->gen, (unsigned long)sh[i].ss,
+                (unsigned long long)sh[i].gen);
   }
 }
 
@@ -121,7 +121,7 @@ static size_t size_of_class(unsigned c) { return hak_class_size((int)c); }
 
 static void alloc_slot(unsigned i, unsigned c) {
   void *p = hak_malloc(size_of_class(c));
-  F_CHECK(p != NULL, "hak_malloc of class %u failed", c);
+  T_INVARIANT(p != NULL, "hak_malloc of class %u failed", c);
   memset(p, 0x5A, 16);
   remember(p);
   slot[i] = p;
@@ -140,18 +140,20 @@ static void free_slot(unsigned i) {
   uint64_t dh = t_tc_hint_hits(hak_tc) - hits;
   uint64_t dm = t_tc_sum(hak_tc, hint_misses) - misses;
   if (!HAK_HINT_COMPILED) {
-    F_CHECK(dh == 0 && dm == 0, "free(%p): hint counters moved (%llu hits, %llu misses) without "
-            "the hint box", p, (unsigned long long)dh, (unsigned long long)dm);
+    T_INVARIANT(dh == 0 && dm == 0,
+                "free(%p): hint counters moved (%llu hits, %llu misses) without "
+                "the hint box",
+                p, (unsigned long long)dh, (unsigned long long)dm);
     return;
   }
-  F_CHECK(dh + dm == 1, "free(%p): %llu hits and %llu misses", p, (unsigned long long)dh,
-          (unsigned long long)dm);
-  F_CHECK(dh == 0 || valid, "free(%p) hit a stale hint for SuperSlab %#lx", p,
-          (unsigned long)ss);
+  T_INVARIANT(dh + dm == 1, "free(%p): %llu hits and %llu misses", p, (unsigned long long)dh,
+              (unsigned long long)dm);
+  T_INVARIANT(dh == 0 || valid, "free(%p) hit a stale hint for SuperSlab %#lx", p,
+              (unsigned long)ss);
   if (dm == 1 && model_on()) {
     shadow_insert(ss, gen);
-    F_CHECK(hak_hint_hit(hak_tc, ss), "no hint hit for %#lx right after the miss inserted it",
-            (unsigned long)ss);
+    T_INVARIANT(hak_hint_hit(hak_tc, ss), "no hint hit for %#lx right after the miss inserted it",
+                (unsigned long)ss);
   }
 }
 
@@ -172,7 +174,7 @@ static void *worker(void *arg) {
   void *b[WORKER_BLOCKS];
   for (unsigned i = 0; i < w->k; i++) {
     b[i] = hak_malloc(size_of_class(w->cls));
-    F_CHECK(b[i] != NULL, "worker: hak_malloc of class %u failed", w->cls);
+    T_INVARIANT(b[i] != NULL, "worker: hak_malloc of class %u failed", w->cls);
     memset(b[i], 0xA5, 16);
     remember(b[i]); /* the harness thread is waiting in pthread_join */
   }
@@ -185,8 +187,8 @@ static void run_worker(f_in_t *in) {
   if (workers >= MAX_WORKERS) return;
   workers++;
   pthread_t t;
-  f_start(&t, worker, &w);
-  f_join(t);
+  t_start(&t, worker, &w);
+  t_join(t);
 }
 
 /* ---- operations ----------------------------------------------------------------------------- */

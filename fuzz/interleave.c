@@ -91,8 +91,8 @@ static int nruns;
 static uint64_t key_seq;
 
 static void verify_free(blk_t *b) {
-  size_t bad = f_verify(b->p, b->n < 256 ? b->n : 256, b->key);
-  F_CHECK(bad == (b->n < 256 ? b->n : 256), "block %p lost its contents at byte %zu", b->p, bad);
+  size_t bad = t_find_bad_key(b->p, b->n < 256 ? b->n : 256, b->key);
+  T_INVARIANT(bad == SIZE_MAX, "block %p lost its contents at byte %zu", b->p, bad);
   hak_free(b->p);
   b->freed = true;
 }
@@ -120,10 +120,10 @@ static void *owner_main(void *arg) {
     for (int i = 0; i < group_cnt[g] && nblk < MAX_BLOCKS; i++) {
       blk_t *b = &blk[nblk];
       b->p = hak_malloc(n);
-      F_CHECK(b->p != NULL, "hak_malloc(%zu) failed", n);
+      T_INVARIANT(b->p != NULL, "hak_malloc(%zu) failed", n);
       b->n = n;
       b->key = ++key_seq;
-      f_fill(b->p, n < 256 ? n : 256, b->key);
+      t_fill_key(b->p, n < 256 ? n : 256, b->key);
       note_run(b->p);
       nblk++;
     }
@@ -188,12 +188,12 @@ static void main_churn(int cls, int k) {
   if (k > 64) k = 64;
   for (int i = 0; i < k; i++) {
     tmp[i] = hak_malloc(n);
-    F_CHECK(tmp[i] != NULL, "hak_malloc(%zu) failed", n);
-    f_fill(tmp[i], n < 64 ? n : 64, (uint64_t)i);
+    T_INVARIANT(tmp[i] != NULL, "hak_malloc(%zu) failed", n);
+    t_fill_key(tmp[i], n < 64 ? n : 64, (uint64_t)i);
   }
   for (int i = 0; i < k; i++) {
-    F_CHECK(f_verify(tmp[i], n < 64 ? n : 64, (uint64_t)i) == (n < 64 ? n : 64),
-            "churn block %p damaged", tmp[i]);
+    T_INVARIANT(t_find_bad_key(tmp[i], n < 64 ? n : 64, (uint64_t)i) == SIZE_MAX,
+                "churn block %p damaged", tmp[i]);
     hak_free(tmp[i]);
   }
 }
@@ -206,7 +206,7 @@ static void main_free_some(int k) {
   }
 }
 
-/* Fork child checks report by exit status (an F_CHECK would abort, which one of them expects):
+/* Fork child checks report by exit status (an T_INVARIANT would abort, which one of them expects):
  * 0 passed, 3 the check failed (a line on stderr says why). */
 #define CHILD_FAILED 3
 
@@ -215,10 +215,10 @@ static void main_free_some(int k) {
  * of O's, which must fail fast (SIGABRT); a run with nothing left to carve passes (exit 0). */
 __attribute__((unused)) static void fork_check(bool uncarved) { /* not under tsan */
   int fds[2] = {-1, -1}; /* the uncarved child's stderr: its diagnostic is expected */
-  F_CHECK(!uncarved || pipe(fds) == 0, "pipe failed");
+  T_INVARIANT(!uncarved || pipe(fds) == 0, "pipe failed");
   fflush(NULL);
   pid_t pid = fork();
-  F_CHECK(pid >= 0, "fork failed");
+  T_INVARIANT(pid >= 0, "fork failed");
   if (pid == 0) {
     if (uncarved) {
       dup2(fds[1], 2);
@@ -258,15 +258,16 @@ __attribute__((unused)) static void fork_check(bool uncarved) { /* not under tsa
     close(fds[0]);
   }
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) F_CHECK(errno == EINTR, "waitpid failed");
+  while (waitpid(pid, &status, 0) < 0)
+    T_INVARIANT(errno == EINTR, "waitpid failed");
   if (uncarved)
-    F_CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT &&
-             strstr(out, "invalid free (block never allocated)") != NULL) ||
-                (WIFEXITED(status) && WEXITSTATUS(status) == 0),
-            "fork child: an invalid free did not fail fast (status %#x): %.200s", status, out);
+    T_INVARIANT((WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT &&
+                 strstr(out, "invalid free (block never allocated)") != NULL) ||
+                    (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                "fork child: an invalid free did not fail fast (status %#x): %.200s", status, out);
   else
-    F_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-            "fork child failed (status %#x): see its line above", status);
+    T_INVARIANT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "fork child failed (status %#x): see its line above", status);
 }
 
 static void run_round(f_in_t *in) {
@@ -285,7 +286,7 @@ static void run_round(f_in_t *in) {
   atomic_store(&o_ready, 0);
   atomic_store(&o_may_exit, 0);
   pthread_t o, f;
-  f_start(&o, owner_main, NULL);
+  t_start(&o, owner_main, NULL);
   while (!atomic_load(&o_ready)) t_sched_nap();
   uint64_t rng = seed | (uint64_t)seed << 32 | 1;
   for (int i = 0; i < nblk; i++) {
@@ -302,11 +303,13 @@ static void run_round(f_in_t *in) {
     uint8_t op = f_u8(in) % 8, arg = f_u8(in);
     switch (op) {
     case 0:
-      if (!f_started) f_start(&f, freer_main, NULL), f_started = true;
+      if (!f_started)
+        t_start(&f, freer_main, NULL), f_started = true;
       break;
     case 1: /* O exits; unless it may park on the way, wait until it is gone */
       atomic_store(&o_may_exit, 1);
-      if (volunteer != 1 && !o_joined) f_join(o), o_joined = true; /* O cannot park */
+      if (volunteer != 1 && !o_joined)
+        t_join(o), o_joined = true; /* O cannot park */
       break;
     case 2:
       hak_trim();
@@ -327,7 +330,8 @@ static void run_round(f_in_t *in) {
 #endif
       break;
     case 7:
-      if (!h_started) f_start(&h, helper_main, NULL), h_started = true;
+      if (!h_started)
+        t_start(&h, helper_main, NULL), h_started = true;
       atomic_store(&h_cmd, class_table[arg % NCLASSES] * 64 + arg / NCLASSES + 1);
       /* H waits for nothing a parked thread holds (no point is inside a lock). */
       while (atomic_load(&h_cmd) != 0) t_sched_nap();
@@ -338,7 +342,8 @@ static void run_round(f_in_t *in) {
     atomic_store(&h_cmd, -1);
     join_releasing(h);
   }
-  if (!f_started) f_start(&f, freer_main, NULL);
+  if (!f_started)
+    t_start(&f, freer_main, NULL);
   atomic_store(&o_may_exit, 1);
   join_releasing(f);
   if (!o_joined) join_releasing(o);
@@ -371,24 +376,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   hak_opt.must_adopt = (flags >> 2) & 1;
   hak_opt.remote_batch = batch_sizes[(flags >> 3) & 3];
   for (int p = 0; p < NPOINTS; p++) t_sched_widen((enum hak_sched_point)p, f_u8(&in) % 16);
-  uint64_t live0 = f_live_blocks();
+  uint64_t live0 = t_live_blocks();
   nruns = 0;
   int rounds = 1 + f_u8(&in) % MAX_ROUNDS;
   for (int r = 0; r < rounds; r++) run_round(&in);
   for (int p = 0; p < NPOINTS; p++) t_sched_widen((enum hak_sched_point)p, 0);
 
-  uint64_t live1 = f_live_blocks();
-  F_CHECK(live1 == live0, "live blocks %llu before the input, %llu after",
-          (unsigned long long)live0, (unsigned long long)live1);
+  uint64_t live1 = t_live_blocks();
+  T_INVARIANT(live1 == live0, "live blocks %llu before the input, %llu after",
+              (unsigned long long)live0, (unsigned long long)live1);
   /* Every other thread is joined: nothing changes under these reads. A run is read only while
    * its SuperSlab is registered (a trim may have unmapped it). */
   for (int i = 0; i < nruns; i++) {
     hak_slab_t *m = runs[i];
     if (!run_mapped(m)) continue;
     uintptr_t w = atomic_load(&m->remote);
-    F_CHECK(!(w & HAK_RQ_ORPHAN),
-            "run %p is still an orphan (word %#lx, %u blocks out) though every block is back",
-            (void *)m, (unsigned long)w, hak_rq_count(w));
+    T_INVARIANT(!(w & HAK_RQ_ORPHAN),
+                "run %p is still an orphan (word %#lx, %u blocks out) though every block is back",
+                (void *)m, (unsigned long)w, hak_rq_count(w));
   }
   hak_opt.ss_adopt = 1;
   hak_opt.rf_force_notify = 0;

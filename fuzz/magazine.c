@@ -123,23 +123,25 @@ static uint32_t stamp;
 /* Checks one node of a run's freelist, remote stack or delivered blocks. */
 F_NOCOV static void check_free_node(const hak_slab_t *m, uintptr_t b, const char *list) {
   uintptr_t d = (uintptr_t)m->data;
-  F_CHECK(b >= d && (b - d) % m->stride == 0 && (b - d) / m->stride < m->carved,
-          "class %u run %p: %s node %#lx is not a carved block of the run", au.c, (void *)m, list,
-          (unsigned long)b);
+  T_INVARIANT(b >= d && (b - d) % m->stride == 0 && (b - d) / m->stride < m->carved,
+              "class %u run %p: %s node %#lx is not a carved block of the run", au.c, (void *)m,
+              list, (unsigned long)b);
   size_t idx = (b - d) / m->stride;
-  F_CHECK(seen[idx] != stamp, "class %u run %p: block %zu twice on its freelist, remote stack "
-          "and notify stack", au.c, (void *)m, idx);
+  T_INVARIANT(seen[idx] != stamp,
+              "class %u run %p: block %zu twice on its freelist, remote stack "
+              "and notify stack",
+              au.c, (void *)m, idx);
   seen[idx] = stamp;
-  F_CHECK(!contains(au.sll, au.ns, b), "class %u: block %#lx on the TLS SLL and a %s", au.c,
-          (unsigned long)b, list);
-  F_CHECK(!contains(au.live, au.nl, b), "class %u: live block %#lx on a %s", au.c,
-          (unsigned long)b, list);
+  T_INVARIANT(!contains(au.sll, au.ns, b), "class %u: block %#lx on the TLS SLL and a %s", au.c,
+              (unsigned long)b, list);
+  T_INVARIANT(!contains(au.live, au.nl, b), "class %u: live block %#lx on a %s", au.c,
+              (unsigned long)b, list);
 }
 
 F_NOCOV static uint32_t walk_freelist(const hak_slab_t *m) {
   uint32_t n = 0;
   for (const void *b = m->freelist; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(++n <= m->carved, "class %u run %p: freelist longer than carved", au.c, (void *)m);
+    T_INVARIANT(++n <= m->carved, "class %u run %p: freelist longer than carved", au.c, (void *)m);
     check_free_node(m, (uintptr_t)b, "freelist");
   }
   return n;
@@ -148,12 +150,12 @@ F_NOCOV static uint32_t walk_freelist(const hak_slab_t *m) {
 /* The stack of an owned run's remote word (remote_queue.h). */
 F_NOCOV static uint32_t walk_remote(const hak_slab_t *m, uintptr_t w) {
   uint32_t n = 0;
-  F_CHECK((w & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(w) == 0,
-          "class %u run %p owned by the thread: remote word %#lx has orphan flags or a count",
-          au.c, (void *)m, (unsigned long)w);
+  T_INVARIANT((w & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(w) == 0,
+              "class %u run %p owned by the thread: remote word %#lx has orphan flags or a count",
+              au.c, (void *)m, (unsigned long)w);
   for (const void *b = hak_rq_head(w); b != NULL; b = hak_link_get(b)) {
-    F_CHECK(++n <= m->carved, "class %u run %p: remote stack longer than carved", au.c,
-            (void *)m);
+    T_INVARIANT(++n <= m->carved, "class %u run %p: remote stack longer than carved", au.c,
+                (void *)m);
     check_free_node(m, (uintptr_t)b, "remote stack");
   }
   return n;
@@ -168,33 +170,42 @@ F_NOCOV static uint32_t walk_delivered(const hak_slab_t *m, uintptr_t lo, uintpt
 
 F_NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
   unsigned c = au.c;
-  F_CHECK(m->list == tag, "class %u run %p: list tag %d on list %d", c, (void *)m, m->list, tag);
-  F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c, "run %p on class %u lists: state %d "
-          "class %d", (void *)m, c, m->state, m->class_idx);
-  F_CHECK(hak_owner_of(m) == hak_tc, "class %u run %p owned by %p", c, (void *)m,
-          (void *)hak_owner_of(m));
-  F_CHECK(m->used <= m->carved && m->carved <= m->capacity && m->capacity <= MAX_BLOCKS,
-          "class %u run %p: used %u carved %u capacity %u", c, (void *)m, m->used,
-          (unsigned)m->carved, m->capacity);
-  F_CHECK(m->next == NULL || m->next->prev == m, "class %u run %p: broken list links", c,
-          (void *)m);
+  T_INVARIANT(m->list == tag, "class %u run %p: list tag %d on list %d", c, (void *)m, m->list,
+              tag);
+  T_INVARIANT(m->state == HAK_SLAB_HEAD && m->class_idx == c,
+              "run %p on class %u lists: state %d "
+              "class %d",
+              (void *)m, c, m->state, m->class_idx);
+  T_INVARIANT(hak_owner_of(m) == hak_tc, "class %u run %p owned by %p", c, (void *)m,
+              (void *)hak_owner_of(m));
+  T_INVARIANT(m->used <= m->carved && m->carved <= m->capacity && m->capacity <= MAX_BLOCKS,
+              "class %u run %p: used %u carved %u capacity %u", c, (void *)m, m->used,
+              (unsigned)m->carved, m->capacity);
+  T_INVARIANT(m->next == NULL || m->next->prev == m, "class %u run %p: broken list links", c,
+              (void *)m);
   stamp++;
   uintptr_t w = atomic_load_explicit(&((hak_slab_t *)m)->remote, memory_order_acquire);
   uintptr_t lo = (uintptr_t)m->data, hi = lo + (uintptr_t)m->capacity * m->stride;
   uint32_t fl = walk_freelist(m), rq = walk_remote(m, w), dl = walk_delivered(m, lo, hi);
   size_t li = count_range(au.live, au.nl, lo, hi), si = count_range(au.sll, au.ns, lo, hi);
-  F_CHECK(m->used == li + si + rq + dl, "class %u run %p: used %u, but %zu live + %zu on the SLL "
-          "+ %u on the remote stack + %u delivered", c, (void *)m, m->used, li, si, rq, dl);
-  F_CHECK(m->used + fl == m->carved, "class %u run %p: used %u + freelist %u != carved %u", c,
-          (void *)m, m->used, fl, (unsigned)m->carved);
+  T_INVARIANT(m->used == li + si + rq + dl,
+              "class %u run %p: used %u, but %zu live + %zu on the SLL "
+              "+ %u on the remote stack + %u delivered",
+              c, (void *)m, m->used, li, si, rq, dl);
+  T_INVARIANT(m->used + fl == m->carved, "class %u run %p: used %u + freelist %u != carved %u", c,
+              (void *)m, m->used, fl, (unsigned)m->carved);
   if (tag == HAK_LIST_FULL) {
-    F_CHECK(fl == 0 && m->carved == m->capacity, "class %u run %p on the full list: freelist %u, "
-            "carved %u of %u", c, (void *)m, fl, (unsigned)m->carved, m->capacity);
-    F_CHECK((w & HAK_RQ_NOTIFY) || dl > 0, "class %u run %p on the full list: not armed (word "
-            "%#lx) and none of its blocks delivered", c, (void *)m, (unsigned long)w);
+    T_INVARIANT(fl == 0 && m->carved == m->capacity,
+                "class %u run %p on the full list: freelist %u, "
+                "carved %u of %u",
+                c, (void *)m, fl, (unsigned)m->carved, m->capacity);
+    T_INVARIANT((w & HAK_RQ_NOTIFY) || dl > 0,
+                "class %u run %p on the full list: not armed (word "
+                "%#lx) and none of its blocks delivered",
+                c, (void *)m, (unsigned long)w);
   } else if (m->used == 0) {
-    F_CHECK(++au.empty == 1, "class %u run %p: a second partial run with nothing out", c,
-            (void *)m);
+    T_INVARIANT(++au.empty == 1, "class %u run %p: a second partial run with nothing out", c,
+                (void *)m);
   }
   au.live_in += li;
   au.sll_in += si;
@@ -203,7 +214,8 @@ F_NOCOV static void audit_run(const hak_slab_t *m, uint8_t tag) {
 
 F_NOCOV static unsigned list_length(const hak_slab_t *m) {
   unsigned n = 0;
-  for (; m != NULL; m = m->next) F_CHECK(++n <= 4096, "class %u: run list cycles", au.c);
+  for (; m != NULL; m = m->next)
+    T_INVARIANT(++n <= 4096, "class %u: run list cycles", au.c);
   return n;
 }
 
@@ -212,27 +224,28 @@ F_NOCOV static void collect(unsigned c) {
   au.nl = au.ns = au.nd = au.live_in = au.sll_in = au.dlv_in = 0;
   au.empty = 0;
   for (unsigned i = 0; i < nlive; i++)
-    if (live[i].cls == c) au.live[au.nl++] = (uintptr_t)f_base_of(live[i].p);
+    if (live[i].cls == c)
+      au.live[au.nl++] = (uintptr_t)t_base_of(live[i].p);
   sort_ptrs(au.live, au.nl);
   for (size_t i = 1; i < au.nl; i++)
-    F_CHECK(au.live[i] != au.live[i - 1], "class %u: block %#lx handed out twice", c,
-            (unsigned long)au.live[i]);
+    T_INVARIANT(au.live[i] != au.live[i - 1], "class %u: block %#lx handed out twice", c,
+                (unsigned long)au.live[i]);
   const hak_sll_t *s = &hak_tc->sll[c];
   for (const void *b = s->head; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(au.ns < hak_sll_count(s) && au.ns < MAX_SLL, "class %u: SLL longer than its count %u", c,
-            hak_sll_count(s));
+    T_INVARIANT(au.ns < hak_sll_count(s) && au.ns < MAX_SLL,
+                "class %u: SLL longer than its count %u", c, hak_sll_count(s));
     au.sll[au.ns++] = (uintptr_t)b;
   }
-  F_CHECK(au.ns == hak_sll_count(s) && hak_sll_count(s) <= s->cap, "class %u: SLL length %zu count %u cap %u", c,
-          au.ns, hak_sll_count(s), s->cap);
+  T_INVARIANT(au.ns == hak_sll_count(s) && hak_sll_count(s) <= s->cap,
+              "class %u: SLL length %zu count %u cap %u", c, au.ns, hak_sll_count(s), s->cap);
   sort_ptrs(au.sll, au.ns);
   for (size_t i = 1; i < au.ns; i++)
-    F_CHECK(au.sll[i] != au.sll[i - 1], "class %u: block %#lx twice on the SLL", c,
-            (unsigned long)au.sll[i]);
+    T_INVARIANT(au.sll[i] != au.sll[i - 1], "class %u: block %#lx twice on the SLL", c,
+                (unsigned long)au.sll[i]);
   void *d = atomic_load_explicit(&hak_tc->notify, memory_order_acquire);
-  F_CHECK(d != HAK_NOTIFY_CLOSED, "the notify stack of a live thread is closed");
+  T_INVARIANT(d != HAK_NOTIFY_CLOSED, "the notify stack of a live thread is closed");
   for (size_t steps = 0; d != NULL; d = hak_link_decode(d)) { /* mixed classes: decoded */
-    F_CHECK(++steps <= MAX_LIVE, "the notify stack holds more blocks than were ever live");
+    T_INVARIANT(++steps <= MAX_LIVE, "the notify stack holds more blocks than were ever live");
     if (t_run_of(d)->class_idx == c) au.dlv[au.nd++] = (uintptr_t)d;
   }
   sort_ptrs(au.dlv, au.nd); /* a block twice: walk_delivered() meets it twice */
@@ -243,9 +256,11 @@ F_NOCOV static size_t owned_live(unsigned c) {
   size_t n = 0;
   for (unsigned i = 0; i < nlive; i++) {
     if (live[i].cls != c) continue;
-    bool own = hak_owner_of(t_run_of(f_base_of(live[i].p))) == hak_tc;
-    F_CHECK(own || live[i].thread != thread_no, "class %u: block %p of this thread in a run it "
-            "does not own", c, (void *)live[i].p);
+    bool own = hak_owner_of(t_run_of(t_base_of(live[i].p))) == hak_tc;
+    T_INVARIANT(own || live[i].thread != thread_no,
+                "class %u: block %p of this thread in a run it "
+                "does not own",
+                c, (void *)live[i].p);
     n += own;
   }
   return n;
@@ -260,12 +275,15 @@ F_NOCOV static void audit(unsigned c) {
   for (const hak_slab_t *m = hak_tc->full[c]; m != NULL; m = m->next)
     audit_run(m, HAK_LIST_FULL);
   size_t own = owned_live(c);
-  F_CHECK(au.live_in == own, "class %u: %zu live blocks in owned runs, %zu in runs on the lists",
-          c, own, au.live_in);
-  F_CHECK(au.sll_in == au.ns, "class %u: %zu SLL blocks, %zu of them in runs on the lists", c,
-          au.ns, au.sll_in);
-  F_CHECK(au.dlv_in == au.nd, "class %u: %zu blocks on the notify stack, %zu of them in runs on "
-          "the lists", c, au.nd, au.dlv_in);
+  T_INVARIANT(au.live_in == own,
+              "class %u: %zu live blocks in owned runs, %zu in runs on the lists", c, own,
+              au.live_in);
+  T_INVARIANT(au.sll_in == au.ns, "class %u: %zu SLL blocks, %zu of them in runs on the lists", c,
+              au.ns, au.sll_in);
+  T_INVARIANT(au.dlv_in == au.nd,
+              "class %u: %zu blocks on the notify stack, %zu of them in runs on "
+              "the lists",
+              c, au.nd, au.dlv_in);
 }
 
 F_NOCOV static void audit_all(void) {
@@ -279,7 +297,7 @@ static void alloc_burst(unsigned c, unsigned k) {
   if (k > most) k = most < BURST_MIN ? BURST_MIN : (unsigned)most;
   for (unsigned i = 0; i < k && nlive < MAX_LIVE; i++) {
     uint8_t *p = hak_malloc(f_size_in_class(c, i * 7919u));
-    F_CHECK(p != NULL, "hak_malloc of class %u failed", c);
+    T_INVARIANT(p != NULL, "hak_malloc of class %u failed", c);
     live[nlive++] = (blk_t){p, c, thread_no};
   }
 }
@@ -335,7 +353,7 @@ static void remote_burst(unsigned c, unsigned k) {
   static pthread_t freer;
   static bool started;
   if (!started) {
-    f_start(&freer, remote_main, NULL);
+    t_start(&freer, remote_main, NULL);
     started = true;
   }
   pthread_mutex_lock(&rf.mu);

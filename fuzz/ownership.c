@@ -139,8 +139,8 @@ static void hand_out(uint8_t *b) {
 }
 
 static void take_in(uint8_t *b) {
-  F_CHECK(hak_bridge_in(b, (unsigned)race_cls, hak_stride_of(race_cls)),
-          "block %p of the race refused by the bridge", (void *)b);
+  T_INVARIANT(hak_bridge_in(b, (unsigned)race_cls, hak_stride_of(race_cls)),
+              "block %p of the race refused by the bridge", (void *)b);
 }
 
 /* A run racer i held that its identity no longer owns: only i could have let it go, and i gave
@@ -148,8 +148,10 @@ static void take_in(uint8_t *b) {
 static void resync(unsigned i) {
   for (unsigned r = 0; r < race_nruns; r++) {
     if (atomic_load(&holder[r]) != (int)i || hak_owner_of(race_run[r]) == &tok[i]) continue;
-    F_CHECK(race_run[r]->state == HAK_SLAB_FREE, "racer %u lost run %u without giving it up "
-            "(state %d)", i, r, race_run[r]->state);
+    T_INVARIANT(race_run[r]->state == HAK_SLAB_FREE,
+                "racer %u lost run %u without giving it up "
+                "(state %d)",
+                i, r, race_run[r]->state);
     atomic_store(&holder[r], RELEASED);
   }
 }
@@ -158,27 +160,27 @@ static void racer_adopt(unsigned i) {
   hak_slab_t *m = hak_adopt_slow(&tok[i], race_cls);
   if (m == NULL) return;
   int r = race_index(m);
-  F_CHECK(r >= 0, "racer %u adopted run %p, not one of the race's", i, (void *)m);
+  T_INVARIANT(r >= 0, "racer %u adopted run %p, not one of the race's", i, (void *)m);
   int old = atomic_exchange(&holder[r], (int)i);
-  F_CHECK(old == ORPHANED, "racer %u adopted run %d, which is %d in the model", i, r, old);
+  T_INVARIANT(old == ORPHANED, "racer %u adopted run %d, which is %d in the model", i, r, old);
   uintptr_t w = word_of(m);
-  F_CHECK(hak_owner_of(m) == &tok[i] && m->list == HAK_LIST_PARTIAL &&
-              tok[i].partial[race_cls] == m && (w & HAK_RQ_FLAGS) == 0 && hak_rq_count(w) == 0,
-          "racer %u adopted run %d: owner %p, list %d, word %#lx", i, r, (void *)hak_owner_of(m),
-          m->list, (unsigned long)w);
+  T_INVARIANT(hak_owner_of(m) == &tok[i] && m->list == HAK_LIST_PARTIAL &&
+                  tok[i].partial[race_cls] == m && (w & HAK_RQ_FLAGS) == 0 && hak_rq_count(w) == 0,
+              "racer %u adopted run %d: owner %p, list %d, word %#lx", i, r,
+              (void *)hak_owner_of(m), m->list, (unsigned long)w);
 }
 
 static void racer_give_up(unsigned i, unsigned r) {
   hak_slab_t *m = race_run[r];
   if (atomic_load(&holder[r]) != (int)i) {
-    F_CHECK(hak_owner_of(m) != &tok[i], "racer %u owns run %u, which it does not hold", i, r);
+    T_INVARIANT(hak_owner_of(m) != &tok[i], "racer %u owns run %u, which it does not hold", i, r);
     return;
   }
-  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
+  T_INVARIANT(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
   atomic_store(&holder[r], ORPHANED); /* from the orphaning CAS on, anyone may take it */
   hak_run_orphan(&tok[i], m);
-  F_CHECK(hak_owner_of(m) != &tok[i] && !on_lists(&tok[i], m),
-          "racer %u still owns or lists run %u after giving it up", i, r);
+  T_INVARIANT(hak_owner_of(m) != &tok[i] && !on_lists(&tok[i], m),
+              "racer %u still owns or lists run %u after giving it up", i, r);
 }
 
 static void racer_free(unsigned i, unsigned r, unsigned times) {
@@ -187,16 +189,16 @@ static void racer_free(unsigned i, unsigned r, unsigned times) {
     if (k >= race_nblk[r]) return;
     uint8_t *b = race_blk[r][k];
     hak_slab_t *m = t_run_of(b); /* the block pins its run */
-    F_CHECK(m == race_run[r], "block %u of run %u lies in run %p", k, r, (void *)m);
+    T_INVARIANT(m == race_run[r], "block %u of run %u lies in run %p", k, r, (void *)m);
     if (hak_owner_of(m) != &tok[i]) {
-      F_CHECK(atomic_load(&holder[r]) != (int)i, "racer %u holds run %u but does not own it", i,
-              r);
+      T_INVARIANT(atomic_load(&holder[r]) != (int)i, "racer %u holds run %u but does not own it", i,
+                  r);
       take_in(b);
       hak_free_remote_mt(m, b, &tok[i]);
       continue;
     }
-    F_CHECK(atomic_load(&holder[r]) == (int)i, "racer %u owns run %u, which it does not hold", i,
-            r);
+    T_INVARIANT(atomic_load(&holder[r]) == (int)i, "racer %u owns run %u, which it does not hold",
+                i, r);
     take_in(b);
     hak_slab_give_back(&tok[i], m, b);
     resync(i);
@@ -208,13 +210,13 @@ static void racer_collect(unsigned i, unsigned r) {
   resync(i);
   hak_slab_t *m = race_run[r];
   if (atomic_load(&holder[r]) != (int)i) return;
-  F_CHECK(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
+  T_INVARIANT(hak_owner_of(m) == &tok[i], "racer %u holds run %u but does not own it", i, r);
   uintptr_t w = word_of(m);
-  F_CHECK(!(w & HAK_RQ_ORPHAN) && !hak_rq_adopt(m) && !(word_of(m) & HAK_RQ_ORPHAN),
-          "racer %u adopted its own run %u (word %#lx)", i, r, (unsigned long)w);
+  T_INVARIANT(!(w & HAK_RQ_ORPHAN) && !hak_rq_adopt(m) && !(word_of(m) & HAK_RQ_ORPHAN),
+              "racer %u adopted its own run %u (word %#lx)", i, r, (unsigned long)w);
   if (m->list == HAK_LIST_PARTIAL && m->freelist == NULL && hak_run_fill(&tok[i], m))
-    F_CHECK(m->list == HAK_LIST_FULL && tok[i].full[race_cls] == m,
-            "racer %u armed run %u: list %d", i, r, m->list);
+    T_INVARIANT(m->list == HAK_LIST_FULL && tok[i].full[race_cls] == m,
+                "racer %u armed run %u: list %d", i, r, m->list);
 }
 
 static void run_script(unsigned i) {
@@ -245,18 +247,20 @@ static uint32_t delivered(const hak_slab_t *m) {
 static void check_owned_run(unsigned r, int h, uint32_t out, uint32_t queued) {
   hak_slab_t *m = race_run[r];
   uintptr_t w = word_of(m);
-  F_CHECK(hak_owner_of(m) == &tok[h] && on_lists(&tok[h], m), "run %u: owner %p, holder %d, "
-          "list %d", r, (void *)hak_owner_of(m), h, m->list);
-  F_CHECK((w & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(w) == 0,
-          "run %u owned by %d: word %#lx", r, h, (unsigned long)w);
+  T_INVARIANT(hak_owner_of(m) == &tok[h] && on_lists(&tok[h], m),
+              "run %u: owner %p, holder %d, "
+              "list %d",
+              r, (void *)hak_owner_of(m), h, m->list);
+  T_INVARIANT((w & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(w) == 0,
+              "run %u owned by %d: word %#lx", r, h, (unsigned long)w);
   void *mine = atomic_load(&tok[h].notify);
-  F_CHECK(m->list != HAK_LIST_FULL || (w & HAK_RQ_NOTIFY) || fw_notify_len(mine, m) > 0,
-          "run %u on %d's full list: word %#lx not armed, nothing delivered", r, h,
-          (unsigned long)w);
-  F_CHECK(m->used == out + queued && m->carved == m->used + fw_chain_len(m->freelist, NULL),
-          "run %u owned by %d: used %u, %u out + %u queued; carved %u", r, h, m->used, out,
-          queued, (unsigned)m->carved);
-  F_CHECK(!hak_rq_adopt(m) && word_of(m) == w, "run %u owned by %d adopted by its word", r, h);
+  T_INVARIANT(m->list != HAK_LIST_FULL || (w & HAK_RQ_NOTIFY) || fw_notify_len(mine, m) > 0,
+              "run %u on %d's full list: word %#lx not armed, nothing delivered", r, h,
+              (unsigned long)w);
+  T_INVARIANT(m->used == out + queued && m->carved == m->used + fw_chain_len(m->freelist, NULL),
+              "run %u owned by %d: used %u, %u out + %u queued; carved %u", r, h, m->used, out,
+              queued, (unsigned)m->carved);
+  T_INVARIANT(!hak_rq_adopt(m) && word_of(m) == w, "run %u owned by %d adopted by its word", r, h);
 }
 
 /* At rest: each run where the model says it is (see the top of the file). */
@@ -266,15 +270,15 @@ static void check_race_run(unsigned r) {
   uint32_t freed = atomic_load(&next_free[r]);
   uint32_t out = race_nblk[r] - (freed < race_nblk[r] ? freed : race_nblk[r]) + delivered(m);
   if (m->state == HAK_SLAB_FREE) {
-    F_CHECK(h == ORPHANED || h == RELEASED, "run %u released, holder %d", r, h);
-    F_CHECK(out == 0 && hak_owner_of(m) == NULL && word_of(m) == 0 &&
-                m->class_idx == HAK_CLASS_NONE,
-            "run %u released with %u blocks out, owner %p, word %#lx", r, out,
-            (void *)hak_owner_of(m), (unsigned long)word_of(m));
+    T_INVARIANT(h == ORPHANED || h == RELEASED, "run %u released, holder %d", r, h);
+    T_INVARIANT(out == 0 && hak_owner_of(m) == NULL && word_of(m) == 0 &&
+                    m->class_idx == HAK_CLASS_NONE,
+                "run %u released with %u blocks out, owner %p, word %#lx", r, out,
+                (void *)hak_owner_of(m), (unsigned long)word_of(m));
     return;
   }
-  F_CHECK(h != RELEASED && m->state == HAK_SLAB_HEAD && m->class_idx == race_cls,
-          "run %u: holder %d, state %d, class %d", r, h, m->state, m->class_idx);
+  T_INVARIANT(h != RELEASED && m->state == HAK_SLAB_HEAD && m->class_idx == race_cls,
+              "run %u: holder %d, state %d, class %d", r, h, m->state, m->class_idx);
   uintptr_t w = word_of(m);
   uint32_t queued = fw_chain_len(hak_rq_head(w), NULL);
   if (h >= 0) {
@@ -283,12 +287,12 @@ static void check_race_run(unsigned r) {
   }
   uintptr_t flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
   int list = hak_opt.ss_adopt ? HAK_LIST_PUBLISHED : HAK_LIST_NONE;
-  F_CHECK(hak_owner_of(m) == NULL && (w & HAK_RQ_FLAGS) == flags && m->list == list,
-          "orphan %u: owner %p, word %#lx, list %d", r, (void *)hak_owner_of(m), (unsigned long)w,
-          m->list);
-  F_CHECK(hak_rq_count(w) == out && out > 0 && m->used == out + queued,
-          "orphan %u: count %u, %u blocks out, used %u, %u queued", r, hak_rq_count(w), out,
-          m->used, queued);
+  T_INVARIANT(hak_owner_of(m) == NULL && (w & HAK_RQ_FLAGS) == flags && m->list == list,
+              "orphan %u: owner %p, word %#lx, list %d", r, (void *)hak_owner_of(m),
+              (unsigned long)w, m->list);
+  T_INVARIANT(hak_rq_count(w) == out && out > 0 && m->used == out + queued,
+              "orphan %u: count %u, %u blocks out, used %u, %u queued", r, hak_rq_count(w), out,
+              m->used, queued);
 }
 
 /* At rest, every published orphan of the race is adopted by the stranger, and no other run. */
@@ -299,11 +303,11 @@ static void adopt_at_rest(void) {
             race_run[r]->state == HAK_SLAB_HEAD;
   for (hak_slab_t *m; (m = hak_adopt_slow(&tok[STRANGER], race_cls)) != NULL; got++) {
     int r = race_index(m);
-    F_CHECK(r >= 0 && atomic_load(&holder[r]) == ORPHANED, "the stranger adopted run %p (%d)",
-            (void *)m, r);
+    T_INVARIANT(r >= 0 && atomic_load(&holder[r]) == ORPHANED, "the stranger adopted run %p (%d)",
+                (void *)m, r);
     atomic_store(&holder[r], STRANGER);
   }
-  F_CHECK(got == want, "the stranger adopted %u runs, %u published", got, want);
+  T_INVARIANT(got == want, "the stranger adopted %u runs, %u published", got, want);
 }
 
 /* Frees every block left, then every identity exits: every run must be released. */
@@ -315,9 +319,10 @@ static void race_end(void) {
     }
   for (int i = 0; i <= RACERS; i++) hak_owner_exit(&tok[i]);
   for (unsigned r = 0; r < race_nruns; r++)
-    F_CHECK(race_run[r]->state == HAK_SLAB_FREE && word_of(race_run[r]) == 0,
-            "run %u (holder %d) not released when every block came back: state %d, word %#lx", r,
-            atomic_load(&holder[r]), race_run[r]->state, (unsigned long)word_of(race_run[r]));
+    T_INVARIANT(race_run[r]->state == HAK_SLAB_FREE && word_of(race_run[r]) == 0,
+                "run %u (holder %d) not released when every block came back: state %d, word %#lx",
+                r, atomic_load(&holder[r]), race_run[r]->state,
+                (unsigned long)word_of(race_run[r]));
   for (int i = 0; i <= RACERS; i++) {
     memset(&tok[i], 0, sizeof tok[i]); /* closed by the exit; nothing can reach it now */
     tok[i].state = HAK_TC_LIVE;
@@ -328,8 +333,8 @@ static void race_start(unsigned nracers) {
   for (unsigned r = 0; r < race_nruns; r++) {
     unsigned j = r % nracers;
     hak_slab_t *m = race_run[r] = hak_run_fresh(&tok[j], race_cls);
-    F_CHECK(m != NULL && hak_owner_of(m) == &tok[j] && word_of(m) == 0, "fresh run of class %d",
-            race_cls);
+    T_INVARIANT(m != NULL && hak_owner_of(m) == &tok[j] && word_of(m) == 0, "fresh run of class %d",
+                race_cls);
     race_nblk[r] = m->capacity < RACE_BLOCKS ? m->capacity : RACE_BLOCKS;
     for (uint32_t k = 0; k < race_nblk[r]; k++) {
       race_blk[r][k] = m->data + (size_t)k * m->stride;
@@ -379,19 +384,19 @@ static unsigned nruns;
 /* Where a run with live blocks stands, given its owner (owner.c's table). */
 static void check_placement(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
-  F_CHECK(r->owner != FW_OWNER_OTHER, "run %p owned by %p, no live worker's cache (list %d)",
-          (void *)m, (void *)hak_owner_of(m), m->list);
+  T_INVARIANT(r->owner != FW_OWNER_OTHER, "run %p owned by %p, no live worker's cache (list %d)",
+              (void *)m, (void *)hak_owner_of(m), m->list);
   if (r->owner == FW_OWNER_NONE) {
     uintptr_t flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
     int list = hak_opt.ss_adopt ? HAK_LIST_PUBLISHED : HAK_LIST_NONE;
-    F_CHECK(m->list == list && (r->word & HAK_RQ_FLAGS) == flags,
-            "ownerless run %p with live blocks: list %d, word %#lx (adoption %s)", (void *)m,
-            m->list, (unsigned long)r->word, hak_opt.ss_adopt ? "on" : "off");
+    T_INVARIANT(m->list == list && (r->word & HAK_RQ_FLAGS) == flags,
+                "ownerless run %p with live blocks: list %d, word %#lx (adoption %s)", (void *)m,
+                m->list, (unsigned long)r->word, hak_opt.ss_adopt ? "on" : "off");
   } else {
-    F_CHECK(fw_on_lists(fw_worker_of(&team, r->owner), m),
-            "run %p not on its owner %u's lists (list %d)", (void *)m, r->owner, m->list);
-    F_CHECK(!(r->word & (HAK_RQ_ORPHAN | HAK_RQ_PUBLISHED)) && hak_rq_count(r->word) == 0,
-            "run %p owned by %u: word %#lx", (void *)m, r->owner, (unsigned long)r->word);
+    T_INVARIANT(fw_on_lists(fw_worker_of(&team, r->owner), m),
+                "run %p not on its owner %u's lists (list %d)", (void *)m, r->owner, m->list);
+    T_INVARIANT(!(r->word & (HAK_RQ_ORPHAN | HAK_RQ_PUBLISHED)) && hak_rq_count(r->word) == 0,
+                "run %p owned by %u: word %#lx", (void *)m, r->owner, (unsigned long)r->word);
   }
 }
 
@@ -400,12 +405,14 @@ static void check_blocks(void) {
     const fw_block_t *b = &slot[i];
     if (b->p == NULL) continue;
     hak_slab_t *m = t_run_of(b->p);
-    F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == b->cls, "block %p of class %d in a run "
-            "of class %d", (void *)b->p, b->cls, m->class_idx);
+    T_INVARIANT(m->state == HAK_SLAB_HEAD && m->class_idx == b->cls,
+                "block %p of class %d in a run "
+                "of class %d",
+                (void *)b->p, b->cls, m->class_idx);
     if (fw_worker_of(&team, b->by) != NULL)
-      F_CHECK(fw_owner_id(&team, m) == b->by,
-              "block %p: allocated by live worker %u, run owned by %p", (void *)b->p, b->by,
-              (void *)hak_owner_of(m));
+      T_INVARIANT(fw_owner_id(&team, m) == b->by,
+                  "block %p: allocated by live worker %u, run owned by %p", (void *)b->p, b->by,
+                  (void *)hak_owner_of(m));
   }
 }
 
@@ -428,15 +435,15 @@ static void check_transition(const step_t *s, const fw_runrec_t *before, const f
     bool exit_ok = before->owner == s->exited && now->owner == FW_OWNER_NONE &&
                    hak_owner_of(now->m) != s->exited_tc;
     bool adopt_ok = before->owner == FW_OWNER_NONE && now->owner == s->allocator;
-    F_CHECK(exit_ok || adopt_ok, "run %p: owner %u -> %u in a step (exit %u, alloc %u)",
-            (void *)now->m, before->owner, now->owner, s->exited, s->allocator);
+    T_INVARIANT(exit_ok || adopt_ok, "run %p: owner %u -> %u in a step (exit %u, alloc %u)",
+                (void *)now->m, before->owner, now->owner, s->exited, s->allocator);
     *adopted += adopt_ok;
   }
   if (!acted(s, before->owner) && !acted(s, now->owner) && before->owner != s->exited)
-    F_CHECK(now->freelist == before->freelist && now->used == before->used &&
-                now->carved == before->carved,
-            "run %p (owner %u) changed by a step of others: used %u -> %u, carved %u -> %u",
-            (void *)now->m, now->owner, before->used, now->used, before->carved, now->carved);
+    T_INVARIANT(now->freelist == before->freelist && now->used == before->used &&
+                    now->carved == before->carved,
+                "run %p (owner %u) changed by a step of others: used %u -> %u, carved %u -> %u",
+                (void *)now->m, now->owner, before->used, now->used, before->carved, now->carved);
 }
 
 static uint64_t adoptions_of(unsigned id) {
@@ -457,9 +464,9 @@ static void check_step(const step_t *s) {
   }
   if (s->allocator) {
     uint64_t got = adoptions_of(s->allocator) - s->adoptions0;
-    F_CHECK(s->concurrent ? got >= adopted : got == adopted,
-            "worker %u counted %llu adoptions, %u runs changed hands", s->allocator,
-            (unsigned long long)got, adopted);
+    T_INVARIANT(s->concurrent ? got >= adopted : got == adopted,
+                "worker %u counted %llu adoptions, %u runs changed hands", s->allocator,
+                (unsigned long long)got, adopted);
   }
   memcpy(runs, now, n * sizeof now[0]);
   nruns = n;
@@ -483,8 +490,8 @@ static void exit_worker(fw_worker_t *w, step_t *s) {
   s->actor[0] = w->id;
   fw_stop(w);
   uint64_t got = orphaned() - orphaned0;
-  F_CHECK(got == expect, "worker %u exited owning %u runs with live blocks, %llu orphaned", w->id,
-          expect, (unsigned long long)got);
+  T_INVARIANT(got == expect, "worker %u exited owning %u runs with live blocks, %llu orphaned",
+              w->id, expect, (unsigned long long)got);
 }
 
 /* ALLOC (and, for op 4, FREE at the same time by another thread). */
@@ -559,8 +566,8 @@ static void finish(void) {
       step_t s = {{FW_OWNER_NONE, FW_OWNER_NONE}, 0, 0, NULL, 0, false};
       exit_worker(&team.worker[i], &s);
     }
-  F_CHECK(f_live_blocks() == 0, "%llu blocks live after everything was freed",
-          (unsigned long long)f_live_blocks());
+  T_INVARIANT(t_live_blocks() == 0, "%llu blocks live after everything was freed",
+              (unsigned long long)t_live_blocks());
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

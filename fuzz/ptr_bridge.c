@@ -66,20 +66,20 @@ F_NOCOV static uint64_t header_of(const uint8_t *base) {
 /* The block a live slot lies in, after checking the run it belongs to. */
 F_NOCOV static uint8_t *block_of(const slot_t *s) {
   uintptr_t u = (uintptr_t)s->p;
-  F_CHECK(hak_registry_kind(u) == HAK_REGION_SS, "live %p (%zu bytes) not in a SuperSlab", s->p,
-          s->n);
-  F_CHECK(hak_registry_ss_peek(u) == hak_ss_of(s->p), "live %p: SuperSlab magic bad", s->p);
+  T_INVARIANT(hak_registry_kind(u) == HAK_REGION_SS, "live %p (%zu bytes) not in a SuperSlab", s->p,
+              s->n);
+  T_INVARIANT(hak_registry_ss_peek(u) == hak_ss_of(s->p), "live %p: SuperSlab magic bad", s->p);
   hak_slab_t *m = t_run_of(s->p);
-  F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == s->cls,
-          "live %p: run state %d class %d, expected class %u", s->p, m->state, m->class_idx,
-          s->cls);
-  F_CHECK(m->stride == hak_stride_of((int)s->cls), "live %p: stride %u", s->p, m->stride);
-  F_CHECK(hak_owner_of(m) == hak_tc, "live %p: run owned by %p", s->p, (void *)hak_owner_of(m));
+  T_INVARIANT(m->state == HAK_SLAB_HEAD && m->class_idx == s->cls,
+              "live %p: run state %d class %d, expected class %u", s->p, m->state, m->class_idx,
+              s->cls);
+  T_INVARIANT(m->stride == hak_stride_of((int)s->cls), "live %p: stride %u", s->p, m->stride);
+  T_INVARIANT(hak_owner_of(m) == hak_tc, "live %p: run owned by %p", s->p, (void *)hak_owner_of(m));
   uintptr_t d = (uintptr_t)m->data;
-  F_CHECK(u >= d + HAK_HDR_SIZE && u < d + (uintptr_t)m->capacity * m->stride,
-          "live %p outside its run's blocks", s->p);
+  T_INVARIANT(u >= d + HAK_HDR_SIZE && u < d + (uintptr_t)m->capacity * m->stride,
+              "live %p outside its run's blocks", s->p);
   uintptr_t idx = (u - d) / m->stride;
-  F_CHECK(idx < m->carved, "live %p in uncarved block %lu", s->p, (unsigned long)idx);
+  T_INVARIANT(idx < m->carved, "live %p in uncarved block %lu", s->p, (unsigned long)idx);
   return (uint8_t *)(d + idx * m->stride);
 }
 
@@ -90,69 +90,72 @@ F_NOCOV static size_t head_len(const slot_t *s) { return s->n < FILL_HEAD ? s->n
 static void fill(slot_t *s, size_t usable) {
   size_t h = head_len(s);
   size_t t = usable - h < FILL_TAIL ? usable - h : FILL_TAIL;
-  f_fill(s->p, h, s->key);
-  f_fill(s->p + usable - t, t, ~s->key);
+  t_fill_key(s->p, h, s->key);
+  t_fill_key(s->p + usable - t, t, ~s->key);
 }
 
 F_NOCOV static void verify_fill(const slot_t *s, size_t usable) {
   size_t h = head_len(s);
   size_t t = usable - h < FILL_TAIL ? usable - h : FILL_TAIL;
-  size_t at = f_verify(s->p, h, s->key);
-  F_CHECK(at == h, "live %p (class %u): byte %zu of its head overwritten", s->p, s->cls, at);
-  at = f_verify(s->p + usable - t, t, ~s->key);
-  F_CHECK(at == t, "live %p (class %u): byte %zu of its tail overwritten", s->p, s->cls, at);
+  size_t at = t_find_bad_key(s->p, h, s->key);
+  T_INVARIANT(at == SIZE_MAX, "live %p (class %u): byte %zu of its head overwritten", s->p, s->cls,
+              at);
+  at = t_find_bad_key(s->p + usable - t, t, ~s->key);
+  T_INVARIANT(at == SIZE_MAX, "live %p (class %u): byte %zu of its tail overwritten", s->p, s->cls,
+              at);
 }
 
 /* ---- checks --------------------------------------------------------------------------------- */
 
 F_NOCOV static void check_marker(const slot_t *s, uint8_t *base) {
   uint8_t *inner = base + HAK_HDR_SIZE;
-  F_CHECK(s->p >= inner + 2 * sizeof(uint64_t), "aligned %p too close to its block %p", s->p,
-          base);
+  T_INVARIANT(s->p >= inner + 2 * sizeof(uint64_t), "aligned %p too close to its block %p", s->p,
+              base);
   uint64_t magic;
   uint8_t *in;
   memcpy(&magic, s->p - 16, sizeof magic);
   memcpy(&in, s->p - 8, sizeof in);
-  F_CHECK(magic == (HAK_ALIGN_MAGIC ^ (uintptr_t)s->p), "aligned %p: marker magic %#llx", s->p,
-          (unsigned long long)magic);
-  F_CHECK(in == inner, "aligned %p: marker names %p, block's user pointer is %p", s->p,
-          (void *)in, (void *)inner);
+  T_INVARIANT(magic == (HAK_ALIGN_MAGIC ^ (uintptr_t)s->p), "aligned %p: marker magic %#llx", s->p,
+              (unsigned long long)magic);
+  T_INVARIANT(in == inner, "aligned %p: marker names %p, block's user pointer is %p", s->p,
+              (void *)in, (void *)inner);
 }
 
 /* decode(encode(b)) == b on a live block: re-encoding it must leave it as it is. */
 F_NOCOV static void check_round_trip(const slot_t *s, uint8_t *base) {
   uint8_t *inner = base + HAK_HDR_SIZE;
-  F_CHECK(hak_bridge_base(inner) == base, "bridge_base(%p) = %p, block %p", (void *)inner,
-          hak_bridge_base(inner), (void *)base);
+  T_INVARIANT(hak_bridge_base(inner) == base, "bridge_base(%p) = %p, block %p", (void *)inner,
+              hak_bridge_base(inner), (void *)base);
   void *out = hak_bridge_out(base, s->cls, hak_stride_of((int)s->cls));
-  F_CHECK(out == inner, "bridge_out(%p) = %p, expected %p", (void *)base, out, (void *)inner);
+  T_INVARIANT(out == inner, "bridge_out(%p) = %p, expected %p", (void *)base, out, (void *)inner);
 #if !HAKMEM_TINY_HEADERLESS
-  F_CHECK(header_of(base) == HAK_HDR_ALLOC(s->cls), "live %p: header %#llx after bridge_out",
-          s->p, (unsigned long long)header_of(base));
+  T_INVARIANT(header_of(base) == HAK_HDR_ALLOC(s->cls), "live %p: header %#llx after bridge_out",
+              s->p, (unsigned long long)header_of(base));
 #endif
 }
 
 F_NOCOV static void check_slot(const slot_t *s) {
   uint8_t *base = block_of(s);
   uint32_t stride = hak_stride_of((int)s->cls);
-  F_CHECK(((uintptr_t)s->p & 15) == 0, "user pointer %p not 16-aligned", s->p);
-  if (s->align) F_CHECK(((uintptr_t)s->p & (s->align - 1)) == 0, "%p not %zu-aligned", s->p,
-                        s->align);
+  T_INVARIANT(((uintptr_t)s->p & 15) == 0, "user pointer %p not 16-aligned", s->p);
+  if (s->align)
+    T_INVARIANT(((uintptr_t)s->p & (s->align - 1)) == 0, "%p not %zu-aligned", s->p, s->align);
   if (s->p != base + HAK_HDR_SIZE) {
-    F_CHECK(s->align > 16, "plain block %p is not its block's user pointer %p", s->p,
-            base + HAK_HDR_SIZE);
+    T_INVARIANT(s->align > 16, "plain block %p is not its block's user pointer %p", s->p,
+                base + HAK_HDR_SIZE);
     check_marker(s, base);
   }
-  F_CHECK(s->p + s->n <= base + stride, "%p: %zu bytes do not fit the block", s->p, s->n);
+  T_INVARIANT(s->p + s->n <= base + stride, "%p: %zu bytes do not fit the block", s->p, s->n);
 #if !HAKMEM_TINY_HEADERLESS
-  F_CHECK(header_of(base) == HAK_HDR_ALLOC(s->cls), "live %p: header %#llx, expected %#llx",
-          s->p, (unsigned long long)header_of(base), (unsigned long long)HAK_HDR_ALLOC(s->cls));
+  T_INVARIANT(header_of(base) == HAK_HDR_ALLOC(s->cls), "live %p: header %#llx, expected %#llx",
+              s->p, (unsigned long long)header_of(base), (unsigned long long)HAK_HDR_ALLOC(s->cls));
 #endif
   size_t usable = hak_usable_size(s->p);
-  F_CHECK(usable == (size_t)(base + stride - s->p), "usable size of %p: %zu, block end says %zu",
-          s->p, usable, (size_t)(base + stride - s->p));
-  F_CHECK(usable >= s->n, "usable size of %p: %zu < %zu", s->p, usable, s->n);
-  F_CHECK(hak_owns(s->p), "hak_owns(%p) is 0 for a live block", s->p);
+  T_INVARIANT(usable == (size_t)(base + stride - s->p),
+              "usable size of %p: %zu, block end says %zu", s->p, usable,
+              (size_t)(base + stride - s->p));
+  T_INVARIANT(usable >= s->n, "usable size of %p: %zu < %zu", s->p, usable, s->n);
+  T_INVARIANT(hak_owns(s->p), "hak_owns(%p) is 0 for a live block", s->p);
   check_round_trip(s, base);
   verify_fill(s, usable);
 }
@@ -165,7 +168,7 @@ F_NOCOV static void check_all(void) {
 /* ---- operations ----------------------------------------------------------------------------- */
 
 static void set_slot(slot_t *s, void *p, size_t n, size_t align, unsigned cls) {
-  F_CHECK(p != NULL, "allocation of %zu bytes (align %zu) failed", n, align);
+  T_INVARIANT(p != NULL, "allocation of %zu bytes (align %zu) failed", n, align);
   s->p = p;
   s->n = n;
   s->align = align;
@@ -188,16 +191,17 @@ static void free_slot(slot_t *s) {
   uint64_t spills0 = spills_of(c);
   hak_free(s->p);
   if (spills_of(c) == spills0) {
-    F_CHECK(l->head == (void *)base, "free(%p) pushed %p, its block starts at %p", s->p, l->head,
-            (void *)base);
-    F_CHECK(hak_sll_count(l) == count0 + 1, "free(%p): SLL count %u -> %u", s->p, count0, hak_sll_count(l));
+    T_INVARIANT(l->head == (void *)base, "free(%p) pushed %p, its block starts at %p", s->p,
+                l->head, (void *)base);
+    T_INVARIANT(hak_sll_count(l) == count0 + 1, "free(%p): SLL count %u -> %u", s->p, count0,
+                hak_sll_count(l));
   }
 #if !HAKMEM_TINY_HEADERLESS
   hak_slab_t *m = t_run_of(base);
   if (m->state == HAK_SLAB_HEAD && m->class_idx == c) {
-    F_CHECK(header_of(base) == HAK_HDR_FREE(c), "freed %p: header %#llx, expected %#llx", s->p,
-            (unsigned long long)header_of(base), (unsigned long long)HAK_HDR_FREE(c));
-    F_CHECK(!hak_owns(s->p), "hak_owns(%p) accepts a freed block", s->p);
+    T_INVARIANT(header_of(base) == HAK_HDR_FREE(c), "freed %p: header %#llx, expected %#llx", s->p,
+                (unsigned long long)header_of(base), (unsigned long long)HAK_HDR_FREE(c));
+    T_INVARIANT(!hak_owns(s->p), "hak_owns(%p) accepts a freed block", s->p);
   }
 #endif
   s->p = NULL;
@@ -211,7 +215,7 @@ static void op_alloc(f_in_t *in, slot_t *s) {
   uint8_t *p = zero ? hak_calloc(1, n) : hak_malloc(n);
   if (zero && p != NULL)
     for (size_t i = 0; i < n && i < FILL_HEAD; i++)
-      F_CHECK(p[i] == 0, "calloc(%zu) = %p: byte %zu is %u", n, (void *)p, i, p[i]);
+      T_INVARIANT(p[i] == 0, "calloc(%zu) = %p: byte %zu is %u", n, (void *)p, i, p[i]);
   set_slot(s, p, n, 0, c);
 }
 
@@ -227,7 +231,7 @@ static void *aligned_call(unsigned api, size_t *n, size_t *align) {
   case 2: {
     void *p = NULL;
     int rc = hak_posix_memalign(&p, *align, *n);
-    F_CHECK(rc == 0, "posix_memalign(%zu, %zu) = %d", *align, *n, rc);
+    T_INVARIANT(rc == 0, "posix_memalign(%zu, %zu) = %d", *align, *n, rc);
     return p;
   }
   case 3:
@@ -262,15 +266,15 @@ static void op_manual(f_in_t *in, slot_t *s) {
   hak_tcache_t *tc = hak_tc;
   uint8_t *b = hak_sll_pop(&tc->sll[c]);
   if (b == NULL) b = hak_refill_slow(tc, (int)c);
-  F_CHECK(b != NULL, "refill of class %u failed", c);
-  F_CHECK(((uintptr_t)b & 15) == (16 - HAK_HDR_SIZE) % 16, "SLL of class %u gave %p", c,
-          (void *)b);
+  T_INVARIANT(b != NULL, "refill of class %u failed", c);
+  T_INVARIANT(((uintptr_t)b & 15) == (16 - HAK_HDR_SIZE) % 16, "SLL of class %u gave %p", c,
+              (void *)b);
 #if !HAKMEM_TINY_HEADERLESS
-  F_CHECK(header_of(b) != HAK_HDR_ALLOC(c), "SLL block %p has the in-use header", (void *)b);
+  T_INVARIANT(header_of(b) != HAK_HDR_ALLOC(c), "SLL block %p has the in-use header", (void *)b);
 #endif
   hak_stat_inc(tc->stat.allocs[c]);
   uint8_t *p = hak_bridge_out(b, c, hak_stride_of((int)c));
-  F_CHECK(p == b + HAK_HDR_SIZE, "bridge_out(%p) = %p", (void *)b, (void *)p);
+  T_INVARIANT(p == b + HAK_HDR_SIZE, "bridge_out(%p) = %p", (void *)b, (void *)p);
   set_slot(s, p, hak_class_size((int)c), 0, c);
 }
 
@@ -286,9 +290,10 @@ static void op_realloc(f_in_t *in, slot_t *s) {
   size_t keep = head_len(s) < n ? head_len(s) : n;
   uint64_t key = s->key;
   uint8_t *q = hak_realloc(s->p, n);
-  F_CHECK(q != NULL, "realloc(%p, %zu) failed", (void *)s->p, n);
-  size_t at = f_verify(q, keep, key);
-  F_CHECK(at == keep, "realloc(%p, %zu) = %p: byte %zu not kept", (void *)s->p, n, (void *)q, at);
+  T_INVARIANT(q != NULL, "realloc(%p, %zu) failed", (void *)s->p, n);
+  size_t at = t_find_bad_key(q, keep, key);
+  T_INVARIANT(at == SIZE_MAX, "realloc(%p, %zu) = %p: byte %zu not kept", (void *)s->p, n,
+              (void *)q, at);
   if (q == s->p) {
     set_slot(s, q, n, s->align, s->cls);
   } else {

@@ -69,25 +69,25 @@ static void check_orphan(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
   uintptr_t flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
   int list = hak_opt.ss_adopt ? HAK_LIST_PUBLISHED : HAK_LIST_NONE;
-  F_CHECK((r->word & HAK_RQ_FLAGS) == flags && m->list == list,
-          "ownerless run %p: word %#lx, list %d (adoption %s)", (void *)m, (unsigned long)r->word,
-          m->list, hak_opt.ss_adopt ? "on" : "off");
-  F_CHECK(hak_rq_count(r->word) == r->live, "orphan %p: count %u, %u blocks live", (void *)m,
-          hak_rq_count(r->word), r->live);
-  F_CHECK(r->delivered == 0, "orphan %p: %u blocks delivered", (void *)m, r->delivered);
+  T_INVARIANT((r->word & HAK_RQ_FLAGS) == flags && m->list == list,
+              "ownerless run %p: word %#lx, list %d (adoption %s)", (void *)m,
+              (unsigned long)r->word, m->list, hak_opt.ss_adopt ? "on" : "off");
+  T_INVARIANT(hak_rq_count(r->word) == r->live, "orphan %p: count %u, %u blocks live", (void *)m,
+              hak_rq_count(r->word), r->live);
+  T_INVARIANT(r->delivered == 0, "orphan %p: %u blocks delivered", (void *)m, r->delivered);
 }
 
 /* An owned run's word and list (OWNED, FULL); returns its blocks in the owner's TLS SLL. */
 static uint32_t check_owned(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
   const fw_worker_t *w = fw_worker_of(&team, r->owner);
-  F_CHECK(fw_on_lists(w, m), "run %p not on its owner %u's lists (list %d)", (void *)m,
-          r->owner, m->list);
-  F_CHECK((r->word & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(r->word) == 0,
-          "run %p owned by worker %u: word %#lx", (void *)m, r->owner, (unsigned long)r->word);
-  F_CHECK(m->list != HAK_LIST_FULL || (r->word & HAK_RQ_NOTIFY) || r->delivered > 0,
-          "run %p on worker %u's full list: word %#lx not armed, none of its blocks delivered",
-          (void *)m, r->owner, (unsigned long)r->word);
+  T_INVARIANT(fw_on_lists(w, m), "run %p not on its owner %u's lists (list %d)", (void *)m,
+              r->owner, m->list);
+  T_INVARIANT((r->word & HAK_RQ_FLAGS & ~HAK_RQ_NOTIFY) == 0 && hak_rq_count(r->word) == 0,
+              "run %p owned by worker %u: word %#lx", (void *)m, r->owner, (unsigned long)r->word);
+  T_INVARIANT(m->list != HAK_LIST_FULL || (r->word & HAK_RQ_NOTIFY) || r->delivered > 0,
+              "run %p on worker %u's full list: word %#lx not armed, none of its blocks delivered",
+              (void *)m, r->owner, (unsigned long)r->word);
   return fw_chain_len(w->tc->sll[m->class_idx].head, m);
 }
 
@@ -95,19 +95,19 @@ static uint32_t check_owned(const fw_runrec_t *r) {
 static void check_run(const fw_runrec_t *r) {
   const hak_slab_t *m = r->m;
   uint32_t sll = 0;
-  F_CHECK(r->owner != FW_OWNER_OTHER, "run %p owned by %p, no live worker's cache", (void *)m,
-          (void *)hak_owner_of(m));
+  T_INVARIANT(r->owner != FW_OWNER_OTHER, "run %p owned by %p, no live worker's cache", (void *)m,
+              (void *)hak_owner_of(m));
   if (r->owner == FW_OWNER_NONE) check_orphan(r);
   else sll = check_owned(r);
-  F_CHECK(r->stray == 0, "run %p (owner %u): %u blocks on other workers' notify stacks",
-          (void *)m, r->owner, r->stray);
-  F_CHECK(m->used == r->live + sll + r->queued + r->delivered,
-          "run %p (owner %u): used %u, but %u live + %u in the SLL + %u queued + %u delivered",
-          (void *)m, r->owner, m->used, r->live, sll, r->queued, r->delivered);
+  T_INVARIANT(r->stray == 0, "run %p (owner %u): %u blocks on other workers' notify stacks",
+              (void *)m, r->owner, r->stray);
+  T_INVARIANT(m->used == r->live + sll + r->queued + r->delivered,
+              "run %p (owner %u): used %u, but %u live + %u in the SLL + %u queued + %u delivered",
+              (void *)m, r->owner, m->used, r->live, sll, r->queued, r->delivered);
   uint32_t fl = fw_chain_len(m->freelist, NULL);
-  F_CHECK(m->carved == m->used + fl && m->carved <= m->capacity,
-          "run %p: carved %u, used %u, freelist %u, capacity %u", (void *)m, (unsigned)m->carved,
-          m->used, fl, m->capacity);
+  T_INVARIANT(m->carved == m->used + fl && m->carved <= m->capacity,
+              "run %p: carved %u, used %u, freelist %u, capacity %u", (void *)m,
+              (unsigned)m->carved, m->used, fl, m->capacity);
 }
 
 /* No run on two workers' lists; each listed run owned by the worker that lists it. */
@@ -120,11 +120,12 @@ static void check_lists(void) {
     for (int c = 0; c < HAK_NUM_CLASSES; c++)
       for (int l = 0; l < 2; l++)
         for (hak_slab_t *s = l ? w->tc->full[c] : w->tc->partial[c]; s != NULL; s = s->next) {
-          F_CHECK(hak_owner_of(s) == w->tc, "worker %u lists run %p owned by %p", w->id,
-                  (void *)s, (void *)hak_owner_of(s));
+          T_INVARIANT(hak_owner_of(s) == w->tc, "worker %u lists run %p owned by %p", w->id,
+                      (void *)s, (void *)hak_owner_of(s));
           for (unsigned k = 0; k < n; k++)
-            F_CHECK(seen[k] != s, "run %p on two lists (worker %u's among them)", (void *)s, w->id);
-          F_CHECK(n < 1024, "more than 1024 runs on lists");
+            T_INVARIANT(seen[k] != s, "run %p on two lists (worker %u's among them)", (void *)s,
+                        w->id);
+          T_INVARIANT(n < 1024, "more than 1024 runs on lists");
           seen[n++] = s;
         }
   }
@@ -142,22 +143,22 @@ static void check_blocks(void) {
     const fw_block_t *b = &slot[i];
     if (b->p == NULL) continue;
     hak_slab_t *m = t_run_of(b->p);
-    F_CHECK(hak_owns(b->p) && m->state == HAK_SLAB_HEAD && m->class_idx == b->cls,
-            "block %p of class %d: owned %d, run of class %d", (void *)b->p, b->cls,
-            hak_owns(b->p), m->class_idx);
+    T_INVARIANT(hak_owns(b->p) && m->state == HAK_SLAB_HEAD && m->class_idx == b->cls,
+                "block %p of class %d: owned %d, run of class %d", (void *)b->p, b->cls,
+                hak_owns(b->p), m->class_idx);
     size_t k = fw_mark_len(&team, b->cls);
-    F_CHECK(f_verify(b->p, k, b->key) == k, "block %p of class %d changed while live",
-            (void *)b->p, b->cls);
+    T_INVARIANT(t_find_bad_key(b->p, k, b->key) == SIZE_MAX,
+                "block %p of class %d changed while live", (void *)b->p, b->cls);
     if (fw_worker_of(&team, b->by) != NULL)
-      F_CHECK(fw_owner_id(&team, m) == b->by,
-              "block %p: allocated by live worker %u, run owned by %p", (void *)b->p, b->by,
-              (void *)hak_owner_of(m));
+      T_INVARIANT(fw_owner_id(&team, m) == b->by,
+                  "block %p: allocated by live worker %u, run owned by %p", (void *)b->p, b->by,
+                  (void *)hak_owner_of(m));
     live[n++] = *b;
   }
   qsort(live, (size_t)n, sizeof live[0], by_address);
   for (int i = 1; i < n; i++)
-    F_CHECK(live[i - 1].p + hak_class_size(live[i - 1].cls) <= live[i].p,
-            "live blocks %p and %p overlap", (void *)live[i - 1].p, (void *)live[i].p);
+    T_INVARIANT(live[i - 1].p + hak_class_size(live[i - 1].cls) <= live[i].p,
+                "live blocks %p and %p overlap", (void *)live[i - 1].p, (void *)live[i].p);
 }
 
 /* ---- steps ----------------------------------------------------------------------------------- */
@@ -194,14 +195,14 @@ static void check_transition(const step_t *s, const fw_runrec_t *before, const f
   bool exit_ok = before->owner == s->exited && hak_owner_of(now->m) != s->exited_tc &&
                  now->owner == FW_OWNER_NONE;
   int a = before->owner == FW_OWNER_NONE ? alloc_index(s, now->owner) : -1;
-  F_CHECK(exit_ok || a >= 0, "run %p: owner %u -> %u in a step (exit %u, alloc %u %u)",
-          (void *)now->m, before->owner, now->owner, s->exited, s->alloc[0], s->alloc[1]);
+  T_INVARIANT(exit_ok || a >= 0, "run %p: owner %u -> %u in a step (exit %u, alloc %u %u)",
+              (void *)now->m, before->owner, now->owner, s->exited, s->alloc[0], s->alloc[1]);
   if (a < 0) return;
   adopted[a]++;
   drained[a] += before->queued > 0;
   if (!s->concurrent_frees)
-    F_CHECK(hak_rq_head(now->word) == NULL, "run %p adopted by %u with its stack undrained",
-            (void *)now->m, now->owner);
+    T_INVARIANT(hak_rq_head(now->word) == NULL, "run %p adopted by %u with its stack undrained",
+                (void *)now->m, now->owner);
 }
 
 static uint64_t ev_of(unsigned id, bool drains) {
@@ -216,13 +217,13 @@ static void check_adoptions(const step_t *s, const unsigned adopted[2],
     if (s->alloc[i] == 0) continue;
     uint64_t got = ev_of(s->alloc[i], false) - s->adopt0[i];
     uint64_t drains = ev_of(s->alloc[i], true) - s->drains0[i];
-    F_CHECK(s->concurrent_frees ? got >= adopted[i] : got == adopted[i],
-            "worker %u counted %llu adoptions, %u runs came to it", s->alloc[i],
-            (unsigned long long)got, adopted[i]);
-    F_CHECK(hak_opt.ss_adopt || got == 0, "worker %u adopted %llu runs with adoption off",
-            s->alloc[i], (unsigned long long)got);
-    F_CHECK(drains >= drained[i], "worker %u drained %llu times, adopted %u runs with queues",
-            s->alloc[i], (unsigned long long)drains, drained[i]);
+    T_INVARIANT(s->concurrent_frees ? got >= adopted[i] : got == adopted[i],
+                "worker %u counted %llu adoptions, %u runs came to it", s->alloc[i],
+                (unsigned long long)got, adopted[i]);
+    T_INVARIANT(hak_opt.ss_adopt || got == 0, "worker %u adopted %llu runs with adoption off",
+                s->alloc[i], (unsigned long long)got);
+    T_INVARIANT(drains >= drained[i], "worker %u drained %llu times, adopted %u runs with queues",
+                s->alloc[i], (unsigned long long)drains, drained[i]);
   }
 }
 
@@ -250,12 +251,14 @@ static void check_step(const step_t *s, counters_t c0) {
   counters_t c = counters();
   if (!s->concurrent_frees) {
     unsigned want = s->frees ? released_orphans(now, n) : 0;
-    F_CHECK(c.releases - c0.releases == want, "%llu runs released by their last free, %u orphans "
-            "lost their last live block", (unsigned long long)(c.releases - c0.releases), want);
+    T_INVARIANT(c.releases - c0.releases == want,
+                "%llu runs released by their last free, %u orphans "
+                "lost their last live block",
+                (unsigned long long)(c.releases - c0.releases), want);
   }
   if (s->exited == 0)
-    F_CHECK(c.orphaned == c0.orphaned, "%llu runs orphaned in a step without an exit",
-            (unsigned long long)(c.orphaned - c0.orphaned));
+    T_INVARIANT(c.orphaned == c0.orphaned, "%llu runs orphaned in a step without an exit",
+                (unsigned long long)(c.orphaned - c0.orphaned));
   memcpy(runs, now, n * sizeof now[0]);
   nruns = n;
   fw_mark_old(&team);
@@ -269,8 +272,8 @@ static void exit_worker(fw_worker_t *w, step_t *s) {
   s->exited_tc = w->tc;
   fw_stop(w);
   uint64_t got = counters().orphaned - orphaned0;
-  F_CHECK(got == expect, "worker %u exited owning %u runs with live blocks, %llu orphaned", w->id,
-          expect, (unsigned long long)got);
+  T_INVARIANT(got == expect, "worker %u exited owning %u runs with live blocks, %llu orphaned",
+              w->id, expect, (unsigned long long)got);
 }
 
 static unsigned class_frees(int cls, int *frees) {
@@ -371,8 +374,8 @@ static void finish(void) {
       step_t s = {{0, 0}, {0, 0}, {0, 0}, 0, NULL, false, false};
       exit_worker(&team.worker[i], &s);
     }
-  F_CHECK(f_live_blocks() == 0, "%llu blocks live after everything was freed",
-          (unsigned long long)f_live_blocks());
+  T_INVARIANT(t_live_blocks() == 0, "%llu blocks live after everything was freed",
+              (unsigned long long)t_live_blocks());
 }
 
 static void set_options(unsigned bits) {

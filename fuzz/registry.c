@@ -64,14 +64,15 @@ static size_t size_of(unsigned kind, uint16_t v) {
 /* The registry's answer for addr must be consistent with what is mapped there. */
 static void check_address(uintptr_t addr) {
   unsigned kind = hak_registry_kind(addr);
-  F_CHECK(kind <= HAK_REGION_LARGE_FAR, "kind %u of %#lx out of range", kind, (unsigned long)addr);
+  T_INVARIANT(kind <= HAK_REGION_LARGE_FAR, "kind %u of %#lx out of range", kind,
+              (unsigned long)addr);
   if (kind == HAK_REGION_NONE) return;
   uintptr_t r = addr & ~(uintptr_t)HAK_SS_MASK;
-  F_CHECK(region_mapped(r), "registry names unmapped region %#lx as kind %u", (unsigned long)r,
-          kind);
+  T_INVARIANT(region_mapped(r), "registry names unmapped region %#lx as kind %u", (unsigned long)r,
+              kind);
   if (kind == HAK_REGION_SS)
-    F_CHECK(hak_registry_ss_peek(addr) == (hak_superslab_t *)r,
-            "region %#lx registered as a SuperSlab has no valid magic", (unsigned long)r);
+    T_INVARIANT(hak_registry_ss_peek(addr) == (hak_superslab_t *)r,
+                "region %#lx registered as a SuperSlab has no valid magic", (unsigned long)r);
 }
 
 static void check_all(void) {
@@ -81,16 +82,16 @@ static void check_all(void) {
     uintptr_t u = (uintptr_t)slot[i];
     unsigned kind = hak_registry_kind(u);
     if (slot_size[i] <= HAK_SLAB_REQ_MAX)
-      F_CHECK(kind == HAK_REGION_SS, "live block %p of %zu bytes: kind %u", slot[i],
-              slot_size[i], kind);
+      T_INVARIANT(kind == HAK_REGION_SS, "live block %p of %zu bytes: kind %u", slot[i],
+                  slot_size[i], kind);
     else
-      F_CHECK(kind == HAK_REGION_LARGE, "live large block %p: kind %u", slot[i], kind);
-    F_CHECK(hak_owns(slot[i]), "hak_owns(%p) is 0 for a live block", slot[i]);
+      T_INVARIANT(kind == HAK_REGION_LARGE, "live large block %p: kind %u", slot[i], kind);
+    T_INVARIANT(hak_owns(slot[i]), "hak_owns(%p) is 0 for a live block", slot[i]);
   }
   int local;
-  F_CHECK(hak_registry_kind((uintptr_t)&local) == HAK_REGION_NONE, "the stack is registered");
-  F_CHECK(hak_registry_kind((uintptr_t)&slot) == HAK_REGION_NONE, "a global is registered");
-  F_CHECK(!hak_owns(&local) && !hak_owns(slot), "hak_owns accepts a foreign address");
+  T_INVARIANT(hak_registry_kind((uintptr_t)&local) == HAK_REGION_NONE, "the stack is registered");
+  T_INVARIANT(hak_registry_kind((uintptr_t)&slot) == HAK_REGION_NONE, "a global is registered");
+  T_INVARIANT(!hak_owns(&local) && !hak_owns(slot), "hak_owns accepts a foreign address");
 }
 
 static void free_slot(int i) {
@@ -112,7 +113,7 @@ static bool run_op(f_in_t *in, bool may_end) {
     size_t n = size_of(kind, f_u16(in));
     if (slot[i] != NULL) free_slot(i);
     slot[i] = hak_malloc(n);
-    F_CHECK(slot[i] != NULL, "hak_malloc(%zu) failed", n);
+    T_INVARIANT(slot[i] != NULL, "hak_malloc(%zu) failed", n);
     slot_size[i] = n;
     remember((uintptr_t)slot[i]);
     break;
@@ -136,8 +137,8 @@ static bool run_op(f_in_t *in, bool may_end) {
     a |= (uint64_t)f_u32(in) << 32;
     unsigned kind = hak_registry_kind((uintptr_t)a);
     if (a >> HAK_ADDR_BITS)
-      F_CHECK(kind == HAK_REGION_NONE, "address %#llx beyond the user space has kind %u",
-              (unsigned long long)a, kind);
+      T_INVARIANT(kind == HAK_REGION_NONE, "address %#llx beyond the user space has kind %u",
+                  (unsigned long long)a, kind);
     check_address((uintptr_t)a);
     break;
   }

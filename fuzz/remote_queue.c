@@ -128,18 +128,19 @@ static struct {
 
 /* Checks the word a push installed; *count: the orphan count the producer saw last. */
 static void check_pushed_word(uintptr_t w, void *first, uint32_t n, uint32_t *count) {
-  F_CHECK(hak_rq_head(w) == first, "a push installed head %p, not its chain's first block %p",
-          hak_rq_head(w), first);
-  F_CHECK(!(w & (HAK_RQ_NOTIFY | HAK_RQ_PUBLISHED)), "a push installed flags %#lx",
-          (unsigned long)(w & HAK_RQ_FLAGS));
+  T_INVARIANT(hak_rq_head(w) == first, "a push installed head %p, not its chain's first block %p",
+              hak_rq_head(w), first);
+  T_INVARIANT(!(w & (HAK_RQ_NOTIFY | HAK_RQ_PUBLISHED)), "a push installed flags %#lx",
+              (unsigned long)(w & HAK_RQ_FLAGS));
   if (!(w & HAK_RQ_ORPHAN)) {
-    F_CHECK(hak_rq_count(w) == 0, "a push installed count %u on an owned word", hak_rq_count(w));
+    T_INVARIANT(hak_rq_count(w) == 0, "a push installed count %u on an owned word",
+                hak_rq_count(w));
     return;
   }
-  F_CHECK(rd.orphan, "a push into an owned run installed ORPHAN (word %#lx)",
-          (unsigned long)w);
-  F_CHECK(hak_rq_count(w) + n <= *count, "an orphan's count went from %u to %u over a chain of %u",
-          *count, hak_rq_count(w), n);
+  T_INVARIANT(rd.orphan, "a push into an owned run installed ORPHAN (word %#lx)", (unsigned long)w);
+  T_INVARIANT(hak_rq_count(w) + n <= *count,
+              "an orphan's count went from %u to %u over a chain of %u", *count, hak_rq_count(w),
+              n);
   *count = hak_rq_count(w);
 }
 
@@ -155,10 +156,10 @@ static void free_chain(producer_t *p, const uint32_t *ks, uint32_t n, uint32_t *
   p->chains++;
   enum hak_rq_outcome o = hak_rq_free_mt(m, first, last, n, rd.mode, &w);
   if (o == HAK_RQ_DELIVER) {
-    F_CHECK(!(w & (HAK_RQ_ORPHAN | HAK_RQ_NOTIFY)), "a delivery left word %#lx",
-            (unsigned long)w);
-    F_CHECK(!rd.orphan || rd.mode == HAK_RQ_MODE_NOTIFY,
-            "a free in the normal mode delivered into a run orphaned for the round");
+    T_INVARIANT(!(w & (HAK_RQ_ORPHAN | HAK_RQ_NOTIFY)), "a delivery left word %#lx",
+                (unsigned long)w);
+    T_INVARIANT(!rd.orphan || rd.mode == HAK_RQ_MODE_NOTIFY,
+                "a free in the normal mode delivered into a run orphaned for the round");
     p->delivered++;
     if (!rd.push_again) {
       for (uint32_t i = 0; i < n; i++) pushed[ks[i]] = 0;
@@ -166,12 +167,12 @@ static void free_chain(producer_t *p, const uint32_t *ks, uint32_t n, uint32_t *
       return;
     }
     o = hak_rq_free_mt(m, first, last, n, HAK_RQ_MODE_PUSH, &w);
-    F_CHECK(o == HAK_RQ_PUSHED, "a free in push mode into an owned run: outcome %d", (int)o);
+    T_INVARIANT(o == HAK_RQ_PUSHED, "a free in push mode into an owned run: outcome %d", (int)o);
   }
   check_pushed_word(w, first, n, count);
   bool last_out = (w & HAK_RQ_ORPHAN) && hak_rq_count(w) == 0;
-  F_CHECK((o == HAK_RQ_LAST) == last_out, "outcome %d, word %#lx after the CAS", (int)o,
-          (unsigned long)w);
+  T_INVARIANT((o == HAK_RQ_LAST) == last_out, "outcome %d, word %#lx after the CAS", (int)o,
+              (unsigned long)w);
   p->lasts += o == HAK_RQ_LAST;
   p->pushed += n;
   if (rd.exact && hak_link_decode(last) == NULL) { /* nobody drains: the link stays */
@@ -205,7 +206,7 @@ static long index_of(const void *b) {
 static void check_payload(long k, const char *what) {
   uint64_t v;
   memcpy(&v, (uint8_t *)blk[k] + PAYLOAD_OFF, sizeof v);
-  F_CHECK(v == payload[k], "block %ld on the %s: payload changed", k, what);
+  T_INVARIANT(v == payload[k], "block %ld on the %s: payload changed", k, what);
 }
 
 /* Walks the freelist: every block on it must be one of ours, on it once, and FREE in the model.
@@ -216,9 +217,9 @@ static uint32_t walk_freelist(void) {
   uint32_t n = 0;
   for (void *b = m->freelist; b != NULL; b = hak_link_get(b)) {
     long k = index_of(b);
-    F_CHECK(k >= 0, "the freelist holds %p, not one of the run's %u carved blocks", b, K);
-    F_CHECK(!seen[k], "block %ld twice on the freelist", k);
-    F_CHECK(state[k] == FREE, "block %ld on the freelist is out in the model", k);
+    T_INVARIANT(k >= 0, "the freelist holds %p, not one of the run's %u carved blocks", b, K);
+    T_INVARIANT(!seen[k], "block %ld twice on the freelist", k);
+    T_INVARIANT(state[k] == FREE, "block %ld on the freelist is out in the model", k);
     check_payload(k, "freelist");
     seen[k] = 1;
     n++;
@@ -236,19 +237,19 @@ static uint32_t walk_stack(uintptr_t w, long *bottom) {
   *bottom = -1;
   for (void *b = hak_rq_head(w); b != NULL; b = hak_link_get(b)) {
     long k = index_of(b);
-    F_CHECK(k >= 0, "the stack holds %p, not one of the run's %u carved blocks", b, K);
-    F_CHECK(!seen[k], "block %ld twice on the stack", k);
-    F_CHECK(state[k] == OUT && pushed[k], "block %ld on the stack was not pushed", k);
-    F_CHECK(expect == -2 ? chain_first[k] != 0 : k == expect,
-            "block %ld on the stack: %s %d expected (chains in one piece)", k,
-            expect == -2 ? "a chain's first block, not a block inside chain" : "block", expect);
+    T_INVARIANT(k >= 0, "the stack holds %p, not one of the run's %u carved blocks", b, K);
+    T_INVARIANT(!seen[k], "block %ld twice on the stack", k);
+    T_INVARIANT(state[k] == OUT && pushed[k], "block %ld on the stack was not pushed", k);
+    T_INVARIANT(expect == -2 ? chain_first[k] != 0 : k == expect,
+                "block %ld on the stack: %s %d expected (chains in one piece)", k,
+                expect == -2 ? "a chain's first block, not a block inside chain" : "block", expect);
     check_payload(k, "stack");
     expect = chain_next[k] < 0 ? -2 : chain_next[k];
     seen[k] = 1;
     *bottom = k;
     n++;
   }
-  F_CHECK(expect == -2, "the stack ends inside a chain, before block %d", expect);
+  T_INVARIANT(expect == -2, "the stack ends inside a chain, before block %d", expect);
   return n;
 }
 
@@ -260,11 +261,11 @@ static uint32_t count_state(int s) {
 
 static void setup_run(int cls) {
   hak_slab_t *fresh = hak_superslab_take_run(cls);
-  F_CHECK(fresh != NULL, "take_run(%d) failed", cls);
+  T_INVARIANT(fresh != NULL, "take_run(%d) failed", cls);
   m = hak_run_bind(&owner_cache, fresh, cls);
-  F_CHECK(m == fresh && hak_owner_of(m) == &owner_cache && m->list == HAK_LIST_PARTIAL,
-          "bind of a fresh run of class %d", cls);
-  F_CHECK(word() == 0, "a fresh run's word is %#lx", (unsigned long)word());
+  T_INVARIANT(m == fresh && hak_owner_of(m) == &owner_cache && m->list == HAK_LIST_PARTIAL,
+              "bind of a fresh run of class %d", cls);
+  T_INVARIANT(word() == 0, "a fresh run's word is %#lx", (unsigned long)word());
   K = m->capacity < MAX_K ? m->capacity : MAX_K;
   for (uint32_t k = 0; k < K; k++) {
     blk[k] = m->data + (size_t)k * m->stride;
@@ -275,7 +276,7 @@ static void setup_run(int cls) {
 }
 
 static void teardown_run(void) {
-  F_CHECK(word() == 0, "word %#lx at the end", (unsigned long)word());
+  T_INVARIANT(word() == 0, "word %#lx at the end", (unsigned long)word());
   m->freelist = NULL;
   m->used = 0;
   atomic_store(&m->carved, 0);
@@ -290,8 +291,8 @@ static void take_back(uint32_t n) {
   for (uint32_t i = 0; i < n && m->freelist != NULL; i++) {
     void *b = m->freelist;
     long k = index_of(b);
-    F_CHECK(k >= 0 && state[k] == FREE, "freelist head %p is %s", b,
-            k < 0 ? "not a block of the run" : "out in the model");
+    T_INVARIANT(k >= 0 && state[k] == FREE, "freelist head %p is %s", b,
+                k < 0 ? "not a block of the run" : "out in the model");
     m->freelist = hak_link_get(b);
     state[k] = OUT;
     m->used++;
@@ -364,22 +365,25 @@ typedef struct side_s {
 static uint32_t drain(side_t *sd) {
   uint32_t used0 = m->used;
   uint32_t n = hak_remote_drain(m);
-  F_CHECK(m->used + n == used0, "a drain of %u blocks took used from %u to %u", n, used0,
-          m->used);
+  T_INVARIANT(m->used + n == used0, "a drain of %u blocks took used from %u to %u", n, used0,
+              m->used);
   if (n == 0) return 0;
-  F_CHECK(sd->drains < MAX_K, "more drains that found blocks than blocks");
+  T_INVARIANT(sd->drains < MAX_K, "more drains that found blocks than blocks");
   sd->drained += n;
   void *b = m->freelist;
   long k = -1;
   for (uint32_t i = 0; i < n; i++, b = hak_link_get(b)) {
     k = index_of(b);
-    F_CHECK(k >= 0 && pushed[k] && !drained[k], "drained block %p (%ld): %s", b, k,
-            k < 0 ? "not a block of the run" : pushed[k] ? "drained twice" : "never pushed");
+    T_INVARIANT(k >= 0 && pushed[k] && !drained[k], "drained block %p (%ld): %s", b, k,
+                k < 0       ? "not a block of the run"
+                : pushed[k] ? "drained twice"
+                            : "never pushed");
     drained[k] = 1;
   }
   sd->bottom[sd->drains++] = k;
   long top = index_of(hak_rq_head(word()));
-  F_CHECK(top < 0 || !drained[top], "block %ld drained, yet still at the head of the stack", top);
+  T_INVARIANT(top < 0 || !drained[top], "block %ld drained, yet still at the head of the stack",
+              top);
   return n;
 }
 
@@ -388,10 +392,10 @@ static uint32_t drain(side_t *sd) {
 static void check_cas_from_zero_only(int r) {
   uintptr_t w = word();
   if (w == 0) return;
-  F_CHECK(hak_rq_arm(m) == (w == HAK_RQ_NOTIFY) && word() == w,
-          "round %d: arming word %#lx: wrong answer, or the word changed", r, (unsigned long)w);
-  F_CHECK(!hak_rq_orphan(m, 1, false) && word() == w, "round %d: orphaning word %#lx succeeded",
-          r, (unsigned long)w);
+  T_INVARIANT(hak_rq_arm(m) == (w == HAK_RQ_NOTIFY) && word() == w,
+              "round %d: arming word %#lx: wrong answer, or the word changed", r, (unsigned long)w);
+  T_INVARIANT(!hak_rq_orphan(m, 1, false) && word() == w, "round %d: orphaning word %#lx succeeded",
+              r, (unsigned long)w);
 }
 
 typedef struct sums_s {
@@ -413,86 +417,90 @@ static sums_t sum_producers(void) {
 /* The frees alone (nothing drained or adopted during them): only the word moved. */
 static void check_frees_only(const t_run_snapshot_t *before, bool armed, const sums_t *s, int r) {
   t_run_snapshot_t after = t_run_snap(m, &owner_cache);
-  F_CHECK(t_run_same(before, &after), "round %d: a free touched the run beyond its word (used "
-          "%u -> %u, freelist %p -> %p, owner %p -> %p)", r, before->used, after.used,
-          before->freelist, after.freelist, (void *)before->owner, (void *)after.owner);
+  T_INVARIANT(t_run_same(before, &after),
+              "round %d: a free touched the run beyond its word (used "
+              "%u -> %u, freelist %p -> %p, owner %p -> %p)",
+              r, before->used, after.used, before->freelist, after.freelist, (void *)before->owner,
+              (void *)after.owner);
   uintptr_t w = word();
   uintptr_t flags = rd.orphan ? HAK_RQ_ORPHAN : armed && s->delivered == 0 ? HAK_RQ_NOTIFY : 0;
   uint32_t count = rd.orphan ? rd.out0 - s->pushed : 0;
-  F_CHECK((w & HAK_RQ_FLAGS) == flags && hak_rq_count(w) == count,
-          "round %d: word %#lx, flags %#lx and count %u expected", r, (unsigned long)w,
-          (unsigned long)flags, count);
+  T_INVARIANT((w & HAK_RQ_FLAGS) == flags && hak_rq_count(w) == count,
+              "round %d: word %#lx, flags %#lx and count %u expected", r, (unsigned long)w,
+              (unsigned long)flags, count);
   long bottom;
   uint32_t q = walk_stack(w, &bottom);
-  F_CHECK(q == s->pushed, "round %d: the stack holds %u blocks, %u pushed", r, q, s->pushed);
-  F_CHECK(s->found_empty == (q > 0), "round %d: %u chains found the stack empty, %u blocks on it",
-          r, s->found_empty, q);
+  T_INVARIANT(q == s->pushed, "round %d: the stack holds %u blocks, %u pushed", r, q, s->pushed);
+  T_INVARIANT(s->found_empty == (q > 0),
+              "round %d: %u chains found the stack empty, %u blocks on it", r, s->found_empty, q);
   for (unsigned p = 0; p < NPROD; p++)
-    F_CHECK(prod[p].found_empty == 0 || prod[p].bottom == bottom,
-            "round %d: producer %u's chain ending in block %d found the stack empty, the bottom "
-            "is block %ld", r, p, prod[p].bottom, bottom);
+    T_INVARIANT(
+        prod[p].found_empty == 0 || prod[p].bottom == bottom,
+        "round %d: producer %u's chain ending in block %d found the stack empty, the bottom "
+        "is block %ld",
+        r, p, prod[p].bottom, bottom);
   check_cas_from_zero_only(r);
 }
 
 /* Outcomes: deliveries and claims, against the round's kind. */
 static void check_outcomes(const sums_t *s, bool armed, uint32_t want, const side_t *sd, int r) {
   if (rd.mode == HAK_RQ_MODE_NOTIFY && !rd.orphan)
-    F_CHECK(s->delivered == s->chains, "round %d: forced notify, %u of %u chains delivered", r,
-            s->delivered, s->chains);
+    T_INVARIANT(s->delivered == s->chains, "round %d: forced notify, %u of %u chains delivered", r,
+                s->delivered, s->chains);
   else if (armed)
-    F_CHECK(s->delivered <= 1 && (!rd.exact || s->delivered == (s->chains > 0)),
-            "round %d: armed, %u of %u chains delivered", r, s->delivered, s->chains);
+    T_INVARIANT(s->delivered <= 1 && (!rd.exact || s->delivered == (s->chains > 0)),
+                "round %d: armed, %u of %u chains delivered", r, s->delivered, s->chains);
   else if (!sd->adopted || rd.mode != HAK_RQ_MODE_NOTIFY)
-    F_CHECK(s->delivered == 0, "round %d: %u chains delivered, the run %s", r, s->delivered,
-            rd.orphan ? "orphaned" : "not armed");
+    T_INVARIANT(s->delivered == 0, "round %d: %u chains delivered, the run %s", r, s->delivered,
+                rd.orphan ? "orphaned" : "not armed");
   if (!rd.orphan) {
-    F_CHECK(s->lasts == 0, "round %d: %u frees into an owned run were LAST", r, s->lasts);
+    T_INVARIANT(s->lasts == 0, "round %d: %u frees into an owned run were LAST", r, s->lasts);
     return;
   }
-  F_CHECK(s->lasts <= 1 && !(sd->adopted && s->lasts), "round %d: %u frees LAST, the orphan %s",
-          r, s->lasts, sd->adopted ? "adopted" : "not adopted");
+  T_INVARIANT(s->lasts <= 1 && !(sd->adopted && s->lasts), "round %d: %u frees LAST, the orphan %s",
+              r, s->lasts, sd->adopted ? "adopted" : "not adopted");
   if (want == rd.out0)
-    F_CHECK(sd->adopted + s->lasts == 1, "round %d: every block freed, %u LAST, %sadopted", r,
-            s->lasts, sd->adopted ? "" : "not ");
+    T_INVARIANT(sd->adopted + s->lasts == 1, "round %d: every block freed, %u LAST, %sadopted", r,
+                s->lasts, sd->adopted ? "" : "not ");
   else
-    F_CHECK(s->lasts == 0, "round %d: %u of %u blocks freed, yet a free was LAST", r, want,
-            rd.out0);
+    T_INVARIANT(s->lasts == 0, "round %d: %u of %u blocks freed, yet a free was LAST", r, want,
+                rd.out0);
 }
 
 /* An orphan nobody adopted during the frees: its claimant drains it, or the harness adopts. */
 static void settle_orphan(const sums_t *s, side_t *sd, int r) {
   uintptr_t w = word();
   if (s->lasts == 1) {
-    F_CHECK(!hak_rq_adopt(m) && word() == w, "round %d: a claimed orphan (word %#lx) adopted", r,
-            (unsigned long)w);
+    T_INVARIANT(!hak_rq_adopt(m) && word() == w, "round %d: a claimed orphan (word %#lx) adopted",
+                r, (unsigned long)w);
     drain(sd);
-    F_CHECK(m->used == 0, "round %d: the claimant's drain left used %u", r, m->used);
+    T_INVARIANT(m->used == 0, "round %d: the claimant's drain left used %u", r, m->used);
   } else {
-    F_CHECK(hak_rq_adopt(m), "round %d: an orphan with %u blocks out (word %#lx) not adopted", r,
-            hak_rq_count(w), (unsigned long)w);
-    F_CHECK(word() == (w & HAK_RQ_PTR_MASK), "round %d: adoption made word %#lx of %#lx", r,
-            (unsigned long)word(), (unsigned long)w);
+    T_INVARIANT(hak_rq_adopt(m), "round %d: an orphan with %u blocks out (word %#lx) not adopted",
+                r, hak_rq_count(w), (unsigned long)w);
+    T_INVARIANT(word() == (w & HAK_RQ_PTR_MASK), "round %d: adoption made word %#lx of %#lx", r,
+                (unsigned long)word(), (unsigned long)w);
   }
   sd->owned = true;
 }
 
 static void check_drains(const uint8_t *chosen, const sums_t *s, const side_t *sd, int r) {
-  F_CHECK(sd->drained == s->pushed, "round %d: drained %llu, pushed %u", r,
-          (unsigned long long)sd->drained, s->pushed);
-  F_CHECK(word() == 0, "round %d: word %#lx after the drain", r, (unsigned long)word());
-  F_CHECK(hak_remote_drain(m) == 0, "round %d: a second drain found blocks", r);
+  T_INVARIANT(sd->drained == s->pushed, "round %d: drained %llu, pushed %u", r,
+              (unsigned long long)sd->drained, s->pushed);
+  T_INVARIANT(word() == 0, "round %d: word %#lx after the drain", r, (unsigned long)word());
+  T_INVARIANT(hak_remote_drain(m) == 0, "round %d: a second drain found blocks", r);
   for (uint64_t i = 0; i < sd->drains; i++) {
     long k = sd->bottom[i];
-    F_CHECK(k >= 0 && chosen[k] && pushed[k] && chain_next[k] < 0,
-            "round %d: drain %llu ended in block %ld, not the last block of a pushed chain", r,
-            (unsigned long long)i, k);
+    T_INVARIANT(k >= 0 && chosen[k] && pushed[k] && chain_next[k] < 0,
+                "round %d: drain %llu ended in block %ld, not the last block of a pushed chain", r,
+                (unsigned long long)i, k);
     for (uint64_t j = 0; j < i; j++)
-      F_CHECK(sd->bottom[j] != k, "round %d: drains %llu and %llu both ended in block %ld", r,
-              (unsigned long long)j, (unsigned long long)i, k);
+      T_INVARIANT(sd->bottom[j] != k, "round %d: drains %llu and %llu both ended in block %ld", r,
+                  (unsigned long long)j, (unsigned long long)i, k);
   }
   for (uint32_t k = 0; k < K; k++) {
-    F_CHECK(drained[k] == (chosen[k] && pushed[k]), "round %d: block %u %s", r, k,
-            drained[k] ? "drained, never pushed" : "pushed, never drained");
+    T_INVARIANT(drained[k] == (chosen[k] && pushed[k]), "round %d: block %u %s", r, k,
+                drained[k] ? "drained, never pushed" : "pushed, never drained");
     if (drained[k]) state[k] = FREE;
   }
 }
@@ -503,12 +511,12 @@ static void give_back_delivered(int r) {
     for (uint32_t c = 0; c < prod[p].ndlv; c++) {
       uint32_t k = prod[p].dlv[c].first;
       for (uint32_t i = 0; i < prod[p].dlv[c].n; i++) {
-        F_CHECK(state[k] == OUT && !pushed[k] && (i == 0) == (chain_first[k] != 0),
-                "round %d: delivered block %u: state %d, pushed %d", r, k, state[k], pushed[k]);
+        T_INVARIANT(state[k] == OUT && !pushed[k] && (i == 0) == (chain_first[k] != 0),
+                    "round %d: delivered block %u: state %d, pushed %d", r, k, state[k], pushed[k]);
         check_payload(k, "delivered chain");
         int next = chain_next[k];
-        F_CHECK(next < 0 || hak_link_decode(blk[k]) == blk[next],
-                "round %d: the link inside a delivered chain changed at block %u", r, k);
+        T_INVARIANT(next < 0 || hak_link_decode(blk[k]) == blk[next],
+                    "round %d: the link inside a delivered chain changed at block %u", r, k);
         hak_link_set(blk[k], m->freelist);
         m->freelist = blk[k];
         m->used--;
@@ -519,12 +527,12 @@ static void give_back_delivered(int r) {
 }
 
 static void check_after_round(int r) {
-  F_CHECK(hak_owner_of(m) == &owner_cache && m->list == HAK_LIST_PARTIAL,
-          "round %d: owner %p list %d", r, (void *)hak_owner_of(m), m->list);
+  T_INVARIANT(hak_owner_of(m) == &owner_cache && m->list == HAK_LIST_PARTIAL,
+              "round %d: owner %p list %d", r, (void *)hak_owner_of(m), m->list);
   uint32_t nfree = count_state(FREE);
-  F_CHECK(m->used == K - nfree, "round %d: used %u, %u blocks out", r, m->used, K - nfree);
+  T_INVARIANT(m->used == K - nfree, "round %d: used %u, %u blocks out", r, m->used, K - nfree);
   uint32_t fl = walk_freelist();
-  F_CHECK(fl == nfree, "round %d: the freelist holds %u blocks, %u free", r, fl, nfree);
+  T_INVARIANT(fl == nfree, "round %d: the freelist holds %u blocks, %u free", r, fl, nfree);
 }
 
 static void round_once(f_in_t *in, unsigned nprod, int r) {
@@ -534,7 +542,7 @@ static void round_once(f_in_t *in, unsigned nprod, int r) {
   uint32_t want = choose(in, nprod, mode & MODE_EXPLICIT, chosen);
   unsigned timing = mode % 3, early = timing == 2 ? 1 + f_below(in, nprod) : 0;
   uint32_t out0 = count_state(OUT);
-  F_CHECK(m->used == out0, "round %d: used %u, %u blocks out", r, m->used, out0);
+  T_INVARIANT(m->used == out0, "round %d: used %u, %u blocks out", r, m->used, out0);
   rd.exact = timing == 0;
   rd.orphan = (mode & MODE_ORPHAN) && out0 > 0;
   rd.push_again = r % 2 == 1;
@@ -544,11 +552,11 @@ static void round_once(f_in_t *in, unsigned nprod, int r) {
   bool armed = !rd.orphan && (mode & MODE_ARM);
   make_chains(r, chosen);
   if (armed)
-    F_CHECK(hak_rq_arm(m) && word() == HAK_RQ_NOTIFY, "round %d: arming word 0 gave %#lx", r,
-            (unsigned long)word());
+    T_INVARIANT(hak_rq_arm(m) && word() == HAK_RQ_NOTIFY, "round %d: arming word 0 gave %#lx", r,
+                (unsigned long)word());
   if (rd.orphan)
-    F_CHECK(hak_rq_orphan(m, out0, false) && word() == hak_rq_word(NULL, HAK_RQ_ORPHAN, out0),
-            "round %d: orphaning word 0 with %u out gave %#lx", r, out0, (unsigned long)word());
+    T_INVARIANT(hak_rq_orphan(m, out0, false) && word() == hak_rq_word(NULL, HAK_RQ_ORPHAN, out0),
+                "round %d: orphaning word 0 with %u out gave %#lx", r, out0, (unsigned long)word());
   check_cas_from_zero_only(r);
   static side_t sd;
   sd.owned = !rd.orphan;

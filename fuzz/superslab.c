@@ -100,8 +100,8 @@ static uint8_t *run_end(const hak_slab_t *m) {
 static size_t size_in_class(int c, unsigned jitter) {
   size_t hi = hak_class_size(c), lo = c == 0 ? 0 : hak_class_size(c - 1) + 1;
   size_t n = hi - jitter % (hi - lo + 1);
-  F_CHECK((int)hak_size_class(n) == c, "request %zu lands in class %u, not %d", n,
-          hak_size_class(n), c);
+  T_INVARIANT((int)hak_size_class(n) == c, "request %zu lands in class %u, not %d", n,
+              hak_size_class(n), c);
   return n;
 }
 
@@ -116,34 +116,35 @@ static known_t *find_known(const hak_superslab_t *ss) {
 static void learn(const void *p) {
   hak_superslab_t *ss = hak_ss_of(p);
   if (find_known(ss) != NULL) return;
-  F_CHECK(nknown < MAX_SS, "more than %d SuperSlabs", MAX_SS);
+  T_INVARIANT(nknown < MAX_SS, "more than %d SuperSlabs", MAX_SS);
   known[nknown++] = (known_t){ss, atomic_load(&ss->generation), ss->free_mask == SS_ALL};
 }
 
 static void check_head(const hak_superslab_t *ss, unsigned i) {
   const hak_slab_t *m = &ss->slabs[i];
   int c = m->class_idx;
-  F_CHECK(c < HAK_NUM_CLASSES, "ss %p slab %u: bound with class %d", (void *)ss, i, c);
-  F_CHECK(m->head == i && m->nslabs == hak_run_slabs_for(c) && i + m->nslabs <= HAK_SLABS_PER_SS,
-          "ss %p slab %u: head %u, %u slabs for class %d", (void *)ss, i, m->head, m->nslabs, c);
-  F_CHECK(m->stride == hak_stride_of(c) && m->stride % 16 == 0, "ss %p slab %u: stride %u",
-          (void *)ss, i, m->stride);
-  F_CHECK(m->data >= run_start(m) && m->data + (size_t)m->capacity * m->stride <= run_end(m) &&
-              ((uintptr_t)m->data + HAK_HDR_SIZE) % 16 == 0,
-          "ss %p slab %u: data %p, %u blocks of %u overflow the run", (void *)ss, i,
-          (void *)m->data, m->capacity, m->stride);
-  F_CHECK(m->capacity >= 1 && m->used <= m->carved && m->carved <= m->capacity,
-          "ss %p slab %u: used %u carved %u capacity %u", (void *)ss, i, m->used,
-          (unsigned)m->carved, m->capacity);
+  T_INVARIANT(c < HAK_NUM_CLASSES, "ss %p slab %u: bound with class %d", (void *)ss, i, c);
+  T_INVARIANT(
+      m->head == i && m->nslabs == hak_run_slabs_for(c) && i + m->nslabs <= HAK_SLABS_PER_SS,
+      "ss %p slab %u: head %u, %u slabs for class %d", (void *)ss, i, m->head, m->nslabs, c);
+  T_INVARIANT(m->stride == hak_stride_of(c) && m->stride % 16 == 0, "ss %p slab %u: stride %u",
+              (void *)ss, i, m->stride);
+  T_INVARIANT(m->data >= run_start(m) && m->data + (size_t)m->capacity * m->stride <= run_end(m) &&
+                  ((uintptr_t)m->data + HAK_HDR_SIZE) % 16 == 0,
+              "ss %p slab %u: data %p, %u blocks of %u overflow the run", (void *)ss, i,
+              (void *)m->data, m->capacity, m->stride);
+  T_INVARIANT(m->capacity >= 1 && m->used <= m->carved && m->carved <= m->capacity,
+              "ss %p slab %u: used %u carved %u capacity %u", (void *)ss, i, m->used,
+              (unsigned)m->carved, m->capacity);
   for (unsigned j = 1; j < m->nslabs; j++)
-    F_CHECK(ss->slabs[i + j].state == HAK_SLAB_CONT && ss->slabs[i + j].head == i,
-            "ss %p slab %u: not a continuation of its run's head %u", (void *)ss, i + j, i);
+    T_INVARIANT(ss->slabs[i + j].state == HAK_SLAB_CONT && ss->slabs[i + j].head == i,
+                "ss %p slab %u: not a continuation of its run's head %u", (void *)ss, i + j, i);
 }
 
 static void check_table(const hak_superslab_t *ss) {
-  F_CHECK(ss->magic == (HAK_SS_MAGIC ^ (uintptr_t)ss), "ss %p: magic %#llx", (void *)ss,
-          (unsigned long long)ss->magic);
-  F_CHECK(hak_registry_ss_peek((uintptr_t)ss) == ss, "ss %p not registered", (void *)ss);
+  T_INVARIANT(ss->magic == (HAK_SS_MAGIC ^ (uintptr_t)ss), "ss %p: magic %#llx", (void *)ss,
+              (unsigned long long)ss->magic);
+  T_INVARIANT(hak_registry_ss_peek((uintptr_t)ss) == ss, "ss %p not registered", (void *)ss);
   uint32_t bound = 0;
   for (unsigned i = 0; i < HAK_SLABS_PER_SS; i++) {
     const hak_slab_t *m = &ss->slabs[i];
@@ -152,21 +153,21 @@ static void check_table(const hak_superslab_t *ss) {
       bound |= (m->nslabs == 32 ? SS_ALL : (1u << m->nslabs) - 1) << i;
       i += m->nslabs - 1u;
     } else {
-      F_CHECK(m->state == HAK_SLAB_FREE, "ss %p slab %u: state %d outside any run", (void *)ss, i,
-              m->state);
-      F_CHECK(m->class_idx == HAK_CLASS_NONE && m->head == i && hak_owner_of(m) == NULL &&
-                  atomic_load(&m->remote) == 0,
-              "ss %p slab %u: free slab with class %d head %u remote word %#lx", (void *)ss, i,
-              m->class_idx, m->head, (unsigned long)atomic_load(&m->remote));
+      T_INVARIANT(m->state == HAK_SLAB_FREE, "ss %p slab %u: state %d outside any run", (void *)ss,
+                  i, m->state);
+      T_INVARIANT(m->class_idx == HAK_CLASS_NONE && m->head == i && hak_owner_of(m) == NULL &&
+                      atomic_load(&m->remote) == 0,
+                  "ss %p slab %u: free slab with class %d head %u remote word %#lx", (void *)ss, i,
+                  m->class_idx, m->head, (unsigned long)atomic_load(&m->remote));
     }
   }
-  F_CHECK(ss->free_mask == ~bound, "ss %p: free_mask %#x, runs cover %#x", (void *)ss,
-          ss->free_mask, bound);
-  F_CHECK((ss->dirty_mask & ~ss->free_mask) == 0, "ss %p: dirty %#x not free %#x", (void *)ss,
-          ss->dirty_mask, ss->free_mask);
+  T_INVARIANT(ss->free_mask == ~bound, "ss %p: free_mask %#x, runs cover %#x", (void *)ss,
+              ss->free_mask, bound);
+  T_INVARIANT((ss->dirty_mask & ~ss->free_mask) == 0, "ss %p: dirty %#x not free %#x", (void *)ss,
+              ss->dirty_mask, ss->free_mask);
   int list = ss->free_mask == SS_ALL ? HAK_SSL_EMPTY : ss->free_mask ? HAK_SSL_AVAIL : HAK_SSL_NONE;
-  F_CHECK(ss->list == list, "ss %p: free_mask %#x on list %d", (void *)ss, ss->free_mask,
-          ss->list);
+  T_INVARIANT(ss->list == list, "ss %p: free_mask %#x on list %d", (void *)ss, ss->free_mask,
+              ss->list);
 }
 
 static uint64_t reused_count(void) {
@@ -182,25 +183,25 @@ static void check_known(bool trimmed) {
   for (unsigned i = 0; i < nknown; i++) {
     known_t *s = &known[i];
     if (hak_registry_ss_peek((uintptr_t)s->ss) != s->ss) {
-      F_CHECK(trimmed && s->empty, "ss %p (%s) unmapped by a step that %s", (void *)s->ss,
-              s->empty ? "empty" : "in use", trimmed ? "trims" : "does not trim");
+      T_INVARIANT(trimmed && s->empty, "ss %p (%s) unmapped by a step that %s", (void *)s->ss,
+                  s->empty ? "empty" : "in use", trimmed ? "trims" : "does not trim");
       continue;
     }
     check_table(s->ss);
     uint64_t gen = atomic_load(&s->ss->generation);
     bool empty = s->ss->free_mask == SS_ALL;
     bool reused = s->empty && !empty;
-    F_CHECK(gen == s->gen + reused, "ss %p: generation %llu -> %llu (%s)", (void *)s->ss,
-            (unsigned long long)s->gen, (unsigned long long)gen,
-            reused ? "reused" : "not reused");
+    T_INVARIANT(gen == s->gen + reused, "ss %p: generation %llu -> %llu (%s)", (void *)s->ss,
+                (unsigned long long)s->gen, (unsigned long long)gen,
+                reused ? "reused" : "not reused");
     reuses += reused;
     known[k++] = (known_t){s->ss, gen, empty};
   }
   nknown = k;
   if (reuses == 0) return; /* the counter is read only when there is something to compare */
   uint64_t now = reused_count();
-  F_CHECK(now - reused_seen >= reuses, "superslabs_reused grew by %llu, %u reuses seen",
-          (unsigned long long)(now - reused_seen), reuses);
+  T_INVARIANT(now - reused_seen >= reuses, "superslabs_reused grew by %llu, %u reuses seen",
+              (unsigned long long)(now - reused_seen), reuses);
   reused_seen = now;
 }
 
@@ -213,7 +214,7 @@ static uint64_t mark_word(uint64_t key, unsigned i) { return (key + i) * 0x9e377
 
 static void mark_fill(uint8_t *p, size_t n, uint64_t key, bool tail) {
   if (n < 2 * MARK) {
-    f_fill(p, n, key);
+    t_fill_key(p, n, key);
     return;
   }
   for (unsigned i = 0; i < MARK / 8; i++) {
@@ -224,7 +225,8 @@ static void mark_fill(uint8_t *p, size_t n, uint64_t key, bool tail) {
 }
 
 static bool mark_ok(const uint8_t *p, size_t n, uint64_t key, bool tail) {
-  if (n < 2 * MARK) return f_verify(p, n, key) == n;
+  if (n < 2 * MARK)
+    return t_find_bad_key(p, n, key) == SIZE_MAX;
   bool ok = true;
   for (unsigned i = 0; i < MARK / 8; i++) {
     uint64_t w, t;
@@ -239,14 +241,14 @@ static bool mark_ok(const uint8_t *p, size_t n, uint64_t key, bool tail) {
 
 static void check_hold(int h) {
   hak_slab_t *m = hold[h];
-  F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == hold_cls[h] && hak_owner_of(m) == NULL &&
-              m->used == 0 && m->carved == 0 && m->freelist == NULL &&
-              atomic_load(&m->remote) == 0,
-          "held run %p of class %d: state %d class %d used %u carved %u remote word %#lx",
-          (void *)m, hold_cls[h], m->state, m->class_idx, m->used, (unsigned)m->carved,
-          (unsigned long)atomic_load(&m->remote));
-  F_CHECK(mark_ok(m->data, (size_t)m->capacity * m->stride, (uint64_t)h << 32, true),
-          "held run %p of class %d overwritten", (void *)m, hold_cls[h]);
+  T_INVARIANT(m->state == HAK_SLAB_HEAD && m->class_idx == hold_cls[h] && hak_owner_of(m) == NULL &&
+                  m->used == 0 && m->carved == 0 && m->freelist == NULL &&
+                  atomic_load(&m->remote) == 0,
+              "held run %p of class %d: state %d class %d used %u carved %u remote word %#lx",
+              (void *)m, hold_cls[h], m->state, m->class_idx, m->used, (unsigned)m->carved,
+              (unsigned long)atomic_load(&m->remote));
+  T_INVARIANT(mark_ok(m->data, (size_t)m->capacity * m->stride, (uint64_t)h << 32, true),
+              "held run %p of class %d overwritten", (void *)m, hold_cls[h]);
 }
 
 static bool is_held(const hak_slab_t *m) {
@@ -256,21 +258,22 @@ static bool is_held(const hak_slab_t *m) {
 }
 
 static void check_block(const block_t *b) {
-  F_CHECK(hak_owns(b->p), "hak_owns(%p) is 0 for a live block of class %d", (void *)b->p, b->cls);
+  T_INVARIANT(hak_owns(b->p), "hak_owns(%p) is 0 for a live block of class %d", (void *)b->p,
+              b->cls);
   hak_slab_t *m = t_run_of(b->p);
-  F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == b->cls && !is_held(m),
-          "block %p of class %d: run %p state %d class %d", (void *)b->p, b->cls, (void *)m,
-          m->state, m->class_idx);
+  T_INVARIANT(m->state == HAK_SLAB_HEAD && m->class_idx == b->cls && !is_held(m),
+              "block %p of class %d: run %p state %d class %d", (void *)b->p, b->cls, (void *)m,
+              m->state, m->class_idx);
   uint64_t off = (uint64_t)(b->p - HAK_HDR_SIZE - m->data);
-  F_CHECK(off % m->stride == 0 && off / m->stride < m->carved,
-          "block %p: offset %llu in a run of stride %u, %u carved", (void *)b->p,
-          (unsigned long long)off, m->stride, (unsigned)m->carved);
+  T_INVARIANT(off % m->stride == 0 && off / m->stride < m->carved,
+              "block %p: offset %llu in a run of stride %u, %u carved", (void *)b->p,
+              (unsigned long long)off, m->stride, (unsigned)m->carved);
   size_t usable = hak_usable_size(b->p);
-  F_CHECK(usable >= b->size && b->p + usable == m->data + off + m->stride,
-          "block %p of %zu bytes (slab %u of its run): usable %zu", (void *)b->p, b->size,
-          slab_index(b->p) - slab_index(m), usable);
-  F_CHECK(mark_ok(b->p, b->size, b->key, false), "block %p of class %d changed while live",
-          (void *)b->p, b->cls);
+  T_INVARIANT(usable >= b->size && b->p + usable == m->data + off + m->stride,
+              "block %p of %zu bytes (slab %u of its run): usable %zu", (void *)b->p, b->size,
+              slab_index(b->p) - slab_index(m), usable);
+  T_INVARIANT(mark_ok(b->p, b->size, b->key, false), "block %p of class %d changed while live",
+              (void *)b->p, b->cls);
 }
 
 static int by_address(const void *a, const void *b) {
@@ -285,8 +288,9 @@ static void check_no_overlap(void) {
     if (slot[i].p != NULL) live[n++] = slot[i];
   qsort(live, (size_t)n, sizeof live[0], by_address);
   for (int i = 1; i < n; i++)
-    F_CHECK(live[i - 1].p + live[i - 1].size <= live[i].p, "blocks %p (%zu bytes) and %p overlap",
-            (void *)live[i - 1].p, live[i - 1].size, (void *)live[i].p);
+    T_INVARIANT(live[i - 1].p + live[i - 1].size <= live[i].p,
+                "blocks %p (%zu bytes) and %p overlap", (void *)live[i - 1].p, live[i - 1].size,
+                (void *)live[i].p);
 }
 
 static void check_all(bool trimmed) {
@@ -309,13 +313,13 @@ static void take(int c) {
   while (h < HOLDS && hold[h] != NULL) h++;
   if (h == HOLDS) return;
   hak_slab_t *m = hak_superslab_take_run(c);
-  F_CHECK(m != NULL, "take_run(%d) failed", c);
-  F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c && hak_owner_of(m) == NULL &&
-              m->used == 0 && m->carved == 0 && m->freelist == NULL &&
-              atomic_load(&m->remote) == 0,
-          "fresh run of class %d: state %d class %d carved %u remote word %#lx", c, m->state,
-          m->class_idx, (unsigned)m->carved, (unsigned long)atomic_load(&m->remote));
-  F_CHECK(!is_held(m), "run %p taken twice", (void *)m);
+  T_INVARIANT(m != NULL, "take_run(%d) failed", c);
+  T_INVARIANT(m->state == HAK_SLAB_HEAD && m->class_idx == c && hak_owner_of(m) == NULL &&
+                  m->used == 0 && m->carved == 0 && m->freelist == NULL &&
+                  atomic_load(&m->remote) == 0,
+              "fresh run of class %d: state %d class %d carved %u remote word %#lx", c, m->state,
+              m->class_idx, (unsigned)m->carved, (unsigned long)atomic_load(&m->remote));
+  T_INVARIANT(!is_held(m), "run %p taken twice", (void *)m);
   hold[h] = m;
   hold_cls[h] = c;
   mark_fill(m->data, (size_t)m->capacity * m->stride, (uint64_t)h << 32, true);
@@ -329,17 +333,17 @@ static void release(int h) {
   hak_superslab_release_run(m);
   hold[h] = NULL;
   for (unsigned j = idx; j < idx + k; j++)
-    F_CHECK(ss->slabs[j].state == HAK_SLAB_FREE && (ss->free_mask >> j & 1) &&
-                (ss->dirty_mask >> j & 1),
-            "slab %u of a released run: state %d, free %u, dirty %u", j, ss->slabs[j].state,
-            ss->free_mask >> j & 1, ss->dirty_mask >> j & 1);
+    T_INVARIANT(ss->slabs[j].state == HAK_SLAB_FREE && (ss->free_mask >> j & 1) &&
+                    (ss->dirty_mask >> j & 1),
+                "slab %u of a released run: state %d, free %u, dirty %u", j, ss->slabs[j].state,
+                ss->free_mask >> j & 1, ss->dirty_mask >> j & 1);
 }
 
 /* Into a free slot: a step that frees and allocates could empty a SuperSlab and reuse it. */
 static void alloc_into(int i, int c, size_t n) {
   uint8_t *p = hak_malloc(n);
-  F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-  F_CHECK(((uintptr_t)p & 15) == 0, "hak_malloc(%zu) = %p misaligned", n, (void *)p);
+  T_INVARIANT(p != NULL, "hak_malloc(%zu) failed", n);
+  T_INVARIANT(((uintptr_t)p & 15) == 0, "hak_malloc(%zu) = %p misaligned", n, (void *)p);
   uint64_t key = next_key += 2;
   mark_fill(p, n, key, false);
   slot[i] = (block_t){p, n, c, key};
@@ -445,7 +449,7 @@ static void setup(void) {
                                        slabs stay dirty (api_memory tests the budget) */
   for (int c = 0; c < HAK_NUM_CLASSES; c++)
     if (hak_run_slabs_for(c) > 1) multi[nmulti++] = c;
-  F_CHECK(nmulti > 0, "no class has multi-slab runs");
+  T_INVARIANT(nmulti > 0, "no class has multi-slab runs");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -456,14 +460,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   run_t r = {f_in(data, size), 0, 0, 0};
   pthread_t t;
   do {
-    f_start(&t, run_ops, &r);
-    f_join(t);
+    t_start(&t, run_ops, &r);
+    t_join(t);
     check_all(false);
   } while (r.ops < MAX_OPS && f_more(&r.in));
   finish();
   check_all(false);
   for (unsigned i = 0; i < nknown; i++)
-    F_CHECK(known[i].empty, "SuperSlab %p still in use after everything was freed (free_mask %#x)",
-            (void *)known[i].ss, known[i].ss->free_mask);
+    T_INVARIANT(known[i].empty,
+                "SuperSlab %p still in use after everything was freed (free_mask %#x)",
+                (void *)known[i].ss, known[i].ss->free_mask);
   return 0;
 }

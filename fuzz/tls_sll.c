@@ -71,7 +71,7 @@ F_NOCOV static bool set_has(uintptr_t k) { return live_set[set_find(k)] == k; }
 
 static void set_add(uintptr_t k) {
   size_t i = set_find(k);
-  F_CHECK(live_set[i] == 0, "block %#lx handed out twice", (unsigned long)k);
+  T_INVARIANT(live_set[i] == 0, "block %#lx handed out twice", (unsigned long)k);
   live_set[i] = k;
 }
 
@@ -82,7 +82,7 @@ static bool may_fill(size_t i, size_t j, size_t home) {
 
 static void set_del(uintptr_t k) {
   size_t i = set_find(k);
-  F_CHECK(live_set[i] == k, "freed block %#lx not in the live set", (unsigned long)k);
+  T_INVARIANT(live_set[i] == k, "freed block %#lx not in the live set", (unsigned long)k);
   for (size_t j = (i + 1) & (SET_SIZE - 1); live_set[j] != 0; j = (j + 1) & (SET_SIZE - 1)) {
     if (may_fill(i, j, set_home(live_set[j]))) {
       live_set[i] = live_set[j];
@@ -96,25 +96,25 @@ static void set_del(uintptr_t k) {
 
 F_NOCOV static void check_node(unsigned c, const uint8_t *b) {
   uintptr_t u = (uintptr_t)b;
-  F_CHECK((u & 15) == (16 - HAK_HDR_SIZE) % 16, "class %u: node %p is not a base pointer", c,
-          (const void *)b);
-  F_CHECK(hak_registry_kind(u) == HAK_REGION_SS && hak_registry_ss_peek(u) == hak_ss_of(b),
-          "class %u: node %p not in a registered SuperSlab", c, (const void *)b);
+  T_INVARIANT((u & 15) == (16 - HAK_HDR_SIZE) % 16, "class %u: node %p is not a base pointer", c,
+              (const void *)b);
+  T_INVARIANT(hak_registry_kind(u) == HAK_REGION_SS && hak_registry_ss_peek(u) == hak_ss_of(b),
+              "class %u: node %p not in a registered SuperSlab", c, (const void *)b);
   hak_slab_t *m = t_run_of(b);
-  F_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c,
-          "class %u: node %p in a run of state %d class %d", c, (const void *)b, m->state,
-          m->class_idx);
-  F_CHECK(hak_owner_of(m) == hak_tc, "class %u: node %p in a run owned by %p, not by %p", c,
-          (const void *)b, (void *)hak_owner_of(m), (void *)hak_tc);
+  T_INVARIANT(m->state == HAK_SLAB_HEAD && m->class_idx == c,
+              "class %u: node %p in a run of state %d class %d", c, (const void *)b, m->state,
+              m->class_idx);
+  T_INVARIANT(hak_owner_of(m) == hak_tc, "class %u: node %p in a run owned by %p, not by %p", c,
+              (const void *)b, (void *)hak_owner_of(m), (void *)hak_tc);
   uintptr_t d = (uintptr_t)m->data;
-  F_CHECK(u >= d && (u - d) % m->stride == 0 && (u - d) / m->stride < m->carved,
-          "class %u: node %p is not a carved block of its run", c, (const void *)b);
-  F_CHECK(!set_has(u), "class %u: node %p is a live block", c, (const void *)b);
+  T_INVARIANT(u >= d && (u - d) % m->stride == 0 && (u - d) / m->stride < m->carved,
+              "class %u: node %p is not a carved block of its run", c, (const void *)b);
+  T_INVARIANT(!set_has(u), "class %u: node %p is a live block", c, (const void *)b);
 #if !HAKMEM_TINY_HEADERLESS
   uint64_t h;
   memcpy(&h, b, sizeof h);
-  F_CHECK(h != HAK_HDR_ALLOC(c), "class %u: node %p carries the in-use header", c,
-          (const void *)b);
+  T_INVARIANT(h != HAK_HDR_ALLOC(c), "class %u: node %p carries the in-use header", c,
+              (const void *)b);
 #endif
 }
 
@@ -122,12 +122,14 @@ F_NOCOV static void check_list(unsigned c) {
   const hak_sll_t *l = &hak_tc->sll[c];
   uint32_t n = 0;
   for (const uint8_t *b = l->head; b != NULL; b = hak_link_get(b)) {
-    F_CHECK(++n <= hak_sll_count(l), "class %u: list longer than its count %u (cycle?)", c, hak_sll_count(l));
+    T_INVARIANT(++n <= hak_sll_count(l), "class %u: list longer than its count %u (cycle?)", c,
+                hak_sll_count(l));
     check_node(c, b);
   }
-  F_CHECK(n == hak_sll_count(l), "class %u: length %u, count %u", c, n, hak_sll_count(l));
-  F_CHECK(hak_sll_count(l) <= l->cap, "class %u: count %u above cap %u", c, hak_sll_count(l), l->cap);
-  F_CHECK(hak_sll_validate(l), "class %u: hak_sll_validate refuses a valid list", c);
+  T_INVARIANT(n == hak_sll_count(l), "class %u: length %u, count %u", c, n, hak_sll_count(l));
+  T_INVARIANT(hak_sll_count(l) <= l->cap, "class %u: count %u above cap %u", c, hak_sll_count(l),
+              l->cap);
+  T_INVARIANT(hak_sll_validate(l), "class %u: hak_sll_validate refuses a valid list", c);
 }
 
 F_NOCOV static void check_every_list(void) {
@@ -146,19 +148,19 @@ static void alloc_one(unsigned c, size_t n) {
   uint32_t count = hak_sll_count(l);
   uint64_t refills = counter(&hak_tc->stat.refills[c]);
   uint8_t *p = hak_malloc(n);
-  F_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
+  T_INVARIANT(p != NULL, "hak_malloc(%zu) failed", n);
   if (head != NULL) {
-    F_CHECK(f_base_of(p) == head, "malloc(%zu) gave %p, the head of class %u was %p", n, (void *)p,
-            c, head);
-    F_CHECK(l->head == next && hak_sll_count(l) == count - 1, "class %u: pop left head %p count %u", c,
-            l->head, hak_sll_count(l));
+    T_INVARIANT(t_base_of(p) == head, "malloc(%zu) gave %p, the head of class %u was %p", n,
+                (void *)p, c, head);
+    T_INVARIANT(l->head == next && hak_sll_count(l) == count - 1,
+                "class %u: pop left head %p count %u", c, l->head, hak_sll_count(l));
   } else {
-    F_CHECK(counter(&hak_tc->stat.refills[c]) == refills + 1, "class %u: empty list, no refill",
-            c);
-    F_CHECK(hak_sll_count(l) <= l->cap / 2, "class %u: refill left %u blocks, cap %u", c, hak_sll_count(l),
-            l->cap);
+    T_INVARIANT(counter(&hak_tc->stat.refills[c]) == refills + 1, "class %u: empty list, no refill",
+                c);
+    T_INVARIANT(hak_sll_count(l) <= l->cap / 2, "class %u: refill left %u blocks, cap %u", c,
+                hak_sll_count(l), l->cap);
   }
-  set_add((uintptr_t)f_base_of(p));
+  set_add((uintptr_t)t_base_of(p));
   memset(p, 0xA5, n < 32 ? n : 32);
   live[nlive++] = (blk_t){p, n, c};
 }
@@ -175,7 +177,7 @@ static void *nth_after_push(void *b, void *head, uint32_t k) {
  * untouched list). */
 static void free_last(void) {
   blk_t k = live[--nlive];
-  uint8_t *b = f_base_of(k.p);
+  uint8_t *b = t_base_of(k.p);
   hak_sll_t *l = &hak_tc->sll[k.cls];
   bool own = hak_owner_of(t_run_of(b)) == hak_tc;
   void *head = l->head;
@@ -187,16 +189,19 @@ static void free_last(void) {
   hak_free(k.p);
   uint32_t want = spill ? cap / 2 : own ? count + 1 : count;
   const char *how = own ? spill ? "local, spill" : "local" : "remote";
-  F_CHECK(hak_sll_count(l) == want, "free(%p) of class %u (%s, count %u cap %u): count %u, expected %u",
-          (void *)k.p, k.cls, how, count, cap, hak_sll_count(l), want);
-  F_CHECK(l->head == top, "free(%p) of class %u (%s): head %p, expected %p", (void *)k.p, k.cls,
-          how, l->head, top);
-  F_CHECK(counter(&hak_tc->stat.spills[k.cls]) == spills + spill, "free(%p) of class %u (%s): "
-          "spill counter moved by %llu", (void *)k.p, k.cls, how,
-          (unsigned long long)(counter(&hak_tc->stat.spills[k.cls]) - spills));
+  T_INVARIANT(hak_sll_count(l) == want,
+              "free(%p) of class %u (%s, count %u cap %u): count %u, expected %u", (void *)k.p,
+              k.cls, how, count, cap, hak_sll_count(l), want);
+  T_INVARIANT(l->head == top, "free(%p) of class %u (%s): head %p, expected %p", (void *)k.p, k.cls,
+              how, l->head, top);
+  T_INVARIANT(counter(&hak_tc->stat.spills[k.cls]) == spills + spill,
+              "free(%p) of class %u (%s): "
+              "spill counter moved by %llu",
+              (void *)k.p, k.cls, how,
+              (unsigned long long)(counter(&hak_tc->stat.spills[k.cls]) - spills));
   if (own && !spill)
-    F_CHECK(hak_link_get(b) == head, "pushed %p links to %p, not the old head %p", (void *)b,
-            hak_link_get(b), head);
+    T_INVARIANT(hak_link_get(b) == head, "pushed %p links to %p, not the old head %p", (void *)b,
+                hak_link_get(b), head);
 }
 
 /* Frees live[i], keeping the others in allocation order. */
@@ -211,13 +216,13 @@ static void free_ordered(unsigned i) {
 
 static void op_free_malloc(unsigned i) {
   blk_t k = live[i];
-  bool own = hak_owner_of(t_run_of(f_base_of(k.p))) == hak_tc;
+  bool own = hak_owner_of(t_run_of(t_base_of(k.p))) == hak_tc;
   uint64_t spills = counter(&hak_tc->stat.spills[k.cls]);
   free_ordered(i);
   alloc_one(k.cls, k.n);
   if (own && counter(&hak_tc->stat.spills[k.cls]) == spills)
-    F_CHECK(live[nlive - 1].p == k.p, "free(%p) then malloc(%zu) gave %p", (void *)k.p, k.n,
-            (void *)live[nlive - 1].p);
+    T_INVARIANT(live[nlive - 1].p == k.p, "free(%p) then malloc(%zu) gave %p", (void *)k.p, k.n,
+                (void *)live[nlive - 1].p);
 }
 
 static void op_free_class(unsigned c, unsigned k, bool newest) {

@@ -13,12 +13,6 @@
 #define MIB ((size_t)1 << 20)
 #define BLOCKS 8
 
-static hak_stats_t stats(void) {
-  hak_stats_t st;
-  hak_stats_get(&st);
-  return st;
-}
-
 int main(int argc, char **argv) {
   t_check(argc == 2 && (!strcmp(argv[1], "kept") || !strcmp(argv[1], "returned")),
           "usage: api_large_budget kept|returned");
@@ -30,10 +24,10 @@ int main(int argc, char **argv) {
     t_check(b[i] != NULL, "malloc(20 MiB)");
     memset(b[i], i, 4096);
   }
-  hak_stats_t before = stats();
+  hak_stats_t before = t_stats();
   T_FREE(b[0]);
   T_FREE(b[1]);
-  hak_stats_t freed = stats();
+  hak_stats_t freed = t_stats();
   uint64_t returned = before.bytes_mapped - freed.bytes_mapped;
   if (kept)
     t_check(returned == 0, "with a share of the live bytes, the frees returned %llu bytes",
@@ -44,11 +38,11 @@ int main(int argc, char **argv) {
   b[0] = T_MALLOC(20 * MIB);
   b[1] = T_MALLOC(20 * MIB);
   t_check(b[0] != NULL && b[1] != NULL, "malloc(20 MiB) again");
-  uint64_t hits = stats().large_cache_hits - freed.large_cache_hits;
+  uint64_t hits = t_stats().large_cache_hits - freed.large_cache_hits;
   t_check(hits == (kept ? 2u : 0u), "%llu cache hits, expected %u", (unsigned long long)hits,
           kept ? 2u : 0u);
   for (int i = 0; i < BLOCKS; i++) T_FREE(b[i]);
-  hak_stats_t end = stats();
+  hak_stats_t end = t_stats();
   t_check(end.large_live_bytes == 0, "live large bytes %llu at the end",
           (unsigned long long)end.large_live_bytes);
   t_check(end.bytes_mapped + 8 * 20 * MIB <= before.bytes_mapped + 20 * MIB,

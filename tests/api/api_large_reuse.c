@@ -21,13 +21,7 @@
 #define MIB ((size_t)1 << 20)
 #define PAGE ((size_t)4096)
 
-static hak_stats_t stats(void) {
-  hak_stats_t st;
-  hak_stats_get(&st);
-  return st;
-}
-
-static uint64_t cache_hits(void) { return stats().large_cache_hits; }
+static uint64_t cache_hits(void) { return t_stats().large_cache_hits; }
 
 static void fill(unsigned char *p, size_t n, unsigned char v) {
   for (size_t i = 0; i < n; i += PAGE) p[i] = v;
@@ -61,7 +55,7 @@ int main(int argc, char **argv) {
   t_check(big != NULL, "malloc(20 MiB)");
   fill(big, 20 * MIB, 0x5a);
   T_FREE(big);
-  uint64_t mapped = stats().bytes_mapped;
+  uint64_t mapped = t_stats().bytes_mapped;
   unsigned char *small = T_MALLOC(10 * MIB);
   t_check(small == big, "10 MiB after a freed 20 MiB: %p, not the cached %p", (void *)small,
           (void *)big);
@@ -73,8 +67,8 @@ int main(int argc, char **argv) {
   t_check(rest > big + 10 * MIB && rest < big + 13 * MIB,
           "6 MiB after the split: %p, not in the cached rest of %p", (void *)rest, (void *)big);
   check_hits(hits + 2, "6 MiB");
-  t_check(stats().bytes_mapped == mapped, "the split mapped %lld bytes",
-          (long long)(stats().bytes_mapped - mapped));
+  t_check(t_stats().bytes_mapped == mapped, "the split mapped %lld bytes",
+          (long long)(t_stats().bytes_mapped - mapped));
   check_fill(rest, PAGE, 6 * MIB - PAGE, 0x5a,
              "the rest of the split mapping");
   /* Both pieces freed: joined, they serve a request of nearly their sum. */
@@ -85,8 +79,8 @@ int main(int argc, char **argv) {
   t_check(joined == big, "19 MiB after freeing both pieces: %p, not the joined %p",
           (void *)joined, (void *)big);
   check_hits(hits + 3, "19 MiB");
-  t_check(stats().bytes_mapped == mapped, "the join mapped %lld bytes",
-          (long long)(stats().bytes_mapped - mapped));
+  t_check(t_stats().bytes_mapped == mapped, "the join mapped %lld bytes",
+          (long long)(t_stats().bytes_mapped - mapped));
   /* Smaller cached mapping, larger request: its pages moved into the new block, contents
    * kept (from the third page: the checked build fills the page after the header while
    * cached), or a new mapping. */

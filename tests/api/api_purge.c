@@ -73,17 +73,11 @@ static void nap_ms(long ms) {
   while (nanosleep(&t, &t) != 0) continue;
 }
 
-static hak_stats_t stats(void) {
-  hak_stats_t s;
-  hak_stats_get(&s);
-  return s;
-}
-
 /* Freed memory is back with the OS: RSS near its start, or (sanitizers) the purge thread gave
  * back three quarters of what was churned. */
 static bool returned(long long start_kb, uint64_t purged0, size_t churned) {
   if (RSS_MEANINGFUL) return t_rss_kb() < start_kb + (long long)(32 * MIB / 1024);
-  return stats().purge_bytes - purged0 >= churned / 4 * 3;
+  return t_stats().purge_bytes - purged0 >= churned / 4 * 3;
 }
 
 /* Polls returned() every POLL_MS for up to limit_s seconds; the seconds it took, or -1. */
@@ -101,13 +95,15 @@ static double wait_returned(long long start_kb, uint64_t purged0, size_t churned
 static void mode_returns(double limit_s, int tasks0) {
   T_FREE(T_MALLOC(16));
   long long start_kb = t_rss_kb();
-  uint64_t purged0 = stats().purge_bytes;
+  uint64_t purged0 = t_stats().purge_bytes;
   churn_in_threads();
   /* From here on no allocator call until the verdict. */
   double took = wait_returned(start_kb, purged0, t_scaled(256 * MIB), limit_s);
-  t_check(took >= 0, "freed memory not returned after %.0f s idle: RSS %lld KiB, %lld KiB at the "
-          "start; purge thread passes %llu, bytes %llu", limit_s, t_rss_kb(), start_kb,
-          (unsigned long long)stats().purge_passes, (unsigned long long)stats().purge_bytes);
+  t_check(took >= 0,
+          "freed memory not returned after %.0f s idle: RSS %lld KiB, %lld KiB at the "
+          "start; purge thread passes %llu, bytes %llu",
+          limit_s, t_rss_kb(), start_kb, (unsigned long long)t_stats().purge_passes,
+          (unsigned long long)t_stats().purge_bytes);
   t_check(t_tasks("hakmem-purge", NULL) == 1, "%d purge threads", t_tasks("hakmem-purge", NULL));
   t_check(t_tasks(NULL, NULL) <= tasks0 + 1, "%d threads, %d at the start", t_tasks(NULL, NULL),
           tasks0);
@@ -121,9 +117,9 @@ static void mode_keeps(int tasks0) {
   long long start_kb = t_rss_kb();
   churn_in_threads();
   long long freed_kb = t_rss_kb();
-  hak_stats_t s0 = stats();
+  hak_stats_t s0 = t_stats();
   nap_ms(3000);
-  hak_stats_t s1 = stats();
+  hak_stats_t s1 = t_stats();
   long long idle_kb = t_rss_kb();
   if (RSS_MEANINGFUL)
     t_check(idle_kb - start_kb >= (long long)(t_scaled(256 * MIB) / 2 / 1024),
@@ -142,13 +138,15 @@ static void mode_keeps(int tasks0) {
 static int fork_child(void) {
   t_check(t_tasks("hakmem-purge", NULL) == 0, "the parent's purge thread in the child");
   long long start_kb = t_rss_kb();
-  uint64_t purged0 = stats().purge_bytes;
+  uint64_t purged0 = t_stats().purge_bytes;
   churn(t_scaled(128 * MIB), 7);
   double took = wait_returned(start_kb, purged0, t_scaled(128 * MIB), 20);
-  t_check(took >= 0, "child: freed memory not returned after 20 s idle: RSS %lld KiB, start "
-          "%lld KiB; purge threads %d, passes %llu, bytes %llu (%llu at the start)", t_rss_kb(),
-          start_kb, t_tasks("hakmem-purge", NULL), (unsigned long long)stats().purge_passes,
-          (unsigned long long)stats().purge_bytes, (unsigned long long)purged0);
+  t_check(took >= 0,
+          "child: freed memory not returned after 20 s idle: RSS %lld KiB, start "
+          "%lld KiB; purge threads %d, passes %llu, bytes %llu (%llu at the start)",
+          t_rss_kb(), start_kb, t_tasks("hakmem-purge", NULL),
+          (unsigned long long)t_stats().purge_passes, (unsigned long long)t_stats().purge_bytes,
+          (unsigned long long)purged0);
   t_check(t_tasks("hakmem-purge", NULL) == 1, "child: %d purge threads",
           t_tasks("hakmem-purge", NULL));
   return 0;
@@ -163,7 +161,7 @@ static void mode_fork(void) {
    * inherits that lock held and hangs in its own first thread start. Fork once the parent's
    * thread has run a pass, which it does only after its start. */
   double t0 = t_now();
-  while (stats().purge_passes == 0) {
+  while (t_stats().purge_passes == 0) {
     t_check(t_now() - t0 < 20, "the parent's purge thread made no pass in 20 s");
     nap_ms(POLL_MS);
   }

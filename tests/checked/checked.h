@@ -37,31 +37,31 @@ static inline bool c_on_sll(int c, const void *b) {
 /* Frees p (class c), which must stay at the head of the calling thread's TLS SLL. */
 static inline void c_free_to_sll_head(void *p, int c) {
   hak_sll_t *s = &hak_tc->sll[c];
-  R_CHECK(hak_sll_count(s) < s->cap, "setup: class %d SLL full (%u of %u), the free would spill", c,
+  T_CHECK(hak_sll_count(s) < s->cap, "setup: class %d SLL full (%u of %u), the free would spill", c,
           hak_sll_count(s), s->cap);
   hak_free(p);
-  R_CHECK(s->head == r_base(p), "setup: freed %p is not at the head of its SLL", p);
+  T_CHECK(s->head == t_base_of(p), "setup: freed %p is not at the head of its SLL", p);
 }
 
 /* Allocates 3 * cap + 2 blocks of class c and frees all but the first, so that the TLS SLL
  * spills: returns the user pointer of a block on the freelist of the first block's run (which
  * the first block keeps bound), not on the SLL. */
 static inline uint8_t *c_block_on_freelist(int c) {
-  size_t n = r_size_of_class(c);
+  size_t n = t_size_of_class(c);
   size_t k = 3 * (size_t)hak_tc->sll[c].cap + 2;
-  R_CHECK(k <= C_MAX_BLOCKS, "setup: %zu blocks needed", k);
+  T_CHECK(k <= C_MAX_BLOCKS, "setup: %zu blocks needed", k);
   for (size_t i = 0; i < k; i++) {
     c_blocks[i] = hak_malloc(n);
-    R_CHECK(c_blocks[i] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(c_blocks[i] != NULL, "hak_malloc(%zu) failed", n);
   }
   for (size_t i = 1; i < k; i++)
     hak_free(c_blocks[i]);
   hak_slab_t *m = t_run_of(c_blocks[0]);
-  R_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c && hak_owner_of(m) == hak_tc,
+  T_CHECK(m->state == HAK_SLAB_HEAD && m->class_idx == c && hak_owner_of(m) == hak_tc,
           "setup: the first block's run is not a bound run of class %d of this thread", c);
   void *b = m->freelist;
-  R_CHECK(b != NULL, "setup: %zu frees left nothing on the run's freelist", k - 1);
-  R_CHECK(!c_on_sll(c, b), "setup: freelist block %p is on the TLS SLL too", b);
+  T_CHECK(b != NULL, "setup: %zu frees left nothing on the run's freelist", k - 1);
+  T_CHECK(!c_on_sll(c, b), "setup: freelist block %p is on the TLS SLL too", b);
   return (uint8_t *)b + HAK_HDR_SIZE;
 }
 
@@ -72,9 +72,9 @@ static void *c_free_thread(void *p) {
 
 /* Frees p from another thread: p goes onto its run's remote queue. */
 static inline void c_free_remote(void *p) {
-  hak_slab_t *m = t_run_of(r_base(p));
-  r_run_thread(c_free_thread, p);
-  R_CHECK(hak_rq_head(atomic_load(&m->remote)) == r_base(p),
+  hak_slab_t *m = t_run_of(t_base_of(p));
+  t_run_thread(c_free_thread, p);
+  T_CHECK(hak_rq_head(atomic_load(&m->remote)) == t_base_of(p),
           "setup: %p is not at the head of its run's remote queue", p);
 }
 
@@ -82,7 +82,7 @@ static inline void c_free_remote(void *p) {
  * scenario when C_ALLOC_LIMIT allocations pass without a diagnostic. */
 __attribute__((noreturn)) static inline void c_alloc_until_failure(size_t n) {
   for (size_t i = 0; i < C_ALLOC_LIMIT; i++)
-    R_CHECK(hak_malloc(n) != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(hak_malloc(n) != NULL, "hak_malloc(%zu) failed", n);
   t_fail("%d allocations of %zu bytes and no diagnostic", C_ALLOC_LIMIT, n);
 }
 

@@ -17,22 +17,22 @@
 #define DOUBLE "double free"
 
 static void scenario_sll(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   void *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
+  T_CHECK(keep && p, "hak_malloc(%zu) failed", n);
   c_free_to_sll_head(p, C_CLASS);
   hak_free(p);
 }
 
 static void scenario_freelist(void) {
-  r_thread_cache();
+  t_thread_cache();
   hak_free(c_block_on_freelist(C_CLASS));
 }
 
 static void scenario_mid(void) {
   void *p = hak_malloc(4096);
-  R_CHECK(p != NULL, "hak_malloc(4096) failed");
+  T_CHECK(p != NULL, "hak_malloc(4096) failed");
   hak_free(p);
   hak_free(p);
 }
@@ -44,18 +44,18 @@ static void *free_twice(void *p) {
 }
 
 static void scenario_remote(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   void *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
-  r_run_thread(free_twice, p);
+  T_CHECK(keep && p, "hak_malloc(%zu) failed", n);
+  t_run_thread(free_twice, p);
 }
 
 static void scenario_owner(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   void *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
+  T_CHECK(keep && p, "hak_malloc(%zu) failed", n);
   c_free_remote(p);
   hak_free(p);
 }
@@ -69,7 +69,7 @@ static void legal_round(size_t n, int how) {
   static void *p[ROUNDS];
   for (int i = 0; i < ROUNDS; i++) {
     p[i] = hak_malloc(n);
-    R_CHECK(p[i] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(p[i] != NULL, "hak_malloc(%zu) failed", n);
     if (how == 1)
       memset(p[i], HAK_FREE_FILL, n);
     if (how == 2 && i > 0)
@@ -82,16 +82,16 @@ static void legal_round(size_t n, int how) {
 }
 
 static void scenario_legal(void) {
-  r_thread_cache();
+  t_thread_cache();
   for (int c = 0; c < HAK_NUM_CLASSES; c++)
     for (int how = 0; how < 3; how++)
       for (int again = 0; again < 3; again++)
-        legal_round(r_size_of_class(c), how);
+        legal_round(t_size_of_class(c), how);
   for (size_t n = 1; n <= 8192; n = n * 2 + 1) {
     void *z = hak_calloc(1, n);
     void *r = hak_realloc(hak_malloc(n), 3 * n);
     void *a = hak_memalign(64, n);
-    R_CHECK(z && r && a, "calloc/realloc/memalign of %zu failed", n);
+    T_CHECK(z && r && a, "calloc/realloc/memalign of %zu failed", n);
     hak_free(z);
     hak_free(hak_realloc(r, n / 3 + 1));
     hak_free(a);

@@ -24,61 +24,61 @@
 static void scenario_pattern(void) {
   hak_config_t cfg;
   hak_config_get(&cfg);
-  R_CHECK(cfg.checked == 1, "hak_config_t.checked is %d in the checked build", cfg.checked);
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  T_CHECK(cfg.checked == 1, "hak_config_t.checked is %d in the checked build", cfg.checked);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   uint8_t *fresh = hak_malloc(n), *keep = hak_malloc(n);
-  R_CHECK(fresh && keep, "hak_malloc(%zu) failed", n);
+  T_CHECK(fresh && keep, "hak_malloc(%zu) failed", n);
   for (size_t i = C_FILL_AT; i < n; i++)
-    R_CHECK(fresh[i] == HAK_FREE_FILL, "fresh block %p: byte %zu is %#x, not the fill", fresh, i,
+    T_CHECK(fresh[i] == HAK_FREE_FILL, "fresh block %p: byte %zu is %#x, not the fill", fresh, i,
             fresh[i]);
   memset(fresh, 0x11, n);
   hak_free(fresh);
   uint8_t *again = hak_malloc(n);
-  R_CHECK(again == fresh, "LIFO reuse gave %p, freed %p", again, fresh);
-  R_CHECK(*c_link_word(again) == 0, "reused block %p: link word %#lx, not cleared", again,
+  T_CHECK(again == fresh, "LIFO reuse gave %p, freed %p", again, fresh);
+  T_CHECK(*c_link_word(again) == 0, "reused block %p: link word %#lx, not cleared", again,
           (unsigned long)*c_link_word(again));
   for (size_t i = C_FILL_AT; i < n; i++)
-    R_CHECK(again[i] == HAK_FREE_FILL, "reused block %p: byte %zu is %#x, not the fill", again,
-            i, again[i]);
+    T_CHECK(again[i] == HAK_FREE_FILL, "reused block %p: byte %zu is %#x, not the fill", again, i,
+            again[i]);
   hak_free(again);
   hak_free(keep);
 }
 
 /* Frees a block onto the TLS SLL head, writes byte `at` of it, allocates its class again. */
 static void sll_write_at(size_t n, size_t at) {
-  r_thread_cache();
+  t_thread_cache();
   int c = (int)hak_size_class(n);
   uint8_t *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
-  R_CHECK(at < hak_usable_size(p), "byte %zu is outside the block", at);
+  T_CHECK(keep && p, "hak_malloc(%zu) failed", n);
+  T_CHECK(at < hak_usable_size(p), "byte %zu is outside the block", at);
   c_free_to_sll_head(p, c);
   p[at] ^= 0x20; /* the use after free */
   void *q = hak_malloc(n);
   t_fail("the modified block was handed out again as %p (freed %p)", q, (void *)p);
 }
 
-static void scenario_sll_first_byte(void) { sll_write_at(r_size_of_class(C_CLASS), C_FILL_AT); }
+static void scenario_sll_first_byte(void) { sll_write_at(t_size_of_class(C_CLASS), C_FILL_AT); }
 
 static void scenario_sll_last_byte(void) {
-  size_t n = r_size_of_class(C_CLASS);
+  size_t n = t_size_of_class(C_CLASS);
   sll_write_at(n, n - 1);
 }
 
 static void scenario_mid_block(void) { sll_write_at(4096, 2048); }
 
 static void scenario_freelist(void) {
-  r_thread_cache();
+  t_thread_cache();
   uint8_t *p = c_block_on_freelist(C_CLASS);
   p[C_FILL_AT + 3] = 0;
-  c_alloc_until_failure(r_size_of_class(C_CLASS));
+  c_alloc_until_failure(t_size_of_class(C_CLASS));
 }
 
 static void scenario_remote(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   uint8_t *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
+  T_CHECK(keep && p, "hak_malloc(%zu) failed", n);
   c_free_remote(p);
   p[n / 2] = 1;
   c_alloc_until_failure(n);
@@ -87,23 +87,23 @@ static void scenario_remote(void) {
 /* The released_run scenario runs in a thread of its own, whose exit releases the run. */
 static void *released_run_thread(void *arg) {
   (void)arg;
-  r_thread_cache();
+  t_thread_cache();
   uint8_t *p = c_block_on_freelist(C_CLASS);
-  p[r_size_of_class(C_CLASS) - 1] ^= 1;
+  p[t_size_of_class(C_CLASS) - 1] ^= 1;
   hak_free(c_blocks[0]); /* the run's last block: nothing of it is out any more */
   return NULL;
 }
 
 static void scenario_released_run(void) {
   hak_opt.ss_adopt = 0; /* nothing is published: the exit releases every empty run */
-  r_run_thread(released_run_thread, NULL);
+  t_run_thread(released_run_thread, NULL);
   t_fail("the run holding the modified block was released without a diagnostic");
 }
 
 static void scenario_large(void) {
   size_t n = HAK_MID_MAX + 64 * 1024;
   uint8_t *p = hak_malloc(n);
-  R_CHECK(p != NULL && hak_registry_kind((uintptr_t)p) == HAK_REGION_LARGE,
+  T_CHECK(p != NULL && hak_registry_kind((uintptr_t)p) == HAK_REGION_LARGE,
           "hak_malloc(%zu) = %p is not a large block", n, (void *)p);
   hak_free(p);
   p[100] = 7;

@@ -17,32 +17,32 @@
 #define LINK "corrupt free-list link"
 
 static void scenario_encoded(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   uint8_t *keep = hak_malloc(n), *a = hak_malloc(n), *b = hak_malloc(n);
-  R_CHECK(keep && a && b, "hak_malloc(%zu) failed", n);
+  T_CHECK(keep && a && b, "hak_malloc(%zu) failed", n);
   hak_sll_t *s = &hak_tc->sll[C_CLASS];
   while (s->head != NULL) /* an empty list first: a's link is NULL */
-    R_CHECK(hak_malloc(n) != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(hak_malloc(n) != NULL, "hak_malloc(%zu) failed", n);
   c_free_to_sll_head(a, C_CLASS);
   c_free_to_sll_head(b, C_CLASS);
-  R_CHECK(*c_link_word(a) != 0, "a NULL link is stored as 0");
-  R_CHECK(hak_link_decode(r_base(a)) == NULL, "a's link decodes to %p, not NULL",
-          hak_link_decode(r_base(a)));
-  R_CHECK(*c_link_word(b) != (uintptr_t)r_base(a), "b's link word is a's address as it is");
-  R_CHECK(hak_link_decode(r_base(b)) == r_base(a), "b's link decodes to %p, not a's base %p",
-          hak_link_decode(r_base(b)), r_base(a));
-  R_CHECK(hak_link_get(r_base(b)) == r_base(a), "hak_link_get disagrees with the decoding");
-  R_CHECK(hak_malloc(n) == b && hak_malloc(n) == a, "LIFO order broken");
+  T_CHECK(*c_link_word(a) != 0, "a NULL link is stored as 0");
+  T_CHECK(hak_link_decode(t_base_of(a)) == NULL, "a's link decodes to %p, not NULL",
+          hak_link_decode(t_base_of(a)));
+  T_CHECK(*c_link_word(b) != (uintptr_t)t_base_of(a), "b's link word is a's address as it is");
+  T_CHECK(hak_link_decode(t_base_of(b)) == t_base_of(a), "b's link decodes to %p, not a's base %p",
+          hak_link_decode(t_base_of(b)), t_base_of(a));
+  T_CHECK(hak_link_get(t_base_of(b)) == t_base_of(a), "hak_link_get disagrees with the decoding");
+  T_CHECK(hak_malloc(n) == b && hak_malloc(n) == a, "LIFO order broken");
 }
 
 /* A block at the head of the TLS SLL gets its link word overwritten (with a live block's
  * address, or 0); the pop that follows it must fail fast. */
 static void overwrite_sll_link(bool with_pointer) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   void *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
+  T_CHECK(keep && p, "hak_malloc(%zu) failed", n);
   c_free_to_sll_head(p, C_CLASS);
   *c_link_word(p) = with_pointer ? (uintptr_t)keep : 0;
   void *q = hak_malloc(n);
@@ -55,17 +55,17 @@ static void scenario_sll_pointer(void) { overwrite_sll_link(true); }
 static void scenario_sll_zero(void) { overwrite_sll_link(false); }
 
 static void scenario_freelist(void) {
-  r_thread_cache();
+  t_thread_cache();
   uint8_t *p = c_block_on_freelist(C_CLASS);
   *c_link_word(p) = (uintptr_t)c_blocks[0];
-  c_alloc_until_failure(r_size_of_class(C_CLASS));
+  c_alloc_until_failure(t_size_of_class(C_CLASS));
 }
 
 static void scenario_remote(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   void *keep = hak_malloc(n), *p = hak_malloc(n);
-  R_CHECK(keep && p, "hak_malloc(%zu) failed", n);
+  T_CHECK(keep && p, "hak_malloc(%zu) failed", n);
   c_free_remote(p);
   *c_link_word(p) ^= 0x100; /* one bit flipped */
   c_alloc_until_failure(n);

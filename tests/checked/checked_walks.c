@@ -27,11 +27,11 @@
 /* Allocates cap + 1 blocks of class c into c_blocks[], then frees the first one: the TLS SLL
  * holds at least one block and has room for one more. */
 static void alloc_blocks(int c) {
-  size_t n = r_size_of_class(c);
+  size_t n = t_size_of_class(c);
   hak_sll_t *s = &hak_tc->sll[c];
-  R_CHECK(s->cap + 1 <= C_MAX_BLOCKS, "cap %u too large", s->cap);
+  T_CHECK(s->cap + 1 <= C_MAX_BLOCKS, "cap %u too large", s->cap);
   for (size_t i = 0; i <= s->cap; i++)
-    R_CHECK((c_blocks[i] = hak_malloc(n)) != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK((c_blocks[i] = hak_malloc(n)) != NULL, "hak_malloc(%zu) failed", n);
   c_free_to_sll_head(c_blocks[0], c);
 }
 
@@ -46,33 +46,33 @@ static void free_until_spill(int c) {
 }
 
 static void scenario_sll_count(void) {
-  r_thread_cache();
+  t_thread_cache();
   alloc_blocks(C_CLASS);
   hak_tc->sll[C_CLASS].room++; /* the count one below the length */
   free_until_spill(C_CLASS);
 }
 
 static void scenario_sll_class(void) {
-  r_thread_cache();
+  t_thread_cache();
   alloc_blocks(C_CLASS);
-  void *other = hak_malloc(r_size_of_class(C_CLASS + 1));
-  R_CHECK(other != NULL, "hak_malloc failed");
+  void *other = hak_malloc(t_size_of_class(C_CLASS + 1));
+  T_CHECK(other != NULL, "hak_malloc failed");
   hak_sll_t *s = &hak_tc->sll[C_CLASS];
   void *tail = s->head;
   while (hak_link_decode(tail) != NULL)
     tail = hak_link_decode(tail);
-  hak_link_set(tail, r_base(other));
-  hak_link_set(r_base(other), NULL);
+  hak_link_set(tail, t_base_of(other));
+  hak_link_set(t_base_of(other), NULL);
   s->room--; /* the count one above the length */
   free_until_spill(C_CLASS);
 }
 
 static void *run_count_thread(void *arg) {
   (void)arg;
-  r_thread_cache();
+  t_thread_cache();
   c_block_on_freelist(C_CLASS);
   hak_slab_t *m = t_run_of(c_blocks[0]);
-  R_CHECK(m->carved < m->capacity, "setup: the run is carved to its end");
+  T_CHECK(m->carved < m->capacity, "setup: the run is carved to its end");
   m->carved++;
   hak_free(c_blocks[0]);
   return NULL; /* the exit gives every block back and releases the run */
@@ -80,29 +80,29 @@ static void *run_count_thread(void *arg) {
 
 static void scenario_run_count(void) {
   hak_opt.ss_adopt = 0; /* nothing is published: the exit releases every empty run */
-  r_run_thread(run_count_thread, NULL);
+  t_run_thread(run_count_thread, NULL);
   t_fail("the damaged run was released without a diagnostic");
 }
 
 static void scenario_remote_loop(void) {
-  r_thread_cache();
+  t_thread_cache();
   uint8_t *p = c_block_on_freelist(C_CLASS);
   hak_slab_t *m = t_run_of(c_blocks[0]);
-  R_CHECK(m->freelist == r_base(p) && atomic_load(&m->remote) == 0,
+  T_CHECK(m->freelist == t_base_of(p) && atomic_load(&m->remote) == 0,
           "setup: %p is not the freelist's head, or the queue is not empty", (void *)p);
-  hak_link_set(r_base(p), r_base(p));
-  atomic_store(&m->remote, hak_rq_word(r_base(p), 0, 0));
-  c_alloc_until_failure(r_size_of_class(C_CLASS));
+  hak_link_set(t_base_of(p), t_base_of(p));
+  atomic_store(&m->remote, hak_rq_word(t_base_of(p), 0, 0));
+  c_alloc_until_failure(t_size_of_class(C_CLASS));
 }
 
 static void scenario_remote_cycle(void) {
-  r_thread_cache();
-  size_t n = r_size_of_class(C_CLASS);
+  t_thread_cache();
+  size_t n = t_size_of_class(C_CLASS);
   void *keep = hak_malloc(n), *a = hak_malloc(n), *b = hak_malloc(n);
-  R_CHECK(keep && a && b, "hak_malloc(%zu) failed", n);
+  T_CHECK(keep && a && b, "hak_malloc(%zu) failed", n);
   c_free_remote(a);
   c_free_remote(b); /* queue: b -> a */
-  hak_link_set(r_base(a), r_base(b));
+  hak_link_set(t_base_of(a), t_base_of(b));
   c_alloc_until_failure(n);
 }
 

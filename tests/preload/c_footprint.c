@@ -5,7 +5,9 @@
  * 2. operator new (_Znwm, found by name, defined by libhakmem) still allocates here, and a
  *    failing one in a process with no C++ runtime ends in the one-line diagnostic and abort,
  *    never a return of NULL from a throwing form. */
+#ifndef _GNU_SOURCE /* hak_test_target defines it; built by hand too */
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdint.h>

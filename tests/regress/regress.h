@@ -15,7 +15,9 @@
  * The tests link hakmem_core (no malloc override: libc keeps its own malloc) and reach hakmem
  * through the hak_* API and its internal headers. Checks detect damage by behaviour and box
  * state, never through hak_assert, which is compiled out of the plain builds the planted bugs
- * are proven in. Nothing here allocates through hakmem. */
+ * are proven in. Checks (T_CHECK), threads and the allocator's view of a block come from
+ * tests/support; this header adds the scenario runner and what only these tests ask of a
+ * SuperSlab. Nothing here allocates through hakmem. */
 #ifndef HAKMEM_REGRESS_H
 #define HAKMEM_REGRESS_H
 
@@ -46,9 +48,6 @@
 #endif
 #define R_SS_ALL_FREE 0xFFFFFFFFu
 
-/* R_CHECK(cond, fmt, ...): fails the scenario (exit 1) unless cond holds, naming it first. */
-#define R_CHECK T_CHECK
-
 /* ---- scenarios ----------------------------------------------------------------------------- */
 
 typedef enum r_expect_e {
@@ -72,19 +71,6 @@ static inline void r_settle_options(void) {
   hak_opt.ss_adopt = 1;
   hak_opt.must_adopt = 0;
   hak_opt.remote_batch = 1; /* a scenario's remote free reaches its run at once */
-}
-
-static inline const char *r_line_with(const char *text, const char *prefix) {
-  size_t n = strlen(prefix);
-  for (const char *line = text; *line;) {
-    if (strncmp(line, prefix, n) == 0)
-      return line;
-    const char *nl = strchr(line, '\n');
-    if (nl == NULL)
-      break;
-    line = nl + 1;
-  }
-  return NULL;
 }
 
 /* Reads the child's stderr to its end (every writer gone) into captured, or until the time is
@@ -138,7 +124,7 @@ static inline int r_run_child(const char *test, const r_scenario_t *s) {
     snprintf(want, sizeof want, "exit status 0");
   } else {
     snprintf(want, sizeof want, "hakmem: %s", s->diag);
-    ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && r_line_with(captured, want);
+    ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && t_line_with(captured, want);
     snprintf(want, sizeof want, "SIGABRT after a line 'hakmem: %s...'", s->diag);
   }
   printf("--- %s/%s: child stderr ---\n%s--- end ---\n", test, s->name, captured);
@@ -178,16 +164,6 @@ static inline int r_main(int argc, char **argv, const char *test, const r_scenar
 }
 
 /* ---- the allocator's view of a block ----------------------------------------------------- */
-
-/* Base of the block that user pointer p (a block's own pointer) came from. */
-static inline void *r_base(const void *p) { return (uint8_t *)p - HAK_HDR_SIZE; }
-
-/* A request size that lands in slab class c. */
-static inline size_t r_size_of_class(int c) {
-  size_t n = t_class_request(c);
-  R_CHECK(n != 0, "class table: size %zu is not in class %d", hak_class_size(c), c);
-  return n;
-}
 
 /* The largest class: runs of half a SuperSlab, so a few blocks bind a whole SuperSlab. */
 #define R_BIG_CLASS (HAK_NUM_CLASSES - 1)
@@ -230,26 +206,6 @@ static inline bool r_map_at(void *p, size_t size) {
   return true;
 }
 
-/* ---- threads ------------------------------------------------------------------------------- */
-
-static inline void r_run_thread(void *(*fn)(void *), void *arg) {
-  pthread_t t;
-  int rc = pthread_create(&t, NULL, fn, arg);
-  R_CHECK(rc == 0, "pthread_create: %d", rc);
-  rc = pthread_join(t, NULL);
-  R_CHECK(rc == 0, "pthread_join: %d", rc);
-}
-
-/* Makes sure the calling thread has a live cache (its first allocation creates it). */
-static inline hak_tcache_t *r_thread_cache(void) {
-  void *p = hak_malloc(1);
-  R_CHECK(p != NULL, "hak_malloc(1) failed");
-  hak_free(p);
-  R_CHECK(hak_tc->state == HAK_TC_LIVE, "thread cache state %d after the first malloc",
-          hak_tc->state);
-  return hak_tc;
-}
-
 /* ---- pointer sets -------------------------------------------------------------------------- */
 
 /* Fails unless the n blocks p[i] of size[i] bytes (user pointers) are pairwise disjoint. Sorts a
@@ -273,7 +229,7 @@ static inline void r_check_disjoint(void *const *p, const size_t *size, size_t n
     scratch_size[j] = s;
   }
   for (size_t i = 1; i < n; i++)
-    R_CHECK((uintptr_t)scratch[i - 1] + scratch_size[i - 1] <= (uintptr_t)scratch[i],
+    T_CHECK((uintptr_t)scratch[i - 1] + scratch_size[i - 1] <= (uintptr_t)scratch[i],
             "live blocks overlap: %p (%zu bytes) and %p", scratch[i - 1], scratch_size[i - 1],
             scratch[i]);
 }

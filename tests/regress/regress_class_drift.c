@@ -43,21 +43,21 @@ static bool in_cont_slab(const void *p) {
 }
 
 static void check_block(void *p, int c) {
-  size_t n = r_size_of_class(c);
-  R_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-  R_CHECK(t_aligned(p, 16), "hak_malloc(%zu) returned %p, not 16-aligned", n, p);
+  size_t n = t_size_of_class(c);
+  T_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
+  T_CHECK(t_aligned(p, 16), "hak_malloc(%zu) returned %p, not 16-aligned", n, p);
   hak_slab_t *m = t_run_of(p);
-  R_CHECK(m->class_idx == c, "block %p of class %d lies in a run of class %u", p, c, m->class_idx);
-  R_CHECK(t_block_index(m, r_base(p)) >= 0, "block %p of class %d is not a block's start", p, c);
-  R_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live block", p);
-  R_CHECK(hak_usable_size(p) == n, "usable size %zu of %p, expected %zu", hak_usable_size(p), p, n);
+  T_CHECK(m->class_idx == c, "block %p of class %d lies in a run of class %u", p, c, m->class_idx);
+  T_CHECK(t_block_index(m, t_base_of(p)) >= 0, "block %p of class %d is not a block's start", p, c);
+  T_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live block", p);
+  T_CHECK(hak_usable_size(p) == n, "usable size %zu of %p, expected %zu", hak_usable_size(p), p, n);
 }
 
 /* Allocates k blocks of class c into blk[nblk..), checked and filled. */
 static void alloc_blocks(int c, size_t k) {
-  size_t n = r_size_of_class(c);
+  size_t n = t_size_of_class(c);
   for (size_t i = 0; i < k; i++) {
-    R_CHECK(nblk < MAX_BLOCKS, "too many blocks");
+    T_CHECK(nblk < MAX_BLOCKS, "too many blocks");
     void *p = hak_malloc(n);
     check_block(p, c);
     t_fill(p, 64, nblk); /* the first bytes are enough to see a block move or be overwritten */
@@ -78,25 +78,25 @@ static void check_disjoint(int c) {
     if (blk[i] != NULL) {
       t_verify(blk[i], 64, i);
       sorted[k] = blk[i];
-      sorted_n[k++] = r_size_of_class(c);
+      sorted_n[k++] = t_size_of_class(c);
     }
   r_check_disjoint(sorted, sorted_n, k, sorted, sorted_n);
 }
 
 static uint32_t run_capacity(int c) {
-  void *p = hak_malloc(r_size_of_class(c));
-  R_CHECK(p != NULL, "hak_malloc failed");
+  void *p = hak_malloc(t_size_of_class(c));
+  T_CHECK(p != NULL, "hak_malloc failed");
   uint32_t cap = t_run_of(p)->capacity;
   hak_free(p);
   return cap;
 }
 
 static void scenario_local(void) {
-  r_thread_cache();
+  t_thread_cache();
   int c = class_with_run_slabs(3);
   alloc_blocks(c, 2 * (size_t)run_capacity(c));
   size_t cont = count_cont();
-  R_CHECK(cont > 0, "setup: no block of class %d lies in a continuation slab", c);
+  T_CHECK(cont > 0, "setup: no block of class %d lies in a continuation slab", c);
   for (size_t i = 0; i < nblk; i++)
     if (in_cont_slab(blk[i])) {
       hak_free(blk[i]);
@@ -105,7 +105,7 @@ static void scenario_local(void) {
   check_disjoint(c);
   for (size_t i = 0; i < nblk; i++)
     if (blk[i] == NULL) {
-      blk[i] = hak_malloc(r_size_of_class(c));
+      blk[i] = hak_malloc(t_size_of_class(c));
       check_block(blk[i], c);
       t_fill(blk[i], 64, i);
     }
@@ -124,10 +124,10 @@ static void *alloc_and_exit(void *arg) {
 }
 
 static void scenario_remote(void) {
-  r_thread_cache();
+  t_thread_cache();
   remote_class = class_with_run_slabs(3);
-  r_run_thread(alloc_and_exit, NULL);
-  R_CHECK(count_cont() > 0, "setup: no block lies in a continuation slab");
+  t_run_thread(alloc_and_exit, NULL);
+  T_CHECK(count_cont() > 0, "setup: no block lies in a continuation slab");
   hak_stats_t st0, st1;
   hak_stats_get(&st0);
   for (size_t i = 0; i < nblk; i++) {
@@ -136,7 +136,7 @@ static void scenario_remote(void) {
     blk[i] = NULL;
   }
   hak_stats_get(&st1);
-  R_CHECK(st1.remote_frees - st0.remote_frees == nblk, "%llu remote frees for %zu blocks",
+  T_CHECK(st1.remote_frees - st0.remote_frees == nblk, "%llu remote frees for %zu blocks",
           (unsigned long long)(st1.remote_frees - st0.remote_frees), nblk);
   size_t k = nblk;
   nblk = 0;
@@ -147,14 +147,14 @@ static void scenario_remote(void) {
 }
 
 static void scenario_classes(void) {
-  r_thread_cache();
+  t_thread_cache();
   size_t tried = 0;
   for (int c = TINY_NUM_CLASSES; c < HAK_NUM_CLASSES; c++) {
     if (hak_run_slabs_for(c) < 2)
       continue;
     nblk = 0;
     alloc_blocks(c, (size_t)run_capacity(c) + 1);
-    R_CHECK(count_cont() > 0, "class %d: no block in a continuation slab", c);
+    T_CHECK(count_cont() > 0, "class %d: no block in a continuation slab", c);
     for (size_t i = nblk; i-- > 0;) {
       hak_free(blk[i]);
       blk[i] = NULL;
@@ -167,7 +167,7 @@ static void scenario_classes(void) {
       hak_free(blk[i]);
     tried++;
   }
-  R_CHECK(tried > 10, "only %zu classes have multi-slab runs", tried);
+  T_CHECK(tried > 10, "only %zu classes have multi-slab runs", tried);
 }
 
 static const r_scenario_t scenarios[] = {

@@ -45,16 +45,16 @@ static uint8_t *alloc_aligned(int how, size_t align, size_t n) {
     return hak_aligned_alloc(align, n);
   void *p = NULL;
   int rc = hak_posix_memalign(&p, align, n);
-  R_CHECK(rc == 0, "posix_memalign(%zu, %zu) returned %d", align, n, rc);
+  T_CHECK(rc == 0, "posix_memalign(%zu, %zu) returned %d", align, n, rc);
   return p;
 }
 
 /* The slab block an aligned pointer lies in: its own user pointer and class. */
 static aligned_t describe(uint8_t *p, size_t n, size_t align) {
-  R_CHECK(hak_registry_kind((uintptr_t)p) == HAK_REGION_SS,
+  T_CHECK(hak_registry_kind((uintptr_t)p) == HAK_REGION_SS,
           "memalign(%zu, %zu) = %p: not in a SuperSlab", align, n, (void *)p);
   hak_slab_t *m = t_run_of(p);
-  R_CHECK(m->class_idx < HAK_NUM_CLASSES, "memalign(%zu, %zu) = %p: in an unbound slab", align, n,
+  T_CHECK(m->class_idx < HAK_NUM_CLASSES, "memalign(%zu, %zu) = %p: in an unbound slab", align, n,
           (void *)p);
   size_t idx = (size_t)(p - m->data) / m->stride;
   aligned_t a = {p, m->data + idx * m->stride + HAK_HDR_SIZE, n, align, m->class_idx};
@@ -63,11 +63,11 @@ static aligned_t describe(uint8_t *p, size_t n, size_t align) {
 
 static aligned_t take(int how, size_t align, size_t n, uint64_t seed) {
   uint8_t *p = alloc_aligned(how, align, n);
-  R_CHECK(p != NULL, "aligned allocation (%zu, %zu) failed", align, n);
-  R_CHECK(t_aligned(p, align), "aligned allocation (%zu, %zu) = %p is not aligned", align, n,
+  T_CHECK(p != NULL, "aligned allocation (%zu, %zu) failed", align, n);
+  T_CHECK(t_aligned(p, align), "aligned allocation (%zu, %zu) = %p is not aligned", align, n,
           (void *)p);
-  R_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live aligned block", (void *)p);
-  R_CHECK(hak_usable_size(p) >= n, "usable size %zu of %p < %zu", hak_usable_size(p), (void *)p, n);
+  T_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live aligned block", (void *)p);
+  T_CHECK(hak_usable_size(p) >= n, "usable size %zu of %p < %zu", hak_usable_size(p), (void *)p, n);
   t_fill(p, n, seed);
   return describe(p, n, align);
 }
@@ -80,20 +80,20 @@ static void give_back(const aligned_t *a, uint64_t seed) {
   hak_free(a->p);
   if (a->p == a->inner)
     return;      /* the block happened to be aligned: an ordinary free */
-  R_CHECK(hak_owns(a->p) == 0, "aligned pointer %p still owned after its free", (void *)a->p);
+  T_CHECK(hak_owns(a->p) == 0, "aligned pointer %p still owned after its free", (void *)a->p);
   if (!room)
     return;
-  R_CHECK(s->head == r_base(a->inner),
+  T_CHECK(s->head == t_base_of(a->inner),
           "aligned free of %p: SLL head of class %d is %p, the block's base pointer is %p",
-          (void *)a->p, a->cls, s->head, r_base(a->inner));
-  R_CHECK(hak_sll_validate(s), "class %d: the TLS SLL does not validate", a->cls);
+          (void *)a->p, a->cls, s->head, t_base_of(a->inner));
+  T_CHECK(hak_sll_validate(s), "class %d: the TLS SLL does not validate", a->cls);
   /* LIFO: the inner block is the next one of its size. */
-  uint8_t *q = hak_malloc(r_size_of_class(a->cls));
-  R_CHECK(q == a->inner,
+  uint8_t *q = hak_malloc(t_size_of_class(a->cls));
+  T_CHECK(q == a->inner,
           "malloc after the aligned free of %p returned %p, expected the inner "
           "block %p",
           (void *)a->p, (void *)q, (void *)a->inner);
-  R_CHECK(t_aligned(q, 16) && hak_owns(q) == 1, "re-allocated inner block %p", (void *)q);
+  T_CHECK(t_aligned(q, 16) && hak_owns(q) == 1, "re-allocated inner block %p", (void *)q);
   hak_free(q);
 }
 
@@ -107,17 +107,17 @@ static void check_live(size_t k) {
 }
 
 static void scenario_aligned(void) {
-  r_thread_cache();
+  t_thread_cache();
   size_t k = 0, inside = 0;
   for (int how = 0; how < 3; how++)
     for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++)
       for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        R_CHECK(k < MAX_LIVE, "too many blocks");
+        T_CHECK(k < MAX_LIVE, "too many blocks");
         live[k] = take(how, aligns[a], sizes[s], k);
         inside += live[k].p != live[k].inner;
         k++;
       }
-  R_CHECK(inside >= 16, "only %zu of %zu aligned blocks lie inside a larger block", inside, k);
+  T_CHECK(inside >= 16, "only %zu of %zu aligned blocks lie inside a larger block", inside, k);
   check_live(k);
   /* Free every other block, newest first, checking the rest after each free. */
   for (size_t i = k; i-- > 0;) {
@@ -131,17 +131,17 @@ static void scenario_aligned(void) {
   for (size_t i = 1; i < k; i += 2) {
     size_t n2 = live[i].n + 40;
     uint8_t *q = hak_realloc(live[i].p, n2);
-    R_CHECK(q != NULL, "realloc(%p, %zu) failed", (void *)live[i].p, n2);
-    R_CHECK(t_aligned(q, 16) && hak_owns(q) == 1, "realloc returned %p", (void *)q);
+    T_CHECK(q != NULL, "realloc(%p, %zu) failed", (void *)live[i].p, n2);
+    T_CHECK(t_aligned(q, 16) && hak_owns(q) == 1, "realloc returned %p", (void *)q);
     t_verify_key(q, live[i].n, t_key(live[i].p, i));
     hak_free(q);
   }
 }
 
 static void scenario_double(void) {
-  r_thread_cache();
+  t_thread_cache();
   aligned_t a = take(0, 256, 100, 1);
-  R_CHECK(a.p != a.inner, "memalign(256, 100) returned the block's own pointer %p", (void *)a.p);
+  T_CHECK(a.p != a.inner, "memalign(256, 100) returned the block's own pointer %p", (void *)a.p);
   aligned_t b = take(0, 256, 100, 2);
   hak_free(a.p);
   t_verify(b.p, b.n, 2);

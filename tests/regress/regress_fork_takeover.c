@@ -23,10 +23,10 @@ static _Atomic int t_ready, t_may_exit;
 
 static void *holder(void *arg) {
   (void)arg;
-  size_t n = r_size_of_class(CLS);
+  size_t n = t_size_of_class(CLS);
   for (int i = 0; i < N; i++) {
     blk[i] = hak_malloc(n);
-    R_CHECK(blk[i] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(blk[i] != NULL, "hak_malloc(%zu) failed", n);
     t_fill(blk[i], n, 3);
   }
   atomic_store(&t_ready, 1);
@@ -51,7 +51,7 @@ static bool in_sorted(void *const *s, size_t n, const void *p) {
 
 /* The fork child: free T's blocks, allocate as many again, count the reused ones. */
 static void fork_child_body(void) {
-  size_t n = r_size_of_class(CLS);
+  size_t n = t_size_of_class(CLS);
   static void *freed[N], *got[N];
   for (int i = 0; i < N; i++) {
     t_verify(blk[i], n, 3);
@@ -62,35 +62,36 @@ static void fork_child_body(void) {
   size_t reused = 0;
   for (int i = 0; i < N; i++) {
     got[i] = hak_malloc(n);
-    R_CHECK(got[i] != NULL, "fork child: hak_malloc(%zu) failed", n);
+    T_CHECK(got[i] != NULL, "fork child: hak_malloc(%zu) failed", n);
     reused += in_sorted(freed, N, got[i]);
   }
   qsort(got, N, sizeof got[0], cmp_ptr);
-  for (int i = 1; i < N; i++) R_CHECK(got[i] != got[i - 1], "fork child: %p handed out twice", got[i]);
-  R_CHECK(reused == N, "fork child: %zu of %d blocks freed in the child were reused", reused, N);
+  for (int i = 1; i < N; i++)
+    T_CHECK(got[i] != got[i - 1], "fork child: %p handed out twice", got[i]);
+  T_CHECK(reused == N, "fork child: %zu of %d blocks freed in the child were reused", reused, N);
 }
 
 static void scenario_reuse(void) {
-  r_thread_cache();
+  t_thread_cache();
   pthread_t t;
-  R_CHECK(pthread_create(&t, NULL, holder, NULL) == 0, "pthread_create");
+  T_CHECK(pthread_create(&t, NULL, holder, NULL) == 0, "pthread_create");
   while (!atomic_load(&t_ready)) usleep(1000);
   fflush(NULL);
   pid_t pid = fork();
-  R_CHECK(pid >= 0, "fork failed");
+  T_CHECK(pid >= 0, "fork failed");
   if (pid == 0) {
     fork_child_body();
     _exit(0);
   }
   int status = 0;
-  R_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+  T_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
   char how[128];
   t_describe_status(status, how, sizeof how);
-  R_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fork child %s", how);
+  T_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fork child %s", how);
   atomic_store(&t_may_exit, 1);
-  R_CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+  T_CHECK(pthread_join(t, NULL) == 0, "pthread_join");
   for (int i = 0; i < N; i++) {
-    t_verify(blk[i], r_size_of_class(CLS), 3);
+    t_verify(blk[i], t_size_of_class(CLS), 3);
     hak_free(blk[i]);
   }
 }

@@ -46,12 +46,6 @@ static void *v_block;  /* V's 12 MiB */
 static pthread_t v;
 static hak_stats_t st0; /* before L */
 
-static hak_stats_t stats(void) {
-  hak_stats_t s;
-  hak_stats_get(&s);
-  return s;
-}
-
 static void *v_grow(void *arg) {
   (void)arg;
   t_sched_volunteer();
@@ -62,39 +56,39 @@ static void *v_grow(void *arg) {
 /* Frees L into the cache and parks V in the window: L's old range moved away, unmapped. */
 static void park_in_window(void) {
   hak_opt.large_move = 1; /* HAKMEM_LARGE_MOVE=1: the grow moves the cached pages */
-  st0 = stats();
+  st0 = t_stats();
   l_ptr = hak_malloc(L_SIZE);
-  R_CHECK(l_ptr != NULL, "hak_malloc(%zu) failed", L_SIZE);
+  T_CHECK(l_ptr != NULL, "hak_malloc(%zu) failed", L_SIZE);
   l_map = (uint8_t *)hak_ss_of(l_ptr);
   hak_free(l_ptr);
-  R_CHECK(hak_registry_kind((uintptr_t)l_map) == HAK_REGION_LARGE,
+  T_CHECK(hak_registry_kind((uintptr_t)l_map) == HAK_REGION_LARGE,
           "setup: L's mapping %p is not cached (registry kind %u)", (void *)l_map,
           hak_registry_kind((uintptr_t)l_map));
   hak_large_t *h = hak_large_header_at((uintptr_t)l_map, HAK_REGION_LARGE);
-  R_CHECK(h->map == l_map && h->user == NULL, "setup: L's mapping %p is not a cached one",
+  T_CHECK(h->map == l_map && h->user == NULL, "setup: L's mapping %p is not a cached one",
           (void *)l_map);
   l_bytes = h->map_size;
-  R_CHECK(l_bytes < V_SIZE && l_bytes >= V_SIZE / 2, "setup: L's mapping of %zu bytes", l_bytes);
+  T_CHECK(l_bytes < V_SIZE && l_bytes >= V_SIZE / 2, "setup: L's mapping of %zu bytes", l_bytes);
   t_sched_arm(HAK_SP_LARGE_GROW, l_map);
   int rc = pthread_create(&v, NULL, v_grow, NULL);
-  R_CHECK(rc == 0, "pthread_create: %d", rc);
-  R_CHECK(t_sched_wait_parked() == l_map, "V parked after moving another mapping");
-  R_CHECK(!r_mapped(l_map), "setup: L's old mapping %p is still mapped after the move",
+  T_CHECK(rc == 0, "pthread_create: %d", rc);
+  T_CHECK(t_sched_wait_parked() == l_map, "V parked after moving another mapping");
+  T_CHECK(!r_mapped(l_map), "setup: L's old mapping %p is still mapped after the move",
           (void *)l_map);
 }
 
 /* hak_owns() is 0 for L and across its old range. */
 static void check_not_owned(const char *when) {
-  R_CHECK(hak_owns(l_ptr) == 0, "%s: hak_owns(L %p) says yes", when, l_ptr);
+  T_CHECK(hak_owns(l_ptr) == 0, "%s: hak_owns(L %p) says yes", when, l_ptr);
   for (size_t off = 0; off < l_bytes; off += 3 * MIB)
-    R_CHECK(hak_owns(l_map + off) == 0, "%s: hak_owns(L's old range + %zu) says yes", when, off);
-  R_CHECK(hak_owns(l_map + l_bytes - 16) == 0, "%s: hak_owns(end of L's old range) says yes", when);
+    T_CHECK(hak_owns(l_map + off) == 0, "%s: hak_owns(L's old range + %zu) says yes", when, off);
+  T_CHECK(hak_owns(l_map + l_bytes - 16) == 0, "%s: hak_owns(end of L's old range) says yes", when);
 }
 
 static void release_v(void) {
   t_sched_release();
   int rc = pthread_join(v, NULL);
-  R_CHECK(rc == 0, "pthread_join: %d", rc);
+  T_CHECK(rc == 0, "pthread_join: %d", rc);
 }
 
 static void scenario_stale_lookup(void) {
@@ -102,19 +96,19 @@ static void scenario_stale_lookup(void) {
   check_not_owned("V parked after the move");
   release_v();
   uint8_t *q = v_block;
-  R_CHECK(q != NULL, "V's hak_malloc(%zu) failed", V_SIZE);
-  R_CHECK(hak_ss_of(q) != (void *)l_map, "V's block %p did not move", (void *)q);
-  R_CHECK(t_sched_hits(HAK_SP_LARGE_GROW) == 1, "the grow passed its schedule point %llu times",
+  T_CHECK(q != NULL, "V's hak_malloc(%zu) failed", V_SIZE);
+  T_CHECK(hak_ss_of(q) != (void *)l_map, "V's block %p did not move", (void *)q);
+  T_CHECK(t_sched_hits(HAK_SP_LARGE_GROW) == 1, "the grow passed its schedule point %llu times",
           (unsigned long long)t_sched_hits(HAK_SP_LARGE_GROW));
   size_t usable = hak_usable_size(q);
-  R_CHECK(usable >= V_SIZE, "V's block: usable size %zu", usable);
+  T_CHECK(usable >= V_SIZE, "V's block: usable size %zu", usable);
   q[0] = 1;
   q[usable - 1] = 2;
-  R_CHECK(hak_owns(q) == 1, "V's block %p is not owned", (void *)q);
+  T_CHECK(hak_owns(q) == 1, "V's block %p is not owned", (void *)q);
   check_not_owned("V gone on");
   hak_free(q);
-  hak_stats_t st1 = stats();
-  R_CHECK(st1.large_allocs == st0.large_allocs + 2 && st1.large_frees == st0.large_frees + 2 &&
+  hak_stats_t st1 = t_stats();
+  T_CHECK(st1.large_allocs == st0.large_allocs + 2 && st1.large_frees == st0.large_frees + 2 &&
               st1.large_cache_hits == st0.large_cache_hits + 1,
           "large allocs +%llu, frees +%llu, cache hits +%llu; want +2, +2, +1",
           (unsigned long long)(st1.large_allocs - st0.large_allocs),

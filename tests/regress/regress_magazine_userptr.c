@@ -36,22 +36,23 @@ static size_t sorted_n[MAX_N];
 static size_t audit_freelists(hak_slab_t *m, void *const *live, size_t nlive) {
   size_t nodes = 0;
   for (; m != NULL; m = m->next) {
-    R_CHECK(m->class_idx == CLS, "run %p of class %u on the lists of class %d", (void *)m,
+    T_CHECK(m->class_idx == CLS, "run %p of class %u on the lists of class %d", (void *)m,
             m->class_idx, CLS);
     uint32_t guard = 0;
     for (void *b = m->freelist; b != NULL; b = hak_link_get(b)) {
       long idx = t_block_index(m, b);
-      R_CHECK(idx >= 0 && (uint32_t)idx < m->carved,
+      T_CHECK(idx >= 0 && (uint32_t)idx < m->carved,
               "run %p: freelist node %p is not the base pointer of a carved block (data %p, "
               "stride %u)",
               (void *)m, b, (void *)m->data, m->stride);
 #if !HAKMEM_TINY_HEADERLESS
-      R_CHECK(*(uint64_t *)b == HAK_HDR_FREE(CLS), "run %p: freelist block %p has header %#llx",
+      T_CHECK(*(uint64_t *)b == HAK_HDR_FREE(CLS), "run %p: freelist block %p has header %#llx",
               (void *)m, b, (unsigned long long)*(uint64_t *)b);
 #endif
       for (size_t i = 0; i < nlive; i++)
-        R_CHECK(live[i] == NULL || r_base(live[i]) != b, "live block %p is on a freelist", live[i]);
-      R_CHECK(++guard <= m->carved, "run %p: freelist longer than the carved blocks (cycle?)",
+        T_CHECK(live[i] == NULL || t_base_of(live[i]) != b, "live block %p is on a freelist",
+                live[i]);
+      T_CHECK(++guard <= m->carved, "run %p: freelist longer than the carved blocks (cycle?)",
               (void *)m);
       nodes++;
     }
@@ -65,14 +66,14 @@ static size_t audit_thread(void *const *live, size_t nlive) {
 }
 
 static void check_new_block(void *p, size_t n) {
-  R_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-  R_CHECK(t_aligned(p, 16), "hak_malloc(%zu) returned %p, not 16-aligned", n, p);
+  T_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
+  T_CHECK(t_aligned(p, 16), "hak_malloc(%zu) returned %p, not 16-aligned", n, p);
   hak_slab_t *m = t_run_of(p);
-  R_CHECK(m->class_idx == CLS, "hak_malloc(%zu) = %p lies in a run of class %u", n, p,
+  T_CHECK(m->class_idx == CLS, "hak_malloc(%zu) = %p lies in a run of class %u", n, p,
           m->class_idx);
-  R_CHECK(t_block_index(m, r_base(p)) >= 0, "hak_malloc(%zu) = %p is not a block's start", n, p);
-  R_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live block", p);
-  R_CHECK(hak_usable_size(p) == n, "usable size %zu of %p, expected %zu", hak_usable_size(p), p, n);
+  T_CHECK(t_block_index(m, t_base_of(p)) >= 0, "hak_malloc(%zu) = %p is not a block's start", n, p);
+  T_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live block", p);
+  T_CHECK(hak_usable_size(p) == n, "usable size %zu of %p, expected %zu", hak_usable_size(p), p, n);
 }
 
 static void check_all_live(size_t k) {
@@ -89,7 +90,7 @@ static void check_all_live(size_t k) {
 
 /* Allocates k blocks of CLS into blk[], then frees the even ones. */
 static void alloc_then_free_half(size_t k) {
-  size_t n = r_size_of_class(CLS);
+  size_t n = t_size_of_class(CLS);
   for (size_t i = 0; i < k; i++) {
     blk[i] = hak_malloc(n);
     blk_n[i] = n;
@@ -104,7 +105,7 @@ static void alloc_then_free_half(size_t k) {
 
 /* Fills the free slots of blk[0..k) with new blocks, checking each. */
 static void realloc_half(size_t k) {
-  size_t n = r_size_of_class(CLS);
+  size_t n = t_size_of_class(CLS);
   for (size_t i = 0; i < k; i += 2) {
     blk[i] = hak_malloc(n);
     check_new_block(blk[i], n);
@@ -115,18 +116,18 @@ static void realloc_half(size_t k) {
 
 static size_t batch(void) {
   size_t k = 3 * (size_t)hak_tc->sll[CLS].cap;
-  R_CHECK(k >= 6 && k <= MAX_N, "TLS capacity %u of class %d", hak_tc->sll[CLS].cap, CLS);
+  T_CHECK(k >= 6 && k <= MAX_N, "TLS capacity %u of class %d", hak_tc->sll[CLS].cap, CLS);
   return k;
 }
 
 static void scenario_spill_refill(void) {
-  r_thread_cache();
+  t_thread_cache();
   size_t k = batch();
   uint64_t spills = atomic_load(&hak_tc->stat.spills[CLS]);
   alloc_then_free_half(k);
-  R_CHECK(atomic_load(&hak_tc->stat.spills[CLS]) > spills, "the frees did not spill");
+  T_CHECK(atomic_load(&hak_tc->stat.spills[CLS]) > spills, "the frees did not spill");
   size_t nodes = audit_thread(blk, k);
-  R_CHECK(nodes > 0, "the spills left nothing on the run's freelist");
+  T_CHECK(nodes > 0, "the spills left nothing on the run's freelist");
   check_all_live(k);
   realloc_half(k);
   audit_thread(blk, k);
@@ -138,24 +139,24 @@ static size_t orphan_k;
 
 static void *orphan_thread(void *arg) {
   (void)arg;
-  r_thread_cache();
+  t_thread_cache();
   orphan_k = batch();
   alloc_then_free_half(orphan_k);
   return NULL; /* exit: the SLL is given back to the run, the run orphaned and published */
 }
 
 static void scenario_orphan_adopt(void) {
-  r_thread_cache(); /* class 0: the main thread has no run of CLS */
+  t_thread_cache(); /* class 0: the main thread has no run of CLS */
   hak_stats_t st0;
   hak_stats_get(&st0);
-  r_run_thread(orphan_thread, NULL);
+  t_run_thread(orphan_thread, NULL);
   size_t k = orphan_k;
   check_all_live(k);
-  void *first = hak_malloc(r_size_of_class(CLS));
+  void *first = hak_malloc(t_size_of_class(CLS));
   hak_stats_t st1;
   hak_stats_get(&st1);
-  R_CHECK(st1.adoptions > st0.adoptions, "the orphaned run was not adopted");
-  check_new_block(first, r_size_of_class(CLS));
+  T_CHECK(st1.adoptions > st0.adoptions, "the orphaned run was not adopted");
+  check_new_block(first, t_size_of_class(CLS));
   audit_thread(blk, k);
   hak_free(first);
   realloc_half(k);

@@ -39,11 +39,11 @@ static bool some_ss_all_mine(void) {
 
 static void *fill_and_exit(void *arg) {
   (void)arg;
-  size_t n = r_size_of_class(R_BIG_CLASS);
+  size_t n = t_size_of_class(R_BIG_CLASS);
   while (nblk < 2 || !some_ss_all_mine()) {
-    R_CHECK(nblk < MAX_BLOCKS, "setup: %zu blocks never bound a whole SuperSlab", nblk);
+    T_CHECK(nblk < MAX_BLOCKS, "setup: %zu blocks never bound a whole SuperSlab", nblk);
     blk[nblk] = hak_malloc(n);
-    R_CHECK(blk[nblk] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(blk[nblk] != NULL, "hak_malloc(%zu) failed", n);
     t_fill(blk[nblk], 64, nblk);
     nblk++;
   }
@@ -56,8 +56,8 @@ static void *fill_and_exit(void *arg) {
 
 /* Leaves x empty and still mapped, stale pointing at one of its former blocks. */
 static void setup(void) {
-  r_thread_cache();
-  r_run_thread(fill_and_exit, NULL);
+  t_thread_cache();
+  t_run_thread(fill_and_exit, NULL);
   for (size_t i = 0; i < nblk && x == NULL; i++) {
     hak_superslab_t *ss = hak_ss_of(blk[i]);
     if (ss->free_mask == R_SS_ALL_FREE && ss->list == HAK_SSL_EMPTY) {
@@ -65,13 +65,13 @@ static void setup(void) {
       stale = blk[i];
     }
   }
-  R_CHECK(x != NULL, "setup: no SuperSlab was left empty by the exited thread");
-  R_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_SS, "setup: empty SuperSlab unregistered");
+  T_CHECK(x != NULL, "setup: no SuperSlab was left empty by the exited thread");
+  T_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_SS, "setup: empty SuperSlab unregistered");
 }
 
 static void trim(void) {
-  R_CHECK(hak_trim() == 1, "hak_trim released nothing");
-  R_CHECK(!r_mapped(x), "the empty SuperSlab %p is still mapped after hak_trim", (void *)x);
+  T_CHECK(hak_trim() == 1, "hak_trim released nothing");
+  T_CHECK(!r_mapped(x), "the empty SuperSlab %p is still mapped after hak_trim", (void *)x);
 }
 
 static void scenario_unregister(void) {
@@ -81,19 +81,19 @@ static void scenario_unregister(void) {
   uint64_t epoch = atomic_load(&hak_ss_release_epoch);
   trim();
   hak_stats_get(&st1);
-  R_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_NONE,
+  T_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_NONE,
           "SuperSlab %p unmapped but still registered (kind %u)", (void *)x,
           hak_registry_kind((uintptr_t)x));
-  R_CHECK(hak_registry_kind((uintptr_t)stale) == HAK_REGION_NONE,
+  T_CHECK(hak_registry_kind((uintptr_t)stale) == HAK_REGION_NONE,
           "stale block %p: its region is still registered", stale);
-  R_CHECK(atomic_load(&hak_ss_release_epoch) > epoch, "the unmap did not bump the release epoch");
-  R_CHECK(st1.superslabs_unmapped > st0.superslabs_unmapped, "superslabs_unmapped did not grow");
+  T_CHECK(atomic_load(&hak_ss_release_epoch) > epoch, "the unmap did not bump the release epoch");
+  T_CHECK(st1.superslabs_unmapped > st0.superslabs_unmapped, "superslabs_unmapped did not grow");
   /* The allocator goes on, possibly mapping a new SuperSlab at the same address. */
-  size_t n = r_size_of_class(R_BIG_CLASS);
+  size_t n = t_size_of_class(R_BIG_CLASS);
   for (int i = 0; i < 16; i++) {
     void *p = hak_malloc(n);
-    R_CHECK(p != NULL, "hak_malloc(%zu) after the trim failed", n);
-    R_CHECK(hak_registry_kind((uintptr_t)p) == HAK_REGION_SS && hak_owns(p) == 1,
+    T_CHECK(p != NULL, "hak_malloc(%zu) after the trim failed", n);
+    T_CHECK(hak_registry_kind((uintptr_t)p) == HAK_REGION_SS && hak_owns(p) == 1,
             "new block %p: kind %u, owned %d", p, hak_registry_kind((uintptr_t)p), hak_owns(p));
     blk[i] = p;
   }
@@ -104,9 +104,9 @@ static void scenario_unregister(void) {
 static void scenario_owns(void) {
   setup();
   trim();
-  R_CHECK(hak_owns(stale) == 0, "hak_owns(stale block %p) says yes", stale);
-  R_CHECK(hak_owns(x) == 0, "hak_owns(released SuperSlab %p) says yes", (void *)x);
-  R_CHECK(hak_owns((uint8_t *)x + HAK_SS_SIZE / 2) == 0, "hak_owns(inside the region) says yes");
+  T_CHECK(hak_owns(stale) == 0, "hak_owns(stale block %p) says yes", stale);
+  T_CHECK(hak_owns(x) == 0, "hak_owns(released SuperSlab %p) says yes", (void *)x);
+  T_CHECK(hak_owns((uint8_t *)x + HAK_SS_SIZE / 2) == 0, "hak_owns(inside the region) says yes");
 }
 
 static void scenario_free(void) {

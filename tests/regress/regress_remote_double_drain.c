@@ -40,24 +40,24 @@ static size_t sorted_n[MAX_LIVE];
 static size_t nlive;
 
 static void alloc_n(void **out, size_t n) {
-  size_t sz = r_size_of_class(CLS);
+  size_t sz = t_size_of_class(CLS);
   for (size_t i = 0; i < n; i++) {
     out[i] = hak_malloc(sz);
-    R_CHECK(out[i] != NULL, "hak_malloc(%zu) failed", sz);
+    T_CHECK(out[i] != NULL, "hak_malloc(%zu) failed", sz);
     t_fill(out[i], sz, 7);
   }
 }
 
 /* Allocates one more block into live[], checked. */
 static void *alloc_live(void) {
-  size_t sz = r_size_of_class(CLS);
-  R_CHECK(nlive < MAX_LIVE, "too many live blocks");
+  size_t sz = t_size_of_class(CLS);
+  T_CHECK(nlive < MAX_LIVE, "too many live blocks");
   void *p = hak_malloc(sz);
-  R_CHECK(p != NULL, "hak_malloc(%zu) failed", sz);
-  R_CHECK(t_aligned(p, 16) && hak_owns(p) == 1, "hak_malloc returned %p", p);
-  R_CHECK(t_block_index(t_run_of(p), r_base(p)) >= 0, "%p is not a block's start", p);
+  T_CHECK(p != NULL, "hak_malloc(%zu) failed", sz);
+  T_CHECK(t_aligned(p, 16) && hak_owns(p) == 1, "hak_malloc returned %p", p);
+  T_CHECK(t_block_index(t_run_of(p), t_base_of(p)) >= 0, "%p is not a block's start", p);
   for (size_t i = 0; i < nlive; i++)
-    R_CHECK(live[i] != p, "block %p handed out twice (drained twice?)", p);
+    T_CHECK(live[i] != p, "block %p handed out twice (drained twice?)", p);
   t_fill(p, sz, 9);
   live[nlive] = p;
   live_n[nlive++] = sz;
@@ -82,7 +82,7 @@ static void free_live(void) {
 static hak_slab_t *single_run(void *const *p, size_t n) {
   hak_slab_t *m = t_run_of(p[0]);
   for (size_t i = 1; i < n; i++)
-    R_CHECK(t_run_of(p[i]) == m, "setup: block %zu is not in the first block's run", i);
+    T_CHECK(t_run_of(p[i]) == m, "setup: block %zu is not in the first block's run", i);
   return m;
 }
 
@@ -96,16 +96,16 @@ static uint32_t queued(hak_slab_t *m) {
 }
 
 static void check_queue_empty(hak_slab_t *m, const char *when) {
-  R_CHECK(hak_rq_head(atomic_load(&m->remote)) == NULL,
+  T_CHECK(hak_rq_head(atomic_load(&m->remote)) == NULL,
           "%s: the run's remote stack still holds %p after it was drained", when,
           hak_rq_head(atomic_load(&m->remote)));
 }
 
 static void *free_all_remote(void *arg) {
   (void)arg;
-  r_thread_cache();
+  t_thread_cache();
   for (size_t i = 0; i < N; i++) {
-    t_verify(mine[i], r_size_of_class(CLS), 7);
+    t_verify(mine[i], t_size_of_class(CLS), 7);
     hak_free(mine[i]);
   }
   return NULL;
@@ -116,36 +116,36 @@ static uint64_t alloc_until_drain(void) {
   uint64_t drains = t_tc_sum(hak_tc, remote_drains);
   uint64_t blocks = t_tc_sum(hak_tc, drained_blocks);
   while (t_tc_sum(hak_tc, remote_drains) == drains) {
-    R_CHECK(nlive < 3 * N, "no refill drained the remote queue");
+    T_CHECK(nlive < 3 * N, "no refill drained the remote queue");
     alloc_live();
   }
-  R_CHECK(t_tc_sum(hak_tc, remote_drains) == drains + 1, "more than one drain at once");
+  T_CHECK(t_tc_sum(hak_tc, remote_drains) == drains + 1, "more than one drain at once");
   return t_tc_sum(hak_tc, drained_blocks) - blocks;
 }
 
 static void scenario_owner_drain(void) {
-  r_thread_cache();
+  t_thread_cache();
   alloc_n(mine, N);
   hak_slab_t *m = single_run(mine, N);
-  R_CHECK(hak_owner_of(m) == hak_tc, "setup: the run is not the main thread's");
+  T_CHECK(hak_owner_of(m) == hak_tc, "setup: the run is not the main thread's");
   void *freelist = m->freelist;
   uint32_t used = m->used, sll = hak_sll_count(&hak_tc->sll[CLS]);
 
-  r_run_thread(free_all_remote, NULL);
-  R_CHECK(queued(m) == N, "%u queued after %d remote frees", queued(m), N);
-  R_CHECK(hak_owner_of(m) == hak_tc, "a remote free changed the run's owner");
-  R_CHECK(m->freelist == freelist && m->used == used,
+  t_run_thread(free_all_remote, NULL);
+  T_CHECK(queued(m) == N, "%u queued after %d remote frees", queued(m), N);
+  T_CHECK(hak_owner_of(m) == hak_tc, "a remote free changed the run's owner");
+  T_CHECK(m->freelist == freelist && m->used == used,
           "remote frees touched the owner's freelist or used count");
-  R_CHECK(hak_sll_count(&hak_tc->sll[CLS]) == sll, "remote frees touched the owner's TLS SLL");
+  T_CHECK(hak_sll_count(&hak_tc->sll[CLS]) == sll, "remote frees touched the owner's TLS SLL");
 
   uint64_t drained = alloc_until_drain();
   check_queue_empty(m, "owner refill");
-  R_CHECK(drained == N, "the drain moved %llu blocks, %d were queued", (unsigned long long)drained,
+  T_CHECK(drained == N, "the drain moved %llu blocks, %d were queued", (unsigned long long)drained,
           N);
   uint64_t total = t_tc_sum(hak_tc, drained_blocks);
   while (nlive < 2 * N + 20)
     alloc_live();
-  R_CHECK(t_tc_sum(hak_tc, drained_blocks) == total,
+  T_CHECK(t_tc_sum(hak_tc, drained_blocks) == total,
           "later refills drained %llu more blocks from an empty queue",
           (unsigned long long)(t_tc_sum(hak_tc, drained_blocks) - total));
   check_queue_empty(m, "later refills");
@@ -155,28 +155,28 @@ static void scenario_owner_drain(void) {
 
 static void *orphan_thread(void *arg) {
   (void)arg;
-  r_thread_cache();
+  t_thread_cache();
   alloc_n(mine, N + 1);
   return NULL; /* exit with N + 1 blocks live: the run is orphaned and published */
 }
 
 /* A published orphan run holding mine[0..N], N of them freed by the main thread (remote). */
 static hak_slab_t *published_run_with_queue(void) {
-  r_thread_cache(); /* class 0: the main thread has no run of CLS */
-  r_run_thread(orphan_thread, NULL);
+  t_thread_cache(); /* class 0: the main thread has no run of CLS */
+  t_run_thread(orphan_thread, NULL);
   hak_slab_t *m = single_run(mine, N + 1);
-  R_CHECK(hak_owner_of(m) == NULL, "setup: the exited thread's run has an owner");
-  R_CHECK(m->list == HAK_LIST_PUBLISHED, "setup: the orphaned run is not published");
+  T_CHECK(hak_owner_of(m) == NULL, "setup: the exited thread's run has an owner");
+  T_CHECK(m->list == HAK_LIST_PUBLISHED, "setup: the orphaned run is not published");
   for (size_t i = 0; i < N; i++) {
-    t_verify(mine[i], r_size_of_class(CLS), 7);
+    t_verify(mine[i], t_size_of_class(CLS), 7);
     hak_free(mine[i]);
   }
   uintptr_t w = atomic_load(&m->remote);
-  R_CHECK(queued(m) == N && hak_rq_count(w) == 1,
+  T_CHECK(queued(m) == N && hak_rq_count(w) == 1,
           "%u queued after %d remote frees, %u blocks out in the word", queued(m), N,
           hak_rq_count(w));
-  R_CHECK(hak_owner_of(m) == NULL, "a remote free gave the orphan an owner");
-  R_CHECK(m->list == HAK_LIST_PUBLISHED, "the orphan left the published list with a block out");
+  T_CHECK(hak_owner_of(m) == NULL, "a remote free gave the orphan an owner");
+  T_CHECK(m->list == HAK_LIST_PUBLISHED, "the orphan left the published list with a block out");
   return m;
 }
 
@@ -189,15 +189,15 @@ static void scenario_adopt_drain(void) {
   alloc_live();
   hak_stats_t st1;
   hak_stats_get(&st1);
-  R_CHECK(st1.adoptions == st0.adoptions + 1, "the orphaned run was not adopted");
-  R_CHECK(hak_owner_of(m) == hak_tc, "the adopted run is not the main thread's");
+  T_CHECK(st1.adoptions == st0.adoptions + 1, "the orphaned run was not adopted");
+  T_CHECK(hak_owner_of(m) == hak_tc, "the adopted run is not the main thread's");
   check_queue_empty(m, "adoption");
-  R_CHECK(t_tc_sum(hak_tc, drained_blocks) - blocks == N,
+  T_CHECK(t_tc_sum(hak_tc, drained_blocks) - blocks == N,
           "adoption drained %llu blocks, %d were queued",
           (unsigned long long)(t_tc_sum(hak_tc, drained_blocks) - blocks), N);
   while (nlive < 2 * N + 20)
     alloc_live();
-  R_CHECK(t_tc_sum(hak_tc, drained_blocks) - blocks == N,
+  T_CHECK(t_tc_sum(hak_tc, drained_blocks) - blocks == N,
           "later refills drained again: %llu blocks in all, %d were queued",
           (unsigned long long)(t_tc_sum(hak_tc, drained_blocks) - blocks), N);
   check_queue_empty(m, "later refills");
@@ -208,13 +208,13 @@ static void scenario_adopt_drain(void) {
 
 /* Allocates blocks of class c until the total reaches k, checked, into live[]. */
 static void alloc_class(int c, size_t k) {
-  size_t sz = r_size_of_class(c);
+  size_t sz = t_size_of_class(c);
   while (nlive < k) {
     void *p = hak_malloc(sz);
-    R_CHECK(p != NULL && t_aligned(p, 16) && hak_owns(p) == 1, "hak_malloc(%zu) returned %p", sz,
+    T_CHECK(p != NULL && t_aligned(p, 16) && hak_owns(p) == 1, "hak_malloc(%zu) returned %p", sz,
             p);
     hak_slab_t *r = t_run_of(p);
-    R_CHECK(r->class_idx == c && t_block_index(r, r_base(p)) >= 0,
+    T_CHECK(r->class_idx == c && t_block_index(r, t_base_of(p)) >= 0,
             "hak_malloc(%zu) = %p is not a block start of a run of class %d", sz, p, c);
     t_fill(p, sz, 9);
     live[nlive] = p;
@@ -226,12 +226,12 @@ static void scenario_release_drain(void) {
   hak_slab_t *m = published_run_with_queue();
   hak_stats_t st0, st1;
   hak_stats_get(&st0);
-  t_verify(mine[N], r_size_of_class(CLS), 7);
+  t_verify(mine[N], t_size_of_class(CLS), 7);
   hak_free(mine[N]); /* the last block: drains the queue and releases the run */
   hak_stats_get(&st1);
-  R_CHECK(st1.last_free_releases == st0.last_free_releases + 1,
+  T_CHECK(st1.last_free_releases == st0.last_free_releases + 1,
           "the free of the orphan's last block did not release it");
-  R_CHECK(m->state == HAK_SLAB_FREE, "the released run's slab is still bound");
+  T_CHECK(m->state == HAK_SLAB_FREE, "the released run's slab is still bound");
   check_queue_empty(m, "release");
   /* Whatever binds the slab next must start from an empty queue. */
   alloc_class(CLS, 2 * N);

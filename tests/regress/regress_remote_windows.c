@@ -38,19 +38,13 @@
 static pthread_t r_start(void *(*fn)(void *), void *arg) {
   pthread_t t;
   int rc = pthread_create(&t, NULL, fn, arg);
-  R_CHECK(rc == 0, "pthread_create: %d", rc);
+  T_CHECK(rc == 0, "pthread_create: %d", rc);
   return t;
 }
 
 static void r_join(pthread_t t) {
   int rc = pthread_join(t, NULL);
-  R_CHECK(rc == 0, "pthread_join: %d", rc);
-}
-
-static hak_stats_t stats(void) {
-  hak_stats_t s;
-  hak_stats_get(&s);
-  return s;
+  T_CHECK(rc == 0, "pthread_join: %d", rc);
 }
 
 /* A one-shot event between two threads (no allocation: a flag and naps). */
@@ -67,12 +61,12 @@ static _Atomic int o_filled, o_may_exit; /* o_filled publishes blk, nblk and x *
 
 static void *owner_fill(void *arg) {
   (void)arg;
-  size_t n = r_size_of_class(R_BIG_CLASS);
+  size_t n = t_size_of_class(R_BIG_CLASS);
   x = NULL;
   while (x == NULL) {
-    R_CHECK(nblk < MAX_BLOCKS, "setup: %zu blocks never bound a whole SuperSlab", nblk);
+    T_CHECK(nblk < MAX_BLOCKS, "setup: %zu blocks never bound a whole SuperSlab", nblk);
     blk[nblk] = hak_malloc(n);
-    R_CHECK(blk[nblk] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(blk[nblk] != NULL, "hak_malloc(%zu) failed", n);
     t_fill(blk[nblk], 64, nblk);
     nblk++;
     for (size_t i = 0; i < nblk && x == NULL; i++)
@@ -94,13 +88,13 @@ static void *free_two_parked(void *arg) {
   (void)arg;
   t_sched_volunteer();
   hak_free(victim[0]);
-  t_sched_arm(HAK_SP_AFTER_PUSH, r_base(victim[1]));
+  t_sched_arm(HAK_SP_AFTER_PUSH, t_base_of(victim[1]));
   hak_free(victim[1]); /* parks right after its push */
   return NULL;
 }
 
 static void scenario_touch_after_push(void) {
-  r_thread_cache();
+  t_thread_cache();
   pthread_t o = r_start(owner_fill, NULL);
   wait_flag(&o_filled);
   /* Two blocks of x, in one run, for F. */
@@ -111,27 +105,27 @@ static void scenario_touch_after_push(void) {
     victim[k++] = blk[i];
     blk[i] = NULL;
   }
-  R_CHECK(k == 2, "setup: fewer than two blocks of one run in the SuperSlab");
-  hak_stats_t st0 = stats();
+  T_CHECK(k == 2, "setup: fewer than two blocks of one run in the SuperSlab");
+  hak_stats_t st0 = t_stats();
   pthread_t f = r_start(free_two_parked, NULL);
-  R_CHECK(t_sched_wait_parked() == r_base(victim[1]), "F parked at another block");
+  T_CHECK(t_sched_wait_parked() == t_base_of(victim[1]), "F parked at another block");
   /* F's block is queued; O drains and releases everything, the main thread unmaps. */
   atomic_store(&o_may_exit, 1);
   r_join(o);
-  R_CHECK(hak_trim() >= 0, "hak_trim failed");
-  R_CHECK(!r_mapped(x), "setup: the SuperSlab %p is still mapped after the trim", (void *)x);
-  hak_stats_t st1 = stats();
-  R_CHECK(st1.superslabs_unmapped >= st0.superslabs_unmapped + 1, "no SuperSlab unmapped");
+  T_CHECK(hak_trim() >= 0, "hak_trim failed");
+  T_CHECK(!r_mapped(x), "setup: the SuperSlab %p is still mapped after the trim", (void *)x);
+  hak_stats_t st1 = t_stats();
+  T_CHECK(st1.superslabs_unmapped >= st0.superslabs_unmapped + 1, "no SuperSlab unmapped");
   t_sched_release(); /* F resumes after its push: it must not touch the run */
   r_join(f);
-  hak_stats_t st2 = stats();
-  R_CHECK(st2.remote_frees == st0.remote_frees + 2, "remote_frees %llu -> %llu, want +2",
+  hak_stats_t st2 = t_stats();
+  T_CHECK(st2.remote_frees == st0.remote_frees + 2, "remote_frees %llu -> %llu, want +2",
           (unsigned long long)st0.remote_frees, (unsigned long long)st2.remote_frees);
-  R_CHECK(t_sched_hits(HAK_SP_BEFORE_UNMAP) >= 1, "the unmap did not pass its schedule point");
+  T_CHECK(t_sched_hits(HAK_SP_BEFORE_UNMAP) >= 1, "the unmap did not pass its schedule point");
   /* The allocator goes on. */
   for (int i = 0; i < 8; i++) {
-    void *p = hak_malloc(r_size_of_class(R_BIG_CLASS));
-    R_CHECK(p != NULL && hak_owns(p) == 1, "allocation after the unmap: %p", p);
+    void *p = hak_malloc(t_size_of_class(R_BIG_CLASS));
+    T_CHECK(p != NULL && hak_owns(p) == 1, "allocation after the unmap: %p", p);
     hak_free(p);
   }
 }
@@ -147,12 +141,12 @@ static _Atomic int a_ready, a_may_exit, b_ready, b_may_refill;
 
 static void *a_owner(void *arg) {
   (void)arg;
-  size_t n = r_size_of_class(SN_CLASS);
+  size_t n = t_size_of_class(SN_CLASS);
   sn_block = hak_malloc(n);
   sn_keep = hak_malloc(n);
-  R_CHECK(sn_block && sn_keep, "hak_malloc(%zu) failed", n);
-  R_CHECK(t_run_of(r_base(sn_block)) == t_run_of(r_base(sn_keep)), "setup: two runs");
-  sn_run = t_run_of(r_base(sn_block));
+  T_CHECK(sn_block && sn_keep, "hak_malloc(%zu) failed", n);
+  T_CHECK(t_run_of(t_base_of(sn_block)) == t_run_of(t_base_of(sn_keep)), "setup: two runs");
+  sn_run = t_run_of(t_base_of(sn_block));
   t_fill(sn_block, n, 1);
   a_cache = hak_tc;
   atomic_store(&a_ready, 1);
@@ -170,46 +164,47 @@ static void *f_free_parked(void *arg) {
 
 static void *b_recycled(void *arg) {
   (void)arg;
-  r_thread_cache();
-  R_CHECK(hak_tc == a_cache, "setup: B did not get A's recycled cache");
+  t_thread_cache();
+  T_CHECK(hak_tc == a_cache, "setup: B did not get A's recycled cache");
   atomic_store(&b_ready, 1);
   wait_flag(&b_may_refill);
   /* Refills of SN_CLASS collect whatever was delivered to this cache. */
-  size_t n = r_size_of_class(SN_CLASS);
+  size_t n = t_size_of_class(SN_CLASS);
   static void *mine[512];
   uint64_t refills0 = hak_tc->stat.refills[SN_CLASS];
   size_t k = 0;
   while (hak_tc->stat.refills[SN_CLASS] < refills0 + 2 && k < 512) mine[k++] = hak_malloc(n);
-  R_CHECK(atomic_load(&hak_tc->notify) == NULL, "B's notify stack not empty after its refills");
-  for (size_t i = 0; i < k; i++) R_CHECK(mine[i] != sn_block, "B got the block delivered to it");
+  T_CHECK(atomic_load(&hak_tc->notify) == NULL, "B's notify stack not empty after its refills");
+  for (size_t i = 0; i < k; i++)
+    T_CHECK(mine[i] != sn_block, "B got the block delivered to it");
   while (k > 0) hak_free(mine[--k]);
   return NULL;
 }
 
 static void scenario_stale_notify(void) {
   hak_opt.rf_force_notify = 1;
-  r_thread_cache();
+  t_thread_cache();
   pthread_t a = r_start(a_owner, NULL);
   wait_flag(&a_ready);
   pthread_t f = r_start(f_free_parked, NULL);
-  R_CHECK(t_sched_wait_parked() == sn_run, "F parked at another run");
+  T_CHECK(t_sched_wait_parked() == sn_run, "F parked at another run");
   /* A exits; B takes A's cache; the main thread adopts A's run. */
   atomic_store(&a_may_exit, 1);
   r_join(a);
-  R_CHECK(hak_owner_of(sn_run) == NULL && sn_run->list == HAK_LIST_PUBLISHED,
+  T_CHECK(hak_owner_of(sn_run) == NULL && sn_run->list == HAK_LIST_PUBLISHED,
           "setup: A's run is not published");
   pthread_t b = r_start(b_recycled, NULL);
   wait_flag(&b_ready);
-  size_t n = r_size_of_class(SN_CLASS);
-  hak_stats_t st0 = stats();
+  size_t n = t_size_of_class(SN_CLASS);
+  hak_stats_t st0 = t_stats();
   void *first = hak_malloc(n);
-  R_CHECK(hak_owner_of(sn_run) == hak_tc, "setup: the main thread did not adopt A's run");
-  R_CHECK(stats().adoptions == st0.adoptions + 1, "setup: no adoption");
+  T_CHECK(hak_owner_of(sn_run) == hak_tc, "setup: the main thread did not adopt A's run");
+  T_CHECK(t_stats().adoptions == st0.adoptions + 1, "setup: no adoption");
   /* F decides now: the run's owner is the main thread. */
   t_sched_release();
   r_join(f);
-  hak_stats_t st1 = stats();
-  R_CHECK(st1.notifies == st0.notifies + 1, "notifies %llu -> %llu, want +1",
+  hak_stats_t st1 = t_stats();
+  T_CHECK(st1.notifies == st0.notifies + 1, "notifies %llu -> %llu, want +1",
           (unsigned long long)st0.notifies, (unsigned long long)st1.notifies);
   atomic_store(&b_may_refill, 1);
   r_join(b);
@@ -221,7 +216,7 @@ static void scenario_stale_notify(void) {
     got[k] = hak_malloc(n);
     found = got[k++] == sn_block;
   }
-  R_CHECK(found, "the remote-freed block never came back (%zu allocations)", k);
+  T_CHECK(found, "the remote-freed block never came back (%zu allocations)", k);
   while (k > 0) hak_free(got[--k]);
   hak_free(first);
   hak_free(sn_keep);
@@ -237,14 +232,14 @@ static hak_slab_t *oc_run;
 
 static void *a_exit_parked(void *arg) {
   (void)arg;
-  size_t n = r_size_of_class(OC_CLASS);
+  size_t n = t_size_of_class(OC_CLASS);
   for (int i = 0; i < OC_N; i++) {
     oc[i] = hak_malloc(n);
-    R_CHECK(oc[i] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(oc[i] != NULL, "hak_malloc(%zu) failed", n);
   }
-  oc_run = t_run_of(r_base(oc[0]));
+  oc_run = t_run_of(t_base_of(oc[0]));
   for (int i = 1; i < OC_N; i++)
-    R_CHECK(t_run_of(r_base(oc[i])) == oc_run, "setup: block %d in another run", i);
+    T_CHECK(t_run_of(t_base_of(oc[i])) == oc_run, "setup: block %d in another run", i);
   t_sched_volunteer();
   t_sched_arm(HAK_SP_ORPHAN_PUBLISH, oc_run);
   return NULL; /* the exit parks after giving up the owner word */
@@ -252,24 +247,24 @@ static void *a_exit_parked(void *arg) {
 
 static void scenario_orphan_count(void) {
   hak_opt.ss_adopt = 0;
-  r_thread_cache();
+  t_thread_cache();
   pthread_t a = r_start(a_exit_parked, NULL);
-  R_CHECK(t_sched_wait_parked() == oc_run, "A parked at another run");
-  hak_stats_t st0 = stats();
+  T_CHECK(t_sched_wait_parked() == oc_run, "A parked at another run");
+  hak_stats_t st0 = t_stats();
   hak_free(oc[0]); /* onto the word of a run nobody owns yet: queued */
   hak_free(oc[1]);
   t_sched_release();
   r_join(a);
   uintptr_t w = atomic_load(&oc_run->remote);
-  R_CHECK((w & HAK_RQ_ORPHAN) && hak_rq_count(w) == OC_N - 2,
+  T_CHECK((w & HAK_RQ_ORPHAN) && hak_rq_count(w) == OC_N - 2,
           "orphan word %#lx: count %u, %d blocks are out", (unsigned long)w, hak_rq_count(w),
           OC_N - 2);
   for (int i = 2; i < OC_N; i++) hak_free(oc[i]);
-  hak_stats_t st1 = stats();
-  R_CHECK(st1.last_free_releases == st0.last_free_releases + 1,
+  hak_stats_t st1 = t_stats();
+  T_CHECK(st1.last_free_releases == st0.last_free_releases + 1,
           "last-free releases %llu -> %llu: the orphan was not released by its last free",
           (unsigned long long)st0.last_free_releases, (unsigned long long)st1.last_free_releases);
-  R_CHECK(oc_run->state == HAK_SLAB_FREE, "the orphan's slab is still bound");
+  T_CHECK(oc_run->state == HAK_SLAB_FREE, "the orphan's slab is still bound");
 }
 
 static const r_scenario_t scenarios[] = {

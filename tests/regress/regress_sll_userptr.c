@@ -31,18 +31,19 @@ static size_t make_room(int c, size_t n) {
   hak_sll_t *s = &hak_tc->sll[c];
   size_t k = 0;
   while (hak_sll_count(s) + 1 > s->cap) {
-    R_CHECK(k < MAX_EXTRA, "class %d: SLL count %u never went below cap %u", c, hak_sll_count(s), s->cap);
+    T_CHECK(k < MAX_EXTRA, "class %d: SLL count %u never went below cap %u", c, hak_sll_count(s),
+            s->cap);
     extra[k] = hak_malloc(n);
-    R_CHECK(extra[k] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(extra[k] != NULL, "hak_malloc(%zu) failed", n);
     k++;
   }
   return k;
 }
 
 static void lifo_class(int c) {
-  size_t n = r_size_of_class(c);
+  size_t n = t_size_of_class(c);
   uint8_t *left = hak_malloc(n), *p = hak_malloc(n), *right = hak_malloc(n);
-  R_CHECK(left && p && right, "hak_malloc(%zu) failed", n);
+  T_CHECK(left && p && right, "hak_malloc(%zu) failed", n);
   t_fill(left, n, 1);
   t_fill(p, n, 2);
   t_fill(right, n, 3);
@@ -51,23 +52,24 @@ static void lifo_class(int c) {
   uint32_t count = hak_sll_count(s);
 
   hak_free(p);
-  R_CHECK(hak_sll_count(s) == count + 1, "class %d: SLL count %u after a free, was %u", c, hak_sll_count(s), count);
-  R_CHECK(s->head == r_base(p),
+  T_CHECK(hak_sll_count(s) == count + 1, "class %d: SLL count %u after a free, was %u", c,
+          hak_sll_count(s), count);
+  T_CHECK(s->head == t_base_of(p),
           "class %d: SLL head is %p after freeing user pointer %p; its base pointer is %p", c,
-          s->head, (void *)p, r_base(p));
-  R_CHECK(hak_sll_validate(s), "class %d: the TLS SLL does not validate after a free", c);
+          s->head, (void *)p, t_base_of(p));
+  T_CHECK(hak_sll_validate(s), "class %d: the TLS SLL does not validate after a free", c);
   t_verify(left, n, 1);
   t_verify(right, n, 3);
 
   uint8_t *q = hak_malloc(n);
-  R_CHECK(q == p, "class %d: malloc after free returned %p, the block just freed is %p", c,
+  T_CHECK(q == p, "class %d: malloc after free returned %p, the block just freed is %p", c,
           (void *)q, (void *)p);
-  R_CHECK(t_aligned(q, 16), "class %d: %p is not 16-aligned", c, (void *)q);
-  R_CHECK(hak_owns(q) == 1, "class %d: hak_owns(%p) is 0 for a live block", c, (void *)q);
-  R_CHECK(hak_usable_size(q) == n, "class %d: usable size %zu, expected %zu", c, hak_usable_size(q),
+  T_CHECK(t_aligned(q, 16), "class %d: %p is not 16-aligned", c, (void *)q);
+  T_CHECK(hak_owns(q) == 1, "class %d: hak_owns(%p) is 0 for a live block", c, (void *)q);
+  T_CHECK(hak_usable_size(q) == n, "class %d: usable size %zu, expected %zu", c, hak_usable_size(q),
           n);
-  R_CHECK(hak_sll_count(s) == count, "class %d: SLL count %u after the malloc, expected %u", c, hak_sll_count(s),
-          count);
+  T_CHECK(hak_sll_count(s) == count, "class %d: SLL count %u after the malloc, expected %u", c,
+          hak_sll_count(s), count);
   t_fill(q, n, 4);
   t_verify(left, n, 1);
   t_verify(right, n, 3);
@@ -78,11 +80,11 @@ static void lifo_class(int c) {
   hak_free(right);
   for (size_t i = 0; i < k; i++)
     hak_free(extra[i]);
-  R_CHECK(hak_sll_validate(s), "class %d: the TLS SLL does not validate", c);
+  T_CHECK(hak_sll_validate(s), "class %d: the TLS SLL does not validate", c);
 }
 
 static void scenario_lifo(void) {
-  r_thread_cache();
+  t_thread_cache();
   for (int c = 0; c < TINY_NUM_CLASSES; c++)
     lifo_class(c);
   for (int c = TINY_NUM_CLASSES; c < HAK_NUM_CLASSES; c += 5)
@@ -118,15 +120,15 @@ static size_t churn_size(t_rng_t *r) {
 }
 
 static void check_block(void *p, size_t n) {
-  R_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
-  R_CHECK(t_aligned(p, 16), "hak_malloc(%zu) returned %p, not 16-aligned", n, p);
+  T_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
+  T_CHECK(t_aligned(p, 16), "hak_malloc(%zu) returned %p, not 16-aligned", n, p);
   hak_slab_t *m = t_run_of(p);
-  R_CHECK(m->class_idx == hak_size_class(n), "hak_malloc(%zu) = %p lies in a run of class %u", n, p,
+  T_CHECK(m->class_idx == hak_size_class(n), "hak_malloc(%zu) = %p lies in a run of class %u", n, p,
           m->class_idx);
-  R_CHECK(t_block_index(m, r_base(p)) >= 0, "hak_malloc(%zu) = %p is not the start of a block", n,
-          p);
-  R_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live block", p);
-  R_CHECK(hak_usable_size(p) >= n, "usable size %zu of %p < %zu", hak_usable_size(p), p, n);
+  T_CHECK(t_block_index(m, t_base_of(p)) >= 0, "hak_malloc(%zu) = %p is not the start of a block",
+          n, p);
+  T_CHECK(hak_owns(p) == 1, "hak_owns(%p) is 0 for a live block", p);
+  T_CHECK(hak_usable_size(p) >= n, "usable size %zu of %p < %zu", hak_usable_size(p), p, n);
 }
 
 static void *churn_thread(void *arg) {
@@ -164,7 +166,7 @@ static void *churn_thread(void *arg) {
     ch->p[i] = NULL;
   }
   for (int c = 0; c < HAK_NUM_CLASSES; c++)
-    R_CHECK(hak_sll_validate(&hak_tc->sll[c]), "class %d: the TLS SLL does not validate", c);
+    T_CHECK(hak_sll_validate(&hak_tc->sll[c]), "class %d: the TLS SLL does not validate", c);
   return NULL;
 }
 
@@ -172,9 +174,9 @@ static void scenario_churn(void) {
   pthread_t t;
   churns[0].seed = 11;
   churns[1].seed = 12;
-  R_CHECK(pthread_create(&t, NULL, churn_thread, &churns[1]) == 0, "pthread_create failed");
+  T_CHECK(pthread_create(&t, NULL, churn_thread, &churns[1]) == 0, "pthread_create failed");
   churn_thread(&churns[0]);
-  R_CHECK(pthread_join(t, NULL) == 0, "pthread_join failed");
+  T_CHECK(pthread_join(t, NULL) == 0, "pthread_join failed");
 }
 
 static const r_scenario_t scenarios[] = {

@@ -56,10 +56,10 @@ static bool run_exhausted(const void *p) {
 }
 
 static void *big_alloc(void) {
-  size_t n = r_size_of_class(R_BIG_CLASS);
-  R_CHECK(nall < MAX_BLOCKS, "setup: too many blocks");
+  size_t n = t_size_of_class(R_BIG_CLASS);
+  T_CHECK(nall < MAX_BLOCKS, "setup: too many blocks");
   void *p = hak_malloc(n);
-  R_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
+  T_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
   t_fill(p, 64, 1);
   all[nall++] = p;
   return p;
@@ -84,7 +84,7 @@ static void allocate(void) {
     keeper = big_alloc();
   } while (run_exhausted(keeper) || hak_ss_of(keeper) == x);
   for (size_t i = 0; i < nfill; i++)
-    R_CHECK(hak_ss_of(fill[i]) != x, "setup: a filler lies in X");
+    T_CHECK(hak_ss_of(fill[i]) != x, "setup: a filler lies in X");
 }
 
 /* Frees X's blocks and enough fillers that the SLL spills them all: X ends up empty. */
@@ -100,25 +100,25 @@ static void empty_x(void) {
   }
   while (x->free_mask != R_SS_ALL_FREE && f < nfill)
     hak_free(fill[f++]);
-  R_CHECK(x->free_mask == R_SS_ALL_FREE && x->list == HAK_SSL_EMPTY,
+  T_CHECK(x->free_mask == R_SS_ALL_FREE && x->list == HAK_SSL_EMPTY,
           "setup: X = %p not empty after its blocks were freed (free_mask %#x)", (void *)x,
           x->free_mask);
   for (; f < nfill; f++)
     hak_free(fill[f]);
   t_verify(keeper, 64, 1);
-  R_CHECK(atomic_load(&x->generation) == x_gen, "setup: X recycled early");
+  T_CHECK(atomic_load(&x->generation) == x_gen, "setup: X recycled early");
 }
 
 static void setup(void) {
-  r_thread_cache();
+  t_thread_cache();
   hak_opt.tls_hint = 1; /* whatever the environment says: this test is about the box */
   allocate();
   empty_x();
-  R_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_SS, "setup: X unregistered");
+  T_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_SS, "setup: X unregistered");
 #if HAK_HINT_COMPILED
-  R_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "setup: X is not in the main thread's hint");
+  T_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "setup: X is not in the main thread's hint");
 #else
-  R_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "a hint hit in a build without the hint box");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "a hint hit in a build without the hint box");
 #endif
 }
 
@@ -126,13 +126,13 @@ static void setup(void) {
 
 static void *take_x(void *arg) {
   (void)arg;
-  size_t n = r_size_of_class(R_BIG_CLASS);
+  size_t n = t_size_of_class(R_BIG_CLASS);
   static void *p[MAX_BLOCKS];
   size_t k = 0;
   do {
-    R_CHECK(k < MAX_BLOCKS, "setup: %zu blocks and none in X", k);
+    T_CHECK(k < MAX_BLOCKS, "setup: %zu blocks and none in X", k);
     p[k] = hak_malloc(n);
-    R_CHECK(p[k] != NULL, "hak_malloc(%zu) failed", n);
+    T_CHECK(p[k] != NULL, "hak_malloc(%zu) failed", n);
   } while (hak_ss_of(p[k++]) != x);
   for (size_t i = 0; i < k; i++)
     hak_free(p[i]);
@@ -141,9 +141,9 @@ static void *take_x(void *arg) {
 
 static void scenario_reuse(void) {
   setup();
-  r_run_thread(take_x, NULL);
-  R_CHECK(atomic_load(&x->generation) != x_gen, "X was reused but its generation did not move");
-  R_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x),
+  t_run_thread(take_x, NULL);
+  T_CHECK(atomic_load(&x->generation) != x_gen, "X was reused but its generation did not move");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x),
           "the hint hits for X after X was recycled (generation %llu, cached under %llu)",
           (unsigned long long)atomic_load(&x->generation), (unsigned long long)x_gen);
   hak_free(keeper);
@@ -152,16 +152,16 @@ static void scenario_reuse(void) {
 /* ---- unmapped and remapped ------------------------------------------------------------------ */
 
 static void unmap_x(void) {
-  R_CHECK(hak_trim() == 1, "hak_trim released nothing");
-  R_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_NONE, "setup: X still registered");
-  R_CHECK(!r_mapped(x), "setup: X still mapped after hak_trim");
+  T_CHECK(hak_trim() == 1, "hak_trim released nothing");
+  T_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_NONE, "setup: X still registered");
+  T_CHECK(!r_mapped(x), "setup: X still mapped after hak_trim");
 }
 
 static void scenario_unmapped_hint(void) {
   setup();
   unmap_x();
   /* The epoch moved, so the lookup must miss without reading X's (unmapped) header. */
-  R_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "the hint hits for X after X was unmapped");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "the hint hits for X after X was unmapped");
   hak_free(keeper);
 }
 

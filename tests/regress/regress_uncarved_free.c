@@ -22,12 +22,12 @@
 #define CLS 4
 
 static void scenario_beyond_carved(void) {
-  r_thread_cache();
-  void *p = hak_malloc(r_size_of_class(CLS));
-  R_CHECK(p != NULL, "hak_malloc failed");
-  hak_slab_t *m = t_run_of(r_base(p));
+  t_thread_cache();
+  void *p = hak_malloc(t_size_of_class(CLS));
+  T_CHECK(p != NULL, "hak_malloc failed");
+  hak_slab_t *m = t_run_of(t_base_of(p));
   uint32_t carved = atomic_load(&m->carved);
-  R_CHECK(carved < m->capacity, "setup: the refill carved the whole run (%u)", carved);
+  T_CHECK(carved < m->capacity, "setup: the refill carved the whole run (%u)", carved);
   uint8_t *q = m->data + (size_t)carved * m->stride + HAK_HDR_SIZE;
   hak_free(q); /* must fail fast */
 }
@@ -37,19 +37,19 @@ static _Atomic(void *) published[RACE_BLOCKS];
 
 static void *carver(void *arg) {
   (void)arg;
-  size_t n = r_size_of_class(CLS);
+  size_t n = t_size_of_class(CLS);
   for (int i = 0; i < RACE_BLOCKS; i++) {
     void *p = hak_malloc(n);
-    R_CHECK(p != NULL, "hak_malloc failed");
+    T_CHECK(p != NULL, "hak_malloc failed");
     atomic_store_explicit(&published[i], p, memory_order_release);
   }
   return NULL;
 }
 
 static void scenario_carved_race(void) {
-  r_thread_cache();
+  t_thread_cache();
   pthread_t t;
-  R_CHECK(pthread_create(&t, NULL, carver, NULL) == 0, "pthread_create");
+  T_CHECK(pthread_create(&t, NULL, carver, NULL) == 0, "pthread_create");
   size_t owned = 0;
   for (int i = 0; i < RACE_BLOCKS; i++) {
     void *p;
@@ -57,10 +57,10 @@ static void scenario_carved_race(void) {
     owned += hak_owns(p) == 1;
     /* The next block, maybe not carved yet: either answer is right, but the read races with
      * the carve unless the mark is atomic. */
-    (void)hak_owns((uint8_t *)p + t_run_of(r_base(p))->stride);
+    (void)hak_owns((uint8_t *)p + t_run_of(t_base_of(p))->stride);
   }
-  R_CHECK(pthread_join(t, NULL) == 0, "pthread_join");
-  R_CHECK(owned == RACE_BLOCKS, "hak_owns denied %zu published blocks",
+  T_CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+  T_CHECK(owned == RACE_BLOCKS, "hak_owns denied %zu published blocks",
           (size_t)(RACE_BLOCKS - owned));
   for (int i = 0; i < RACE_BLOCKS; i++) hak_free(atomic_load(&published[i]));
 }

@@ -19,18 +19,6 @@
 
 static char captured[CAPTURE_MAX + 1];
 
-static int has_hakmem_line(const char *text) {
-  for (const char *line = text; *line;) {
-    if (strncmp(line, "hakmem: ", 8) == 0)
-      return 1;
-    const char *nl = strchr(line, '\n');
-    if (nl == NULL)
-      break;
-    line = nl + 1;
-  }
-  return 0;
-}
-
 int main(int argc, char **argv) {
   if (argc < 4 || strcmp(argv[2], "--") != 0) {
     fprintf(stderr, "usage: expect_abort CHECK_NAME -- PROG ARGS...\n");
@@ -66,7 +54,7 @@ int main(int argc, char **argv) {
   }
 
   int aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-  int diagnosed = has_hakmem_line(captured);
+  int diagnosed = t_line_with(captured, "hakmem: ") != NULL;
   printf("--- %s: child stderr ---\n%s--- end ---\n", name, captured);
   if (aborted && diagnosed) {
     printf("PASS: %s: aborted with a hakmem diagnostic\n", name);

@@ -1,10 +1,12 @@
 /* The allocator's view of a block, for tests and harnesses that include hakmem's internal
- * headers (tests/unit, tests/regress, fuzz/): which run a block lies in, its index there, a
- * request size of a given class. No checks beyond the ones documented; nothing allocates. */
+ * headers (tests/unit, tests/regress, tests/checked, fuzz/): which run a block lies in, its
+ * index there, its base pointer, a request size of a given class, the calling thread's cache.
+ * Checks fail through hak_test.h; nothing allocates except t_thread_cache. */
 #ifndef HAK_BLOCK_H
 #define HAK_BLOCK_H
 
 #include "fast.h"
+#include "hak_test.h"
 #include "tiny/remote_queue.h"
 
 /* The head slab of the run holding address a (a lies in a bound run of a live SuperSlab). */
@@ -37,6 +39,26 @@ static inline long t_block_index(const hak_slab_t *m, const void *b) {
 static inline size_t t_class_request(int c) {
   size_t n = hak_class_size(c);
   return (int)hak_size_class(n) == c ? n : 0;
+}
+
+/* A request size that lands in slab class c; fails the test when the class table disagrees. */
+static inline size_t t_size_of_class(int c) {
+  size_t n = t_class_request(c);
+  T_CHECK(n != 0, "class table: size %zu is not in class %d", hak_class_size(c), c);
+  return n;
+}
+
+/* The base pointer of a plain block (not from the memalign family), from its user pointer. */
+static inline uint8_t *t_base_of(const void *user) { return (uint8_t *)user - HAK_HDR_SIZE; }
+
+/* Makes sure the calling thread has a live cache (its first allocation creates it). */
+static inline hak_tcache_t *t_thread_cache(void) {
+  void *p = hak_malloc(1);
+  T_CHECK(p != NULL, "hak_malloc(1) failed");
+  hak_free(p);
+  T_CHECK(hak_tc->state == HAK_TC_LIVE, "thread cache state %d after the first malloc",
+          hak_tc->state);
+  return hak_tc;
 }
 
 /* The fields of a run that a remote push must leave alone (Box 2: a push touches only the

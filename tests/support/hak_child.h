@@ -1,6 +1,7 @@
 /* Helpers for tests and tools that run a child process and judge how it ended
  * (tests/support/expect_abort.c, tests/regress, fuzz/interleave.c, hakmem-replay's children):
- * what a wait status means, and reading a pipe to its end. Nothing here allocates. */
+ * what a wait status means, reading a pipe to its end, finding a line in what it read. Nothing
+ * here allocates. */
 #ifndef HAK_CHILD_H
 #define HAK_CHILD_H
 
@@ -67,6 +68,20 @@ static inline size_t t_read_all(int fd, char *buf, size_t size) {
   size_t len;
   t_read_until(fd, buf, size, 0, &len);
   return len;
+}
+
+/* The first line of text that starts with prefix, or NULL. */
+static inline const char *t_line_with(const char *text, const char *prefix) {
+  size_t n = strlen(prefix);
+  for (const char *line = text; *line;) {
+    if (strncmp(line, prefix, n) == 0)
+      return line;
+    const char *nl = strchr(line, '\n');
+    if (nl == NULL)
+      break;
+    line = nl + 1;
+  }
+  return NULL;
 }
 
 /* In a forked child, before exec: no core dump, stderr into the write end of pipe fds. */

@@ -1,4 +1,7 @@
-/* Shared helpers for hakmem's api, stress and fail-fast tests.
+/* The one family of check macros and helpers of hakmem's tests and fuzz harnesses: every test
+ * folder (tests/api, stress, unit, regress, checked, trace, triage) and fuzz/ include it, and
+ * the folders' own headers add only what is theirs (regress.h: the scenario runner; fuzz.h:
+ * input decoding). Helpers that need hakmem's internal headers live in hak_block.h.
  *
  * Every test drives the allocator through the T_* macros, which always name the prefixed hak_*
  * API: the same test then runs unchanged in every preset, including asan and tsan where the
@@ -6,11 +9,14 @@
  * this header too but call malloc/free directly.
  *
  * Failure reporting: one line on stderr starting with "FAIL: ", then _exit(1) (not exit(), so
- * a failing thread does not run atexit handlers under the feet of the others). */
+ * a failing thread does not run atexit handlers under the feet of the others). The fuzz
+ * harnesses' T_INVARIANT prints "fuzz invariant broken: " instead and aborts, so that libFuzzer
+ * keeps the input as a crash (fuzz/run and tests/planted/run_planted.sh grep for that line). */
 #ifndef HAK_TEST_H
 #define HAK_TEST_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,17 +43,37 @@
 
 /* ---- failure reporting ----------------------------------------------------------------- */
 
-__attribute__((noreturn, format(printf, 3, 4), unused)) static void
-t_fail_at(const char *file, int line, const char *fmt, ...) {
+/* Prints "<what>: file:line: [cond: ]message" on stderr, file without its directories. */
+__attribute__((format(printf, 5, 0), unused)) static void t_report_v(const char *what,
+                                                                     const char *file, int line,
+                                                                     const char *cond,
+                                                                     const char *fmt, va_list ap) {
   char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   const char *base = strrchr(file, '/');
   fflush(stdout);
-  fprintf(stderr, "FAIL: %s:%d: %s\n", base ? base + 1 : file, line, msg);
+  fprintf(stderr, "%s: %s:%d: %s%s%s\n", what, base ? base + 1 : file, line, cond ? cond : "",
+          cond ? ": " : "", msg);
+  fflush(stderr);
+}
+
+__attribute__((noreturn, format(printf, 3, 4), unused)) static void
+t_fail_at(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  t_report_v("FAIL", file, line, NULL, fmt, ap);
+  va_end(ap);
   _exit(1);
+}
+
+/* A broken invariant of a fuzz harness: the report, then abort(). */
+__attribute__((noreturn, format(printf, 4, 5), unused)) static void
+t_invariant_at(const char *file, int line, const char *cond, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  t_report_v("fuzz invariant broken", file, line, cond, fmt, ap);
+  va_end(ap);
+  abort();
 }
 
 /* t_fail(fmt, ...): report and exit 1. t_check(cond, fmt, ...): t_fail unless cond holds. */
@@ -65,6 +91,15 @@ t_fail_at(const char *file, int line, const char *fmt, ...) {
       fprintf(stderr, "condition: %s\n", #cond);                                                   \
       t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                                  \
     }                                                                                              \
+  } while (0)
+
+/* T_INVARIANT(cond, fmt, ...): for the fuzz harnesses, unless cond holds one line
+ * "fuzz invariant broken: file:line: cond: message" and abort(). Its test costs a branch hint
+ * only: the harnesses check after every operation. */
+#define T_INVARIANT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (__builtin_expect(!(cond), 0))                                                              \
+      t_invariant_at(__FILE__, __LINE__, #cond, __VA_ARGS__);                                      \
   } while (0)
 
 /* ---- fill patterns ----------------------------------------------------------------------- */
@@ -91,39 +126,50 @@ static inline uint64_t t_key_addr(uintptr_t addr, uint64_t seed) {
 
 #define T_PATTERN_STEP 0x9e3779b97f4a7c15ull
 
-static inline void t_fill_key(void *p, size_t n, uint64_t key) {
-  unsigned char *b = (unsigned char *)p;
-  size_t words = n / 8;
-  uint64_t w = key;
-  for (size_t j = 0; j < words; j++, w += T_PATTERN_STEP)
-    memcpy(b + j * 8, &w, 8);
-  for (size_t i = words * 8; i < n; i++)
-    b[i] = (unsigned char)(w >> ((i & 7) * 8));
+/* Byte i of the pattern of key. */
+static inline unsigned char t_expected_byte(uint64_t key, size_t i) {
+  uint64_t w = key + (uint64_t)(i / 8) * T_PATTERN_STEP;
+  return (unsigned char)(w >> ((i & 7) * 8));
 }
 
-/* Offset of the first byte that differs from the pattern, or SIZE_MAX if all match. */
-static inline size_t t_find_bad_key(const void *p, size_t n, uint64_t key) {
+/* Writes bytes [lo, hi) of the pattern of key at the same offsets of p, eight at a time. */
+static inline void t_fill_range(void *p, size_t lo, size_t hi, uint64_t key) {
+  unsigned char *b = (unsigned char *)p;
+  size_t i = lo;
+  for (; i < hi && (i & 7); i++)
+    b[i] = t_expected_byte(key, i);
+  for (uint64_t w = key + (uint64_t)(i / 8) * T_PATTERN_STEP; i + 8 <= hi;
+       i += 8, w += T_PATTERN_STEP)
+    memcpy(b + i, &w, 8);
+  for (; i < hi; i++)
+    b[i] = t_expected_byte(key, i);
+}
+
+/* Offset of the first byte of [lo, hi) of p that differs from the pattern, or SIZE_MAX. */
+static inline size_t t_find_bad_range(const void *p, size_t lo, size_t hi, uint64_t key) {
   const unsigned char *b = (const unsigned char *)p;
-  size_t words = n / 8;
-  uint64_t w = key;
-  for (size_t j = 0; j < words; j++, w += T_PATTERN_STEP) {
+  size_t i = lo;
+  for (; i < hi && (i & 7); i++)
+    if (b[i] != t_expected_byte(key, i))
+      return i;
+  for (uint64_t w = key + (uint64_t)(i / 8) * T_PATTERN_STEP; i + 8 <= hi;
+       i += 8, w += T_PATTERN_STEP) {
     uint64_t got;
-    memcpy(&got, b + j * 8, 8);
-    if (got != w) {
-      for (size_t i = 0; i < 8; i++)
-        if (b[j * 8 + i] != (unsigned char)(w >> (i * 8)))
-          return j * 8 + i;
-    }
+    memcpy(&got, b + i, 8);
+    if (got != w)
+      break; /* the byte loop below finds which */
   }
-  for (size_t i = words * 8; i < n; i++)
-    if (b[i] != (unsigned char)(w >> ((i & 7) * 8)))
+  for (; i < hi; i++)
+    if (b[i] != t_expected_byte(key, i))
       return i;
   return SIZE_MAX;
 }
 
-static inline unsigned char t_expected_byte(uint64_t key, size_t i) {
-  uint64_t w = key + (uint64_t)(i / 8) * T_PATTERN_STEP;
-  return (unsigned char)(w >> ((i & 7) * 8));
+static inline void t_fill_key(void *p, size_t n, uint64_t key) { t_fill_range(p, 0, n, key); }
+
+/* Offset of the first byte that differs from the pattern, or SIZE_MAX if all match. */
+static inline size_t t_find_bad_key(const void *p, size_t n, uint64_t key) {
+  return t_find_bad_range(p, 0, n, key);
 }
 
 __attribute__((unused)) static void t_verify_key_at(const char *file, int line, const void *p,
@@ -138,6 +184,27 @@ __attribute__((unused)) static void t_verify_key_at(const char *file, int line, 
 #define t_verify(p, n, seed) t_verify_key_at(__FILE__, __LINE__, (p), (n), t_key((p), (seed)))
 #define t_verify_key(p, n, key) t_verify_key_at(__FILE__, __LINE__, (p), (n), (key))
 
+/* A block that carries its size in its first 8 bytes and the pattern of seed after them: p, just
+ * returned by an allocation of n bytes (n >= 16), is checked for NULL and written; t_sized_check
+ * reads the size back, checks it is in 16..max and the pattern intact, and returns it. */
+#define t_sized_init(p, n, seed) t_sized_init_at(__FILE__, __LINE__, (p), (n), (seed))
+#define t_sized_check(p, max, seed) t_sized_check_at(__FILE__, __LINE__, (p), (max), (seed))
+static inline void *t_sized_init_at(const char *file, int line, void *p, size_t n, uint64_t seed) {
+  if (p == NULL) t_fail_at(file, line, "malloc(%zu) returned NULL", n);
+  memcpy(p, &n, sizeof n);
+  t_fill((unsigned char *)p + 8, n - 8, seed);
+  return p;
+}
+static inline size_t t_sized_check_at(const char *file, int line, const void *p, size_t max,
+                                      uint64_t seed) {
+  size_t n;
+  memcpy(&n, p, sizeof n);
+  if (n < 16 || n > max) t_fail_at(file, line, "block %p carries a bad size %zu", p, n);
+  t_verify_key_at(file, line, (const unsigned char *)p + 8, n - 8,
+                  t_key((const unsigned char *)p + 8, seed));
+  return n;
+}
+
 /* ---- random numbers (xorshift64*) --------------------------------------------------------- */
 
 typedef struct t_rng_s {
@@ -150,14 +217,17 @@ static inline void t_rng_seed(t_rng_t *r, uint64_t seed) {
     r->s = 1;
 }
 
-static inline uint64_t t_rng_next(t_rng_t *r) {
-  uint64_t x = r->s;
+/* The generator's step on a bare state *s (never 0), for tests that keep their own seed. */
+static inline uint64_t t_xorshift(uint64_t *s) {
+  uint64_t x = *s;
   x ^= x >> 12;
   x ^= x << 25;
   x ^= x >> 27;
-  r->s = x;
+  *s = x;
   return x * 0x2545f4914f6cdd1dull;
 }
+
+static inline uint64_t t_rng_next(t_rng_t *r) { return t_xorshift(&r->s); }
 
 /* Uniform in [0, n) (n > 0; the modulo bias is irrelevant here). */
 static inline uint64_t t_rng_below(t_rng_t *r, uint64_t n) { return t_rng_next(r) % n; }
@@ -197,11 +267,41 @@ static inline size_t t_scaled(size_t n) {
   return v < 1.0 ? 1 : (size_t)v;
 }
 
-static inline uint64_t t_live_blocks(void) {
+/* hak_stats_get's counters, as a value. */
+static inline hak_stats_t t_stats(void) {
   hak_stats_t st;
   hak_stats_get(&st);
-  return st.live_blocks;
+  return st;
 }
+
+static inline uint64_t t_live_blocks(void) { return t_stats().live_blocks; }
+
+/* ---- threads ------------------------------------------------------------------------------- */
+
+/* pthread_create and pthread_join that fail the test when they fail. */
+#define t_start(th, fn, arg) t_start_at(__FILE__, __LINE__, (th), (fn), (arg))
+#define t_join(th) t_join_at(__FILE__, __LINE__, (th))
+
+static inline void t_start_at(const char *file, int line, pthread_t *th, void *(*fn)(void *),
+                              void *arg) {
+  int rc = pthread_create(th, NULL, fn, arg);
+  if (rc != 0)
+    t_fail_at(file, line, "pthread_create: %d (%s)", rc, strerror(rc));
+}
+
+static inline void t_join_at(const char *file, int line, pthread_t th) {
+  int rc = pthread_join(th, NULL);
+  if (rc != 0)
+    t_fail_at(file, line, "pthread_join: %d (%s)", rc, strerror(rc));
+}
+
+/* Runs fn(arg) in a thread of its own and waits for its end. */
+#define t_run_thread(fn, arg)                                                                      \
+  do {                                                                                             \
+    pthread_t t_th_;                                                                               \
+    t_start(&t_th_, (fn), (arg));                                                                  \
+    t_join(t_th_);                                                                                 \
+  } while (0)
 
 /* Nonzero when the C library's own allocations (strdup here) land in hakmem, i.e. the
  * executable's malloc is hakmem's. Then glibc's private allocations (a thread's DTV kept with

@@ -15,16 +15,12 @@
 #include <unistd.h>
 
 #include "hak_sched.h"
+#include "hak_test.h"
 #include "hakmem.h"
 
 #define L_SIZE 300000
 
 static void *l_ptr, *r_ptr;
-
-static void die(const char *what) {
-  fprintf(stderr, "FAIL: trace_realloc_window: %s\n", what);
-  _exit(1);
-}
 
 static void *reallocator(void *arg) {
   (void)arg;
@@ -35,17 +31,20 @@ static void *reallocator(void *arg) {
 
 int main(void) {
   l_ptr = hak_malloc(L_SIZE);
-  if (l_ptr == NULL) die("malloc failed");
+  if (l_ptr == NULL)
+    t_fail("malloc failed");
   t_sched_arm(HAK_SP_REALLOC_FREED, l_ptr);
   pthread_t r;
-  if (pthread_create(&r, NULL, reallocator, NULL) != 0) die("pthread_create failed");
+  t_start(&r, reallocator, NULL);
   t_sched_wait_parked();
   void *again = hak_malloc(L_SIZE); /* L's cached mapping, while R's realloc has not returned */
-  if (again != l_ptr) die("the malloc was not handed L's cached mapping: the test lost its point");
+  if (again != l_ptr)
+    t_fail("the malloc was not handed L's cached mapping: the test lost its point");
   hak_free(again);
   t_sched_release();
   pthread_join(r, NULL);
-  if (r_ptr == NULL || r_ptr == l_ptr) die("the realloc did not move the block");
+  if (r_ptr == NULL || r_ptr == l_ptr)
+    t_fail("the realloc did not move the block");
   hak_free(r_ptr);
   printf("trace_realloc_window: realloc parked after its free, its address reused meanwhile\n");
   return 0;

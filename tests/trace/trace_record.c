@@ -30,17 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hak_test.h"
 #include "hakmem.h"
 #include "replay_stats.h"
 #include "t_handoff.h"
 
 #define WORKERS 4
 #define PER 1500
-
-static void die(const char *what) {
-  fprintf(stderr, "FAIL: trace_record: %s\n", what);
-  exit(1);
-}
 
 /* ---- roundtrip ----------------------------------------------------------------------------- */
 
@@ -75,7 +71,7 @@ static void *worker(void *arg) {
   for (int i = 0; i < PER; i++) {
     blocks[w][i] = alloc_one(w, i);
     if (blocks[w][i] == NULL)
-      die("allocation failed");
+      t_fail("allocation failed");
   }
   for (int i = 0; i < PER; i += 3) { /* local frees and reallocs */
     hak_free(blocks[w][i]);
@@ -108,8 +104,7 @@ static int roundtrip(const char *stats) {
   pthread_t th[WORKERS];
   pthread_barrier_init(&phase, NULL, WORKERS);
   for (int w = 0; w < WORKERS; w++)
-    if (pthread_create(&th[w], NULL, worker, (void *)(intptr_t)w) != 0)
-      die("pthread_create");
+    t_start(&th[w], worker, (void *)(intptr_t)w);
   for (int w = 0; w < WORKERS; w++)
     pthread_join(th[w], NULL);
   /* main frees what is left of worker 0 (its victim-freer exited early) and trims. */
@@ -153,8 +148,7 @@ static void *churn(void *arg) {
 
 static int doublefree(void) {
   pthread_t th;
-  if (pthread_create(&th, NULL, churn, (void *)1) != 0)
-    die("pthread_create");
+  t_start(&th, churn, (void *)1);
   churn((void *)0);
   pthread_join(th, NULL);
   void *victim = hak_malloc(40);
@@ -183,8 +177,7 @@ static int small(void) {
   mine[3] = hak_realloc(mine[3], 5000);
   void *al = hak_memalign(128, 100);
   pthread_t th;
-  if (pthread_create(&th, NULL, small_worker, theirs) != 0)
-    die("pthread_create");
+  t_start(&th, small_worker, theirs);
   pthread_join(th, NULL);
   for (int i = 0; i < 20; i++)
     hak_free(theirs[i]); /* frees of the worker's blocks */
@@ -207,7 +200,7 @@ static void *ho_producer(void *arg) {
     size_t size = i < 1 + id % 2 ? HO_BIG : 16 + (id * 131 + i * 977) % 1000;
     unsigned char *p = hak_malloc(size);
     if (p == NULL)
-      die("allocation failed");
+      t_fail("allocation failed");
     memset(p, (int)(id + i), size);
     t_handoff_put(&ho_queue, (t_item_t){p, size, (unsigned char)(id + i)});
   }
@@ -218,7 +211,7 @@ static void *ho_producer(void *arg) {
 static void ho_check_free(const t_item_t *it) {
   const unsigned char *b = it->p;
   if (b[0] != (unsigned char)it->tag || b[it->size - 1] != (unsigned char)it->tag)
-    die("a handed-off block lost its fill");
+    t_fail("a handed-off block lost its fill");
   hak_free(it->p);
 }
 
@@ -243,15 +236,12 @@ static void *ho_trimmer(void *arg) {
 static int handoff(void) {
   pthread_t cons[HO_CONSUMERS], trim, alive[HO_ALIVE];
   for (int i = 0; i < HO_CONSUMERS; i++)
-    if (pthread_create(&cons[i], NULL, ho_consumer, NULL) != 0)
-      die("pthread_create");
-  if (pthread_create(&trim, NULL, ho_trimmer, NULL) != 0)
-    die("pthread_create");
+    t_start(&cons[i], ho_consumer, NULL);
+  t_start(&trim, ho_trimmer, NULL);
   for (uintptr_t n = 0; n < HO_PRODUCERS; n++) {
     if (n >= HO_ALIVE)
       pthread_join(alive[n % HO_ALIVE], NULL);
-    if (pthread_create(&alive[n % HO_ALIVE], NULL, ho_producer, (void *)n) != 0)
-      die("pthread_create");
+    t_start(&alive[n % HO_ALIVE], ho_producer, (void *)n);
   }
   for (uintptr_t n = HO_PRODUCERS - HO_ALIVE; n < HO_PRODUCERS; n++)
     pthread_join(alive[n % HO_ALIVE], NULL);
@@ -268,7 +258,7 @@ static int handoff(void) {
 static void run_child(const char *self, bool exec_small) {
   pid_t pid = fork();
   if (pid < 0)
-    die("fork");
+    t_fail("fork");
   if (pid == 0) {
     if (exec_small) {
       execl(self, self, "small", (char *)NULL);
@@ -280,7 +270,7 @@ static void run_child(const char *self, bool exec_small) {
   }
   int st;
   if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    die("child failed");
+    t_fail("child failed");
   printf("%s %d\n", exec_small ? "exec_child" : "fork_child", (int)pid);
 }
 

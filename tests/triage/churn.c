@@ -10,7 +10,9 @@
  * run after the last access it may make crashes some runs and not others.
  *
  * Exit status 0; a wrong fill prints one line and exits 1. */
+#ifndef _GNU_SOURCE /* hak_test_target defines it; built by hand too */
 #define _GNU_SOURCE
+#endif
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -13,7 +13,9 @@
  *
  * The first line of output names the configuration seen, so a caller can tell that the
  * library it meant to preload is the one that ran. */
+#ifndef _GNU_SOURCE /* hak_test_target defines it; built by hand too */
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>

@@ -11,18 +11,18 @@ static char text[512];
 
 static const char *describe(const void *p) {
   hak_crash_describe((uintptr_t)p, text, sizeof text);
-  U_LOG("  %p: %s\n", p, text);
+  fprintf(stderr, "  %p: %s\n", p, text);
   return text;
 }
 
-#define EXPECT_IN(p, word)                                                                   \
-  U_CHECK(strstr(describe(p), (word)) != NULL, "describe(%p) = \"%s\" lacks \"%s\"", (void *)(p), \
+#define EXPECT_IN(p, word)                                                                         \
+  T_CHECK(strstr(describe(p), (word)) != NULL, "describe(%p) = \"%s\" lacks \"%s\"", (void *)(p),  \
           text, (word))
 
 static void live_block(void) {
   int cls = 4;
-  void *p = hak_malloc(u_size_of_class(cls));
-  U_CHECK(p != NULL, "hak_malloc failed");
+  void *p = hak_malloc(t_size_of_class(cls));
+  T_CHECK(p != NULL, "hak_malloc failed");
   hak_slab_t *m = hak_run_of(p);
   char want[64];
   snprintf(want, sizeof want, "class %d (stride %u)", cls, m->stride);
@@ -32,7 +32,7 @@ static void live_block(void) {
   EXPECT_IN(p, "owned by cache");
   /* The block after the carved ones (a refill carves a batch, never the whole run here). */
   uint32_t carved = atomic_load(&m->carved);
-  U_CHECK(carved < m->capacity, "the refill carved the whole run");
+  T_CHECK(carved < m->capacity, "the refill carved the whole run");
   EXPECT_IN(m->data + (size_t)carved * m->stride, "(never carved)");
   EXPECT_IN(&m->remote, "metadata of slab");
   EXPECT_IN(&m->remote, "(field remote)");
@@ -42,12 +42,12 @@ static void live_block(void) {
 }
 
 static void released_slab(void) {
-  void *keep = hak_malloc(u_size_of_class(2)); /* keeps the SuperSlab mapped */
-  U_CHECK(keep != NULL, "hak_malloc failed");
+  void *keep = hak_malloc(t_size_of_class(2)); /* keeps the SuperSlab mapped */
+  T_CHECK(keep != NULL, "hak_malloc failed");
   hak_superslab_t *ss = hak_ss_of(keep);
   unsigned i = 0;
   while (i < HAK_SLABS_PER_SS && !(ss->free_mask >> i & 1)) i++;
-  U_CHECK(i < HAK_SLABS_PER_SS, "no free slab in the SuperSlab of %p", keep);
+  T_CHECK(i < HAK_SLABS_PER_SS, "no free slab in the SuperSlab of %p", keep);
   EXPECT_IN((uint8_t *)ss + ((size_t)i << HAK_SLAB_SHIFT) + 100, "released");
   hak_free(keep);
 }
@@ -59,7 +59,7 @@ static void *blocks_then_exit(void *arg) {
   (void)arg;
   for (int i = 0; i < RUN_BLOCKS; i++) {
     run_blocks[i] = hak_malloc(64 * 1024);
-    U_CHECK(run_blocks[i] != NULL, "hak_malloc(64 KiB) failed");
+    T_CHECK(run_blocks[i] != NULL, "hak_malloc(64 KiB) failed");
   }
   return NULL;
 }
@@ -68,12 +68,12 @@ static void unmapped_superslab(void) {
   /* A thread's blocks, freed after the thread exited: each free releases its run, and the
    * trim unmaps every SuperSlab left empty: those that held only these blocks. */
   pthread_t t;
-  u_start(&t, blocks_then_exit, NULL);
-  u_join(t);
+  t_start(&t, blocks_then_exit, NULL);
+  t_join(t);
   for (int i = 0; i < RUN_BLOCKS; i++) hak_free(run_blocks[i]);
-  uint64_t before = u_stats().superslabs_unmapped;
+  uint64_t before = t_stats().superslabs_unmapped;
   hak_trim();
-  U_CHECK(u_stats().superslabs_unmapped > before, "hak_trim unmapped no SuperSlab");
+  T_CHECK(t_stats().superslabs_unmapped > before, "hak_trim unmapped no SuperSlab");
   int gone = 0;
   for (int i = 0; i < RUN_BLOCKS; i++) {
     uint8_t *p = run_blocks[i];
@@ -85,13 +85,13 @@ static void unmapped_superslab(void) {
                   offsetof(hak_slab_t, remote),
               "metadata of slab 0 (field remote)");
   }
-  U_CHECK(gone > 0, "every block's SuperSlab is still registered after the trim");
+  T_CHECK(gone > 0, "every block's SuperSlab is still registered after the trim");
 }
 
 static void large_blocks(void) {
   size_t n = 5u << 20;
   uint8_t *p = hak_malloc(n);
-  U_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
+  T_CHECK(p != NULL, "hak_malloc(%zu) failed", n);
   EXPECT_IN(p, "large mapping");
   EXPECT_IN(p + 100, "offset 100 of the block");
   EXPECT_IN(p + (3u << 20), "(in use)");
@@ -109,7 +109,7 @@ static void not_hakmem(void) {
 }
 
 int main(void) {
-  u_thread_cache();
+  t_thread_cache();
   live_block();
   released_slab();
   unmapped_superslab();

@@ -26,8 +26,8 @@ __attribute__((unused)) static uint64_t my_misses(void) { return t_tc_sum(hak_tc
 static uint64_t alloc_free(int c, int n) {
   static void *p[1024];
   for (int i = 0; i < n; i++) {
-    p[i] = hak_malloc(u_size_of_class(c));
-    U_CHECK(p[i] != NULL, "hak_malloc failed");
+    p[i] = hak_malloc(t_size_of_class(c));
+    T_CHECK(p[i] != NULL, "hak_malloc failed");
   }
   uint64_t h0 = my_hits();
   for (int i = 0; i < n; i++) hak_free(p[i]);
@@ -37,21 +37,21 @@ static uint64_t alloc_free(int c, int n) {
 #if !HAK_HINT_COMPILED
 
 int main(void) {
-  u_thread_cache();
-  hak_stats_t st0 = u_stats();
+  t_thread_cache();
+  hak_stats_t st0 = t_stats();
   hak_hint_t saved[HAK_HINT_WAYS];
   save_hints(saved);
   void *p = hak_malloc(64);
   uintptr_t ss = (uintptr_t)hak_ss_of(p);
   hak_hint_insert(hak_tc, ss);
-  U_CHECK(same_hints(saved), "hak_hint_insert changed an entry in a build without the box");
-  U_CHECK(!hak_hint_hit(hak_tc, ss), "a hit in a build without the box");
+  T_CHECK(same_hints(saved), "hak_hint_insert changed an entry in a build without the box");
+  T_CHECK(!hak_hint_hit(hak_tc, ss), "a hit in a build without the box");
   hak_free(p);
-  U_CHECK(alloc_free(3, 500) == 0, "hint hits in a build without the box");
-  hak_stats_t st1 = u_stats();
-  U_CHECK(st1.hint_hits == 0 && st0.hint_hits == 0, "hint_hits %llu",
+  T_CHECK(alloc_free(3, 500) == 0, "hint hits in a build without the box");
+  hak_stats_t st1 = t_stats();
+  T_CHECK(st1.hint_hits == 0 && st0.hint_hits == 0, "hint_hits %llu",
           (unsigned long long)st1.hint_hits);
-  U_CHECK(st1.registry_lookups > st0.registry_lookups, "frees did not use the registry");
+  T_CHECK(st1.registry_lookups > st0.registry_lookups, "frees did not use the registry");
   printf("unit_hint: box not compiled (headerless %d), hint_hits stayed 0: OK\n",
          HAKMEM_TINY_HEADERLESS);
   return 0;
@@ -61,11 +61,11 @@ int main(void) {
 
 /* Frees of blocks from one SuperSlab hit the hint. */
 static void check_hits(void) {
-  hak_stats_t st0 = u_stats();
+  hak_stats_t st0 = t_stats();
   uint64_t hits = alloc_free(3, 500);
-  U_CHECK(hits >= 490, "only %llu of 500 frees hit the hint", (unsigned long long)hits);
-  hak_stats_t st1 = u_stats();
-  U_CHECK(st1.hint_hits - st0.hint_hits >= 490, "hint_hits grew by %llu",
+  T_CHECK(hits >= 490, "only %llu of 500 frees hit the hint", (unsigned long long)hits);
+  hak_stats_t st1 = t_stats();
+  T_CHECK(st1.hint_hits - st0.hint_hits >= 490, "hint_hits grew by %llu",
           (unsigned long long)(st1.hint_hits - st0.hint_hits));
 }
 
@@ -73,38 +73,38 @@ static void check_hits(void) {
 static void check_free_after_stale(void *p) {
   uint64_t h0 = my_hits(), m0 = my_misses();
   hak_free(p);
-  U_CHECK(my_hits() == h0, "a free hit a stale hint");
-  U_CHECK(my_misses() == m0 + 1, "a free through a stale hint did not miss");
-  U_CHECK(hak_hint_hit(hak_tc, (uintptr_t)hak_ss_of(p)), "the miss did not refresh the hint");
+  T_CHECK(my_hits() == h0, "a free hit a stale hint");
+  T_CHECK(my_misses() == m0 + 1, "a free through a stale hint did not miss");
+  T_CHECK(hak_hint_hit(hak_tc, (uintptr_t)hak_ss_of(p)), "the miss did not refresh the hint");
 }
 
 static void check_manual_staleness(void) {
   void *p = hak_malloc(64), *q = hak_malloc(64);
-  U_CHECK(p != NULL && q != NULL, "hak_malloc failed");
+  T_CHECK(p != NULL && q != NULL, "hak_malloc failed");
   hak_superslab_t *ss = hak_ss_of(p);
-  U_CHECK(hak_ss_of(q) == ss, "two blocks of a run in different SuperSlabs");
+  T_CHECK(hak_ss_of(q) == ss, "two blocks of a run in different SuperSlabs");
 
   hak_hint_insert(hak_tc, (uintptr_t)ss);
-  U_CHECK(hak_hint_hit(hak_tc, (uintptr_t)ss), "no hit right after insert");
-  U_CHECK(hak_tc->hint[0].ss == (uintptr_t)ss, "insert did not fill the most recent way");
-  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss + HAK_SS_SIZE), "hit for the next region");
+  T_CHECK(hak_hint_hit(hak_tc, (uintptr_t)ss), "no hit right after insert");
+  T_CHECK(hak_tc->hint[0].ss == (uintptr_t)ss, "insert did not fill the most recent way");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss + HAK_SS_SIZE), "hit for the next region");
 
   /* Reuse moves the generation and, with it, the release epoch (superslab.c): stale. */
   atomic_fetch_add(&ss->generation, 1);
   atomic_fetch_add(&hak_ss_release_epoch, 1);
-  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after a reuse (generation and epoch bump)");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after a reuse (generation and epoch bump)");
   check_free_after_stale(p);
 
   /* Release epoch moves: stale. */
   atomic_fetch_add(&hak_ss_release_epoch, 1);
-  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after a release epoch bump");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after a release epoch bump");
   check_free_after_stale(q);
 
   /* Back to the true generation, the epoch moving with it as with any generation change:
    * entries recorded under the bumped one are stale again. */
   atomic_fetch_sub(&ss->generation, 1);
   atomic_fetch_add(&hak_ss_release_epoch, 1);
-  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after the generation moved back");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)ss), "hit after the generation moved back");
 }
 
 /* Real recycles: an emptied SuperSlab taken again (generation), and an unmap (epoch). */
@@ -114,53 +114,53 @@ static void check_recycle_staleness(void) {
   int n = 0;
   hak_superslab_t *x = NULL;
   while (x == NULL) {
-    U_CHECK(n < 256, "never got a whole SuperSlab");
+    T_CHECK(n < 256, "never got a whole SuperSlab");
     held[n++] = hak_superslab_take_run(big);
-    U_CHECK(held[n - 1] != NULL, "take_run failed");
+    T_CHECK(held[n - 1] != NULL, "take_run failed");
     hak_superslab_t *ss = hak_ss_of(held[n - 1]);
     int mine = 0;
     for (int i = 0; i < n; i++) mine += hak_ss_of(held[i]) == ss;
     if (ss->free_mask == 0 && mine == 2) x = ss;
   }
   hak_hint_insert(hak_tc, (uintptr_t)x);
-  U_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "no hit for a live SuperSlab");
+  T_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "no hit for a live SuperSlab");
   uint64_t gen = atomic_load(&x->generation);
   for (int i = 0; i < n; i++)
     if (hak_ss_of(held[i]) == x) hak_superslab_release_run(held[i]);
-  U_CHECK(x->free_mask == 0xFFFFFFFFu, "X not empty");
+  T_CHECK(x->free_mask == 0xFFFFFFFFu, "X not empty");
   /* Sitting empty does not change it yet; taken again, it does. */
-  U_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "an empty SuperSlab's hint went stale early");
+  T_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "an empty SuperSlab's hint went stale early");
   hak_slab_t *again = hak_superslab_take_run(big);
-  U_CHECK(again != NULL && hak_ss_of(again) == x, "the empty SuperSlab was not reused first");
-  U_CHECK(atomic_load(&x->generation) == gen + 1, "generation %llu after reuse, was %llu",
+  T_CHECK(again != NULL && hak_ss_of(again) == x, "the empty SuperSlab was not reused first");
+  T_CHECK(atomic_load(&x->generation) == gen + 1, "generation %llu after reuse, was %llu",
           (unsigned long long)atomic_load(&x->generation), (unsigned long long)gen);
-  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "hit for a reused SuperSlab");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "hit for a reused SuperSlab");
 
   /* Unmap: hint the SuperSlab again, empty it, trim. */
   hak_hint_insert(hak_tc, (uintptr_t)x);
-  U_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "no hit after re-insert");
+  T_CHECK(hak_hint_hit(hak_tc, (uintptr_t)x), "no hit after re-insert");
   hak_superslab_release_run(again);
   uint64_t epoch = atomic_load(&hak_ss_release_epoch);
-  U_CHECK(hak_trim() == 1, "hak_trim released nothing");
-  U_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_NONE, "X still registered after trim");
-  U_CHECK(atomic_load(&hak_ss_release_epoch) > epoch, "unmap did not bump the release epoch");
+  T_CHECK(hak_trim() == 1, "hak_trim released nothing");
+  T_CHECK(hak_registry_kind((uintptr_t)x) == HAK_REGION_NONE, "X still registered after trim");
+  T_CHECK(atomic_load(&hak_ss_release_epoch) > epoch, "unmap did not bump the release epoch");
   /* hak_hint_hit reads the generation of a hit candidate only after the epoch matched, so it
    * never touches X's unmapped header here. */
-  U_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "hit for an unmapped SuperSlab");
+  T_CHECK(!hak_hint_hit(hak_tc, (uintptr_t)x), "hit for an unmapped SuperSlab");
   for (int i = 0; i < n; i++)
     if (hak_ss_of(held[i]) != x) hak_superslab_release_run(held[i]);
 }
 
 static void *fresh_thread(void *arg) {
   (void)arg;
-  u_thread_cache();
+  t_thread_cache();
   hak_hint_t zero[HAK_HINT_WAYS];
   memset(zero, 0, sizeof zero);
-  U_CHECK(same_hints(zero), "a new thread starts with hint entries");
+  T_CHECK(same_hints(zero), "a new thread starts with hint entries");
   uint64_t hits = alloc_free(3, 500);
-  U_CHECK(hits == 0, "%llu hits with the hint off", (unsigned long long)hits);
-  U_CHECK(my_misses() >= 500, "frees not counted as misses");
-  U_CHECK(same_hints(zero), "hint entries filled with the hint off");
+  T_CHECK(hits == 0, "%llu hits with the hint off", (unsigned long long)hits);
+  T_CHECK(my_misses() >= 500, "frees not counted as misses");
+  T_CHECK(same_hints(zero), "hint entries filled with the hint off");
   return NULL;
 }
 
@@ -171,18 +171,18 @@ static void check_switch_off(void) {
   hak_hint_t saved[HAK_HINT_WAYS];
   save_hints(saved);
   hak_hint_insert(hak_tc, (uintptr_t)hak_ss_of(p) + HAK_SS_SIZE * 7);
-  U_CHECK(same_hints(saved), "hak_hint_insert changed an entry with the hint off");
+  T_CHECK(same_hints(saved), "hak_hint_insert changed an entry with the hint off");
   hak_free(p);
-  hak_stats_t st0 = u_stats();
-  u_run_thread(fresh_thread, NULL);
-  hak_stats_t st1 = u_stats();
-  U_CHECK(st1.registry_lookups - st0.registry_lookups >= 500, "registry_lookups grew by %llu",
+  hak_stats_t st0 = t_stats();
+  t_run_thread(fresh_thread, NULL);
+  hak_stats_t st1 = t_stats();
+  T_CHECK(st1.registry_lookups - st0.registry_lookups >= 500, "registry_lookups grew by %llu",
           (unsigned long long)(st1.registry_lookups - st0.registry_lookups));
   hak_opt.tls_hint = saved_opt;
 }
 
 int main(void) {
-  u_thread_cache();
+  t_thread_cache();
   hak_opt.tls_hint = 1; /* whatever the environment says: this test is about the box */
   /* No time-based decay: empty SuperSlabs stay as they are until the test trims them. */
   hak_opt.decay_ms = 3600000;

@@ -28,28 +28,28 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
                        size_t *sll_in, size_t *runs) {
   for (; m != NULL; m = m->next) {
     (*runs)++;
-    U_CHECK(m->list == tag, "class %d run %p: list tag %d on list %d", c, (void *)m, m->list, tag);
-    U_CHECK(m->state == HAK_SLAB_HEAD, "class %d run %p: state %d", c, (void *)m, m->state);
-    U_CHECK(m->class_idx == c, "run %p of class %d on the lists of class %d", (void *)m,
+    T_CHECK(m->list == tag, "class %d run %p: list tag %d on list %d", c, (void *)m, m->list, tag);
+    T_CHECK(m->state == HAK_SLAB_HEAD, "class %d run %p: state %d", c, (void *)m, m->state);
+    T_CHECK(m->class_idx == c, "run %p of class %d on the lists of class %d", (void *)m,
             m->class_idx, c);
-    U_CHECK(hak_owner_of(m) == hak_tc, "class %d run %p owned by %p", c, (void *)m,
+    T_CHECK(hak_owner_of(m) == hak_tc, "class %d run %p owned by %p", c, (void *)m,
             (void *)hak_owner_of(m));
-    U_CHECK(m->used <= m->carved && m->carved <= m->capacity,
+    T_CHECK(m->used <= m->carved && m->carved <= m->capacity,
             "class %d run %p: used %u carved %u capacity %u", c, (void *)m, m->used,
             (unsigned)m->carved, m->capacity);
-    U_CHECK(m->capacity <= sizeof seen, "run capacity %u", m->capacity);
+    T_CHECK(m->capacity <= sizeof seen, "run capacity %u", m->capacity);
     memset(seen, 0, m->capacity);
     uint32_t fl = 0;
     for (void *b = m->freelist; b != NULL; b = hak_link_get(b)) {
       long idx = t_block_index(m, b);
-      U_CHECK(idx >= 0 && (uint32_t)idx < m->carved,
+      T_CHECK(idx >= 0 && (uint32_t)idx < m->carved,
               "class %d run %p: freelist node %p is not a carved block", c, (void *)m, b);
-      U_CHECK(!seen[idx], "class %d run %p: block %ld twice on the freelist (cycle?)", c,
-              (void *)m, idx);
+      T_CHECK(!seen[idx], "class %d run %p: block %ld twice on the freelist (cycle?)", c, (void *)m,
+              idx);
       seen[idx] = 1;
-      U_CHECK(!u_contains(sll_sorted, ns, b), "class %d: block %p on both the SLL and a freelist",
+      T_CHECK(!u_contains(sll_sorted, ns, b), "class %d: block %p on both the SLL and a freelist",
               c, b);
-      U_CHECK(!u_contains(live_sorted, nl, b), "class %d: live block %p on a freelist", c, b);
+      T_CHECK(!u_contains(live_sorted, nl, b), "class %d: live block %p on a freelist", c, b);
       fl++;
     }
     uint32_t rc = 0; /* blocks queued on the run's word: out, so in used */
@@ -59,13 +59,13 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
     const uint8_t *lo = m->data, *hi = m->data + (size_t)m->capacity * m->stride;
     size_t li = u_count_range(live_sorted, nl, lo, hi);
     size_t si = u_count_range(sll_sorted, ns, lo, hi);
-    U_CHECK(m->used == li + si + rc,
+    T_CHECK(m->used == li + si + rc,
             "class %d run %p: used %u, but %zu of its blocks are live, %zu on the SLL, %u queued",
             c, (void *)m, m->used, li, si, rc);
-    U_CHECK(m->used + fl == m->carved, "class %d run %p: used %u + freelist %u != carved %u", c,
+    T_CHECK(m->used + fl == m->carved, "class %d run %p: used %u + freelist %u != carved %u", c,
             (void *)m, m->used, fl, (unsigned)m->carved);
     if (tag == HAK_LIST_FULL)
-      U_CHECK(m->freelist == NULL && m->carved == m->capacity,
+      T_CHECK(m->freelist == NULL && m->carved == m->capacity,
               "class %d run %p on the full list has free blocks (freelist %u, carved %u of %u)", c,
               (void *)m, fl, (unsigned)m->carved, m->capacity);
     *live_in += li;
@@ -76,32 +76,33 @@ static void audit_list(int c, hak_slab_t *m, uint8_t tag, size_t nl, size_t ns, 
 /* Audits every run of class c this thread owns against the live set and the SLL. */
 static void audit(int c) {
   hak_sll_t *s = &hak_tc->sll[c];
-  U_CHECK(hak_sll_validate(s), "class %d: invalid SLL (count %u cap %u)", c, hak_sll_count(s), s->cap);
-  U_CHECK(hak_sll_count(s) <= MAX_SLL, "SLL count %u", hak_sll_count(s));
+  T_CHECK(hak_sll_validate(s), "class %d: invalid SLL (count %u cap %u)", c, hak_sll_count(s),
+          s->cap);
+  T_CHECK(hak_sll_count(s) <= MAX_SLL, "SLL count %u", hak_sll_count(s));
   size_t ns = 0;
   for (void *b = s->head; b != NULL; b = hak_link_get(b)) sll_sorted[ns++] = b;
   u_sort_ptrs(sll_sorted, ns);
   for (size_t i = 0; i < nlive; i++) live_sorted[i] = hak_bridge_base(live[i]);
   u_sort_ptrs(live_sorted, nlive);
   for (size_t i = 1; i < ns; i++)
-    U_CHECK(sll_sorted[i] != sll_sorted[i - 1], "class %d: block %p twice on the SLL", c,
+    T_CHECK(sll_sorted[i] != sll_sorted[i - 1], "class %d: block %p twice on the SLL", c,
             sll_sorted[i]);
   for (size_t i = 0; i < ns; i++)
-    U_CHECK(!u_contains(live_sorted, nlive, sll_sorted[i]), "class %d: live block %p on the SLL",
-            c, sll_sorted[i]);
+    T_CHECK(!u_contains(live_sorted, nlive, sll_sorted[i]), "class %d: live block %p on the SLL", c,
+            sll_sorted[i]);
   size_t live_in = 0, sll_in = 0, runs = 0;
   audit_list(c, hak_tc->partial[c], HAK_LIST_PARTIAL, nlive, ns, &live_in, &sll_in, &runs);
   audit_list(c, hak_tc->full[c], HAK_LIST_FULL, nlive, ns, &live_in, &sll_in, &runs);
-  U_CHECK(live_in == nlive, "class %d: %zu live blocks, %zu of them in owned runs", c, nlive,
+  T_CHECK(live_in == nlive, "class %d: %zu live blocks, %zu of them in owned runs", c, nlive,
           live_in);
-  U_CHECK(sll_in == ns, "class %d: %zu SLL blocks, %zu of them in owned runs", c, ns, sll_in);
-  U_CHECK(nlive == 0 || runs > 0, "class %d: live blocks but no owned run", c);
+  T_CHECK(sll_in == ns, "class %d: %zu SLL blocks, %zu of them in owned runs", c, ns, sll_in);
+  T_CHECK(nlive == 0 || runs > 0, "class %d: live blocks but no owned run", c);
 }
 
 static void alloc_one(int c) {
-  U_CHECK(nlive < MAX_LIVE, "live set full");
+  T_CHECK(nlive < MAX_LIVE, "live set full");
   void *p = hak_malloc(hak_class_size(c));
-  U_CHECK(p != NULL, "hak_malloc failed");
+  T_CHECK(p != NULL, "hak_malloc failed");
   live[nlive++] = p;
 }
 
@@ -151,18 +152,19 @@ static void patterns(int c, size_t n) {
   /* 3. random mallocs and frees around a live set of about n / 2. */
   uint64_t rng = 0x1234567 + (uint64_t)c;
   for (size_t op = 0; op < 8 * n; op++) {
-    if (nlive == 0 || (nlive < n && u_rand(&rng) % 2 == 0))
+    if (nlive == 0 || (nlive < n && t_xorshift(&rng) % 2 == 0))
       alloc_one(c);
     else
-      free_at(u_rand(&rng) % nlive);
+      free_at(t_xorshift(&rng) % nlive);
     if (op % 211 == 0) audit(c);
   }
   audit(c);
-  while (nlive > 0) free_at(u_rand(&rng) % nlive);
+  while (nlive > 0)
+    free_at(t_xorshift(&rng) % nlive);
   audit(c);
-  U_CHECK(stat_of(c, 0) > refills0 + 2, "class %d: only %llu refills", c,
+  T_CHECK(stat_of(c, 0) > refills0 + 2, "class %d: only %llu refills", c,
           (unsigned long long)(stat_of(c, 0) - refills0));
-  U_CHECK(stat_of(c, 1) > spills0 + 2, "class %d: only %llu spills", c,
+  T_CHECK(stat_of(c, 1) > spills0 + 2, "class %d: only %llu spills", c,
           (unsigned long long)(stat_of(c, 1) - spills0));
 }
 
@@ -206,21 +208,23 @@ static void ace_oscillation(int c) {
   uint32_t cap0 = 16;
   size_t n = 4 * (size_t)cap0;
   set_cap(c, cap0);
-  U_CHECK(hak_opt.ace_enabled, "ACE is off by default");
+  T_CHECK(hak_opt.ace_enabled, "ACE is off by default");
   uint64_t last = lifo_rounds(c, n, 20);
-  U_CHECK(last == 0 && s->cap >= n, "ACE on: %llu spills in the last round, cap %u -> %u for a "
-          "churn of %zu", (unsigned long long)last, cap0, s->cap, n);
+  T_CHECK(last == 0 && s->cap >= n,
+          "ACE on: %llu spills in the last round, cap %u -> %u for a "
+          "churn of %zu",
+          (unsigned long long)last, cap0, s->cap, n);
   hak_opt.ace_enabled = false;
   set_cap(c, cap0);
   last = lifo_rounds(c, n, 5);
-  U_CHECK(last > 0 && s->cap == cap0, "ACE off: %llu spills in the last round, cap %u -> %u",
+  T_CHECK(last > 0 && s->cap == cap0, "ACE off: %llu spills in the last round, cap %u -> %u",
           (unsigned long long)last, cap0, s->cap);
   hak_opt.ace_enabled = true;
   audit(c);
 }
 
 int main(void) {
-  u_thread_cache();
+  t_thread_cache();
   /* Classes this thread has no run of yet (libc may have allocated some in override builds). */
   const int candidates[] = {2, 3, 5, 9, 14, 17, 19, 22, 26, 31};
   bool clean[HAK_NUM_CLASSES] = {false};
@@ -232,9 +236,9 @@ int main(void) {
     patterns(c, c < TINY_NUM_CLASSES ? 3000 : 1000);
     tested++;
   }
-  U_CHECK(tested >= 6, "only %d classes could be tested", tested);
+  T_CHECK(tested >= 6, "only %d classes could be tested", tested);
   /* Strides that are not multiples of each other, so new blocks start inside old ones. */
-  U_CHECK(clean[2] && clean[3] && clean[9] && clean[14], "classes 2, 3, 9, 14 not all clean");
+  T_CHECK(clean[2] && clean[3] && clean[9] && clean[14], "classes 2, 3, 9, 14 not all clean");
   class_switch(2, 3, 4000);
   class_switch(9, 14, 2000);
   ace_oscillation(5);

@@ -46,26 +46,25 @@ static void check_life_cycle(void) {
   const int c = 3;
   hak_tcache_t *a = &fake[0], *b = &fake[1];
   hak_slab_t *m = hak_run_fresh(a, c);
-  U_CHECK(m != NULL, "fresh run failed");
-  U_CHECK(hak_owner_of(m) == a && m->list == HAK_LIST_PARTIAL && a->partial[c] == m,
+  T_CHECK(m != NULL, "fresh run failed");
+  T_CHECK(hak_owner_of(m) == a && m->list == HAK_LIST_PARTIAL && a->partial[c] == m,
           "fresh: owner %p list %d", (void *)hak_owner_of(m), m->list);
   carve_out(m, m->capacity);
-  U_CHECK(hak_rq_arm(m) && hak_remote_drain(m) == 0, "arm of an empty word");
+  T_CHECK(hak_rq_arm(m) && hak_remote_drain(m) == 0, "arm of an empty word");
   /* Fill is refused while a block is queued. */
   uintptr_t w;
   void *blk0 = m->data;
-  U_CHECK(free_remote(m, blk0, &w) == HAK_RQ_PUSHED,
-          "free into an owned run did not push");
-  U_CHECK(!hak_run_fill(a, m) && m->list == HAK_LIST_PARTIAL, "fill with a block queued");
-  U_CHECK(hak_remote_drain(m) == 1 && m->used == m->capacity - 1, "drain of one block");
+  T_CHECK(free_remote(m, blk0, &w) == HAK_RQ_PUSHED, "free into an owned run did not push");
+  T_CHECK(!hak_run_fill(a, m) && m->list == HAK_LIST_PARTIAL, "fill with a block queued");
+  T_CHECK(hak_remote_drain(m) == 1 && m->used == m->capacity - 1, "drain of one block");
   m->freelist = NULL;
   m->used = m->capacity;
-  U_CHECK(hak_run_fill(a, m), "fill of an exhausted run");
-  U_CHECK(m->list == HAK_LIST_FULL && a->full[c] == m && a->partial[c] != m &&
+  T_CHECK(hak_run_fill(a, m), "fill of an exhausted run");
+  T_CHECK(m->list == HAK_LIST_FULL && a->full[c] == m && a->partial[c] != m &&
               atomic_load(&m->remote) == HAK_RQ_NOTIFY,
           "full: list %d word %#lx", m->list, (unsigned long)atomic_load(&m->remote));
   hak_run_unfull(a, m);
-  U_CHECK(m->list == HAK_LIST_PARTIAL && a->partial[c] == m && a->full[c] != m, "unfull");
+  T_CHECK(m->list == HAK_LIST_PARTIAL && a->partial[c] == m && a->full[c] != m, "unfull");
   hak_remote_drain(m); /* disarm */
 
   /* Orphan with 5 blocks out, 2 of them queued: published with count 3 (ADOPT on) or
@@ -73,26 +72,25 @@ static void check_life_cycle(void) {
   carve_out(m, 5);
   void *q[2] = {m->data + m->stride, m->data + 2 * (size_t)m->stride};
   for (int i = 0; i < 2; i++) free_remote(m, q[i], &w);
-  uint64_t orphaned0 = u_stats().orphaned_slabs;
+  uint64_t orphaned0 = t_stats().orphaned_slabs;
   hak_run_orphan(a, m);
   w = atomic_load(&m->remote);
   uintptr_t want_flags = HAK_RQ_ORPHAN | (hak_opt.ss_adopt ? HAK_RQ_PUBLISHED : 0);
-  U_CHECK((w & HAK_RQ_FLAGS) == want_flags && hak_rq_count(w) == 3 && hak_rq_head(w) == NULL,
+  T_CHECK((w & HAK_RQ_FLAGS) == want_flags && hak_rq_count(w) == 3 && hak_rq_head(w) == NULL,
           "orphaned word %#lx (want flags %#lx, count 3, stack drained)", (unsigned long)w,
           (unsigned long)want_flags);
-  U_CHECK(hak_owner_of(m) == NULL && !on_list(a->partial[c], m) && !on_list(a->full[c], m),
+  T_CHECK(hak_owner_of(m) == NULL && !on_list(a->partial[c], m) && !on_list(a->full[c], m),
           "orphan still owned or listed");
-  U_CHECK(m->used == 3, "orphan used %u", m->used);
-  U_CHECK(u_stats().orphaned_slabs == orphaned0 + 1, "orphaned_slabs did not count it");
+  T_CHECK(m->used == 3, "orphan used %u", m->used);
+  T_CHECK(t_stats().orphaned_slabs == orphaned0 + 1, "orphaned_slabs did not count it");
   /* One more block back while orphaned: the count goes down, the stack holds it. */
   void *r = m->data + 3 * (size_t)m->stride;
-  U_CHECK(free_remote(m, r, &w) == HAK_RQ_PUSHED &&
-              hak_rq_count(w) == 2 && hak_rq_head(w) == r,
+  T_CHECK(free_remote(m, r, &w) == HAK_RQ_PUSHED && hak_rq_count(w) == 2 && hak_rq_head(w) == r,
           "free into an orphan: word %#lx", (unsigned long)w);
   if (hak_opt.ss_adopt) {
     hak_slab_t *got = hak_adopt_slow(b, c);
-    U_CHECK(got == m, "adopt returned %p, not the orphan %p", (void *)got, (void *)m);
-    U_CHECK(hak_owner_of(m) == b && m->list == HAK_LIST_PARTIAL && b->partial[c] == m &&
+    T_CHECK(got == m, "adopt returned %p, not the orphan %p", (void *)got, (void *)m);
+    T_CHECK(hak_owner_of(m) == b && m->list == HAK_LIST_PARTIAL && b->partial[c] == m &&
                 atomic_load(&m->remote) == 0 && m->used == 2,
             "adopted: owner %p list %d word %#lx used %u", (void *)hak_owner_of(m), m->list,
             (unsigned long)atomic_load(&m->remote), m->used);
@@ -103,28 +101,26 @@ static void check_life_cycle(void) {
   } else {
     /* The last two blocks back: the second free claims the run. */
     void *t = m->data + 4 * (size_t)m->stride;
-    U_CHECK(free_remote(m, m->data, &w) == HAK_RQ_PUSHED,
-            "free of the next-to-last block");
-    U_CHECK(free_remote(m, t, &w) == HAK_RQ_LAST,
+    T_CHECK(free_remote(m, m->data, &w) == HAK_RQ_PUSHED, "free of the next-to-last block");
+    T_CHECK(free_remote(m, t, &w) == HAK_RQ_LAST,
             "free of the last block did not claim the orphan");
     hak_run_release_claimed(m);
   }
-  U_CHECK(hak_owner_of(m) == NULL && atomic_load(&m->remote) == 0 &&
-              m->list == HAK_LIST_NONE,
+  T_CHECK(hak_owner_of(m) == NULL && atomic_load(&m->remote) == 0 && m->list == HAK_LIST_NONE,
           "released: owner %p word %#lx", (void *)hak_owner_of(m),
           (unsigned long)atomic_load(&m->remote));
-  U_CHECK(a->partial[c] == NULL && a->full[c] == NULL && b->partial[c] == NULL,
+  T_CHECK(a->partial[c] == NULL && a->full[c] == NULL && b->partial[c] == NULL,
           "fake caches still list runs");
 }
 
 /* The child runs op (which must abort); the parent checks the fail-fast line. */
 static void expect_abort(void (*op)(hak_slab_t *), hak_slab_t *m, const char *line) {
   int fds[2];
-  U_CHECK(pipe(fds) == 0, "pipe");
+  T_CHECK(pipe(fds) == 0, "pipe");
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
-  U_CHECK(pid >= 0, "fork");
+  T_CHECK(pid >= 0, "fork");
   if (pid == 0) {
     dup2(fds[1], 2);
     close(fds[0]);
@@ -140,10 +136,10 @@ static void expect_abort(void (*op)(hak_slab_t *), hak_slab_t *m, const char *li
   buf[len] = '\0';
   close(fds[0]);
   int status = 0;
-  U_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
-  U_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+  T_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+  T_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
           "%s: did not abort (status %#x, output: %s)", line, status, buf);
-  U_CHECK(strstr(buf, line) != NULL, "no fail-fast line '%s'; output: %s", line, buf);
+  T_CHECK(strstr(buf, line) != NULL, "no fail-fast line '%s'; output: %s", line, buf);
 }
 
 static void release_by_stranger(hak_slab_t *m) { hak_run_release(&fake[1], m); }
@@ -159,13 +155,13 @@ static void free_into_released(hak_slab_t *m) {
 
 static void check_misuse_aborts(void) {
   hak_slab_t *m = hak_run_fresh(&fake[0], 3);
-  U_CHECK(m != NULL, "setup");
+  T_CHECK(m != NULL, "setup");
   carve_out(m, 0);
   expect_abort(release_by_stranger, m,
                "hakmem: run given up by a thread that does not own it");
   expect_abort(bind_owned, m, "hakmem: bind of a run that already has an owner");
   expect_abort(free_into_released, m, "hakmem: invalid free (block of a free run)");
-  U_CHECK(hak_owner_of(m) == &fake[0], "parent's owner changed");
+  T_CHECK(hak_owner_of(m) == &fake[0], "parent's owner changed");
   hak_run_release(&fake[0], m);
 }
 
@@ -202,26 +198,28 @@ static void *racer(void *arg) {
 
 static void check_race(void) {
   race_run = hak_superslab_take_run(3);
-  U_CHECK(race_run != NULL, "take_run failed");
+  T_CHECK(race_run != NULL, "take_run failed");
   pthread_t th[RACERS];
-  for (int i = 0; i < RACERS; i++) u_start(&th[i], racer, (void *)(intptr_t)i);
+  for (int i = 0; i < RACERS; i++)
+    t_start(&th[i], racer, (void *)(intptr_t)i);
   int wins_by[RACERS] = {0};
   for (int r = 0; r < RACE_ROUNDS; r++) {
     atomic_store(&arrived, 0);
-    U_CHECK(hak_rq_orphan(race_run, 7, r % 2), "round %d: orphan of an empty word", r);
+    T_CHECK(hak_rq_orphan(race_run, 7, r % 2), "round %d: orphan of an empty word", r);
     atomic_store(&round_no, r);
     spin_until(&arrived, RACERS);
     int w = atomic_load(&winners);
-    U_CHECK(w == 1, "round %d: %d racers adopted the run", r, w);
-    U_CHECK(atomic_load(&race_run->remote) == 0, "round %d: adopted word %#lx", r,
+    T_CHECK(w == 1, "round %d: %d racers adopted the run", r, w);
+    T_CHECK(atomic_load(&race_run->remote) == 0, "round %d: adopted word %#lx", r,
             (unsigned long)atomic_load(&race_run->remote));
     wins_by[atomic_load(&winner_idx)]++;
     atomic_store(&winners, 0);
   }
-  for (int i = 0; i < RACERS; i++) u_join(th[i]);
+  for (int i = 0; i < RACERS; i++)
+    t_join(th[i]);
   int total = 0;
   for (int i = 0; i < RACERS; i++) total += wins_by[i];
-  U_CHECK(total == RACE_ROUNDS, "%d wins in %d rounds", total, RACE_ROUNDS);
+  T_CHECK(total == RACE_ROUNDS, "%d wins in %d rounds", total, RACE_ROUNDS);
   hak_superslab_release_run(race_run);
 }
 
@@ -232,7 +230,8 @@ static int stranger_with_cache;
 
 static void *stranger(void *arg) {
   (void)arg;
-  if (stranger_with_cache) u_thread_cache();
+  if (stranger_with_cache)
+    t_thread_cache();
   hak_free(stranger_block);
   return NULL;
 }
@@ -256,53 +255,54 @@ static void refill_twice(hak_tcache_t *tc, int c, size_t sz) {
   size_t n = 0;
   uint64_t refills0 = tc->stat.refills[c];
   while (tc->stat.refills[c] < refills0 + 2 && n < 4096) more[n++] = hak_malloc(sz);
-  U_CHECK(tc->stat.refills[c] >= refills0 + 2, "no refill after %zu mallocs", n);
+  T_CHECK(tc->stat.refills[c] >= refills0 + 2, "no refill after %zu mallocs", n);
   while (n > 0) hak_free(more[--n]);
 }
 
 static void check_remote_free(void) {
-  hak_tcache_t *tc = u_thread_cache();
+  hak_tcache_t *tc = t_thread_cache();
   const int c = 6;
-  size_t sz = u_size_of_class(c);
+  size_t sz = t_size_of_class(c);
   void *p[4];
   for (int i = 0; i < 4; i++) p[i] = hak_malloc(sz);
   hak_slab_t *m = t_run_of(hak_bridge_base(p[0]));
-  U_CHECK(hak_owner_of(m) == tc, "main does not own the run of its block");
+  T_CHECK(hak_owner_of(m) == tc, "main does not own the run of its block");
   for (int i = 1; i < 4; i++)
-    U_CHECK(t_run_of(hak_bridge_base(p[i])) == m, "consecutive blocks in different runs");
+    T_CHECK(t_run_of(hak_bridge_base(p[i])) == m, "consecutive blocks in different runs");
 
   /* The owner's free goes to its SLL. */
   uint32_t sll0 = hak_sll_count(&tc->sll[c]);
   uintptr_t w0 = atomic_load(&m->remote);
   hak_free(p[3]);
-  U_CHECK(hak_sll_count(&tc->sll[c]) == sll0 + 1, "owner free: SLL count %u -> %u", sll0, hak_sll_count(&tc->sll[c]));
-  U_CHECK(atomic_load(&m->remote) == w0, "owner free went remote");
+  T_CHECK(hak_sll_count(&tc->sll[c]) == sll0 + 1, "owner free: SLL count %u -> %u", sll0,
+          hak_sll_count(&tc->sll[c]));
+  T_CHECK(atomic_load(&m->remote) == w0, "owner free went remote");
 
   /* A thread with a cache of its own, then one that never allocated. */
   for (int k = 0; k < 2; k++) {
-    hak_stats_t st0 = u_stats();
+    hak_stats_t st0 = t_stats();
     uint32_t used0 = m->used;
     sll0 = hak_sll_count(&tc->sll[c]);
     stranger_block = p[k];
     stranger_with_cache = k == 0;
-    u_run_thread(stranger, NULL);
-    hak_stats_t st1 = u_stats();
-    U_CHECK(on_chain(hak_rq_head(atomic_load(&m->remote)), hak_bridge_base(p[k])),
+    t_run_thread(stranger, NULL);
+    hak_stats_t st1 = t_stats();
+    T_CHECK(on_chain(hak_rq_head(atomic_load(&m->remote)), hak_bridge_base(p[k])),
             "stranger %d: block not on the run's stack", k);
-    U_CHECK(st1.remote_frees > st0.remote_frees, "stranger %d: remote_frees did not grow", k);
-    U_CHECK(hak_sll_count(&tc->sll[c]) == sll0, "stranger %d: the owner's SLL changed", k);
-    U_CHECK(m->used == used0, "stranger %d: a remote free changed used", k);
-    U_CHECK(hak_owner_of(m) == tc, "stranger %d: the owner changed", k);
-    U_CHECK(!on_notify_stack(tc, hak_bridge_base(p[k])) || hak_opt.rf_force_notify,
+    T_CHECK(st1.remote_frees > st0.remote_frees, "stranger %d: remote_frees did not grow", k);
+    T_CHECK(hak_sll_count(&tc->sll[c]) == sll0, "stranger %d: the owner's SLL changed", k);
+    T_CHECK(m->used == used0, "stranger %d: a remote free changed used", k);
+    T_CHECK(hak_owner_of(m) == tc, "stranger %d: the owner changed", k);
+    T_CHECK(!on_notify_stack(tc, hak_bridge_base(p[k])) || hak_opt.rf_force_notify,
             "stranger %d: a free into a partial run was delivered", k);
   }
   /* The owner drains at its next refill: empty its SLL by allocating until a refill. */
-  hak_stats_t st0 = u_stats();
+  hak_stats_t st0 = t_stats();
   refill_twice(tc, c, sz);
-  hak_stats_t st1 = u_stats();
-  U_CHECK(hak_rq_head(atomic_load(&m->remote)) == NULL,
+  hak_stats_t st1 = t_stats();
+  T_CHECK(hak_rq_head(atomic_load(&m->remote)) == NULL,
           "the run's stack was not drained by the owner's refill");
-  U_CHECK(st1.remote_drains > st0.remote_drains && st1.drained_blocks >= st0.drained_blocks + 2,
+  T_CHECK(st1.remote_drains > st0.remote_drains && st1.drained_blocks >= st0.drained_blocks + 2,
           "drains %llu -> %llu, blocks %llu -> %llu", (unsigned long long)st0.remote_drains,
           (unsigned long long)st1.remote_drains, (unsigned long long)st0.drained_blocks,
           (unsigned long long)st1.drained_blocks);
@@ -310,32 +310,33 @@ static void check_remote_free(void) {
   /* An armed run: the stranger's free is delivered to the owner, not pushed. */
   void *q = hak_malloc(sz);
   m = t_run_of(hak_bridge_base(q));
-  U_CHECK(hak_owner_of(m) == tc, "main does not own the run of its block");
-  if (m->list == HAK_LIST_PARTIAL) U_CHECK(hak_run_fill(tc, m), "arming the run");
-  U_CHECK(m->list == HAK_LIST_FULL && (atomic_load(&m->remote) & HAK_RQ_NOTIFY),
+  T_CHECK(hak_owner_of(m) == tc, "main does not own the run of its block");
+  if (m->list == HAK_LIST_PARTIAL)
+    T_CHECK(hak_run_fill(tc, m), "arming the run");
+  T_CHECK(m->list == HAK_LIST_FULL && (atomic_load(&m->remote) & HAK_RQ_NOTIFY),
           "the run is not armed");
-  st0 = u_stats();
+  st0 = t_stats();
   uint32_t used0 = m->used;
   stranger_block = q;
   stranger_with_cache = 1;
-  u_run_thread(stranger, NULL);
-  st1 = u_stats();
-  U_CHECK(on_notify_stack(tc, hak_bridge_base(q)), "the armed run's free was not delivered");
-  U_CHECK(atomic_load(&m->remote) == 0, "delivery left word %#lx",
+  t_run_thread(stranger, NULL);
+  st1 = t_stats();
+  T_CHECK(on_notify_stack(tc, hak_bridge_base(q)), "the armed run's free was not delivered");
+  T_CHECK(atomic_load(&m->remote) == 0, "delivery left word %#lx",
           (unsigned long)atomic_load(&m->remote));
-  U_CHECK(m->used == used0 && st1.notifies == st0.notifies + 1,
+  T_CHECK(m->used == used0 && st1.notifies == st0.notifies + 1,
           "delivery: used %u -> %u, notifies %llu -> %llu", used0, m->used,
           (unsigned long long)st0.notifies, (unsigned long long)st1.notifies);
   /* The owner collects it at its next refill, and the run is partial again. */
   refill_twice(tc, c, sz);
-  U_CHECK(atomic_load(&tc->notify) == NULL, "notify stack not collected at refill");
-  U_CHECK(hak_owner_of(m) != tc || m->list == HAK_LIST_PARTIAL,
+  T_CHECK(atomic_load(&tc->notify) == NULL, "notify stack not collected at refill");
+  T_CHECK(hak_owner_of(m) != tc || m->list == HAK_LIST_PARTIAL,
           "the run of a collected block stays on the full list");
   for (int i = 2; i < 3; i++) hak_free(p[i]);
 }
 
 int main(void) {
-  u_thread_cache();
+  t_thread_cache();
   check_life_cycle();
   check_misuse_aborts();
   check_race();

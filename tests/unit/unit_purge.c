@@ -31,21 +31,21 @@ static void nap_ms(long ms) {
 }
 
 /* Polls cond every 5 ms for up to WAIT_LIMIT_S; fails with what when it never holds. */
-#define WAIT_FOR(cond, what)                                                    \
-  do {                                                                          \
-    double t0_ = t_now();                                                       \
-    while (!(cond)) {                                                           \
-      U_CHECK(t_now() - t0_ < WAIT_LIMIT_S, "%s: not within %.0f s (state %u)", \
-              (what), WAIT_LIMIT_S, state());                                   \
-      nap_ms(5);                                                                \
-    }                                                                           \
+#define WAIT_FOR(cond, what)                                                                       \
+  do {                                                                                             \
+    double t0_ = t_now();                                                                          \
+    while (!(cond)) {                                                                              \
+      T_CHECK(t_now() - t0_ < WAIT_LIMIT_S, "%s: not within %.0f s (state %u)", (what),            \
+              WAIT_LIMIT_S, state());                                                              \
+      nap_ms(5);                                                                                   \
+    }                                                                                              \
   } while (0)
 
 /* ---- what leaves work for the decay ---------------------------------------------------------- */
 
 static void large_free(void) {
   void *p = hak_malloc(1 << 20);
-  U_CHECK(p != NULL, "hak_malloc(1 MiB) failed");
+  T_CHECK(p != NULL, "hak_malloc(1 MiB) failed");
   hak_free(p); /* cached: the large box has work */
 }
 
@@ -57,7 +57,7 @@ static void *small_churn(void *arg) {
   (void)arg;
   for (int i = 0; i < SMALL_BLOCKS; i++) {
     small[i] = hak_malloc(512);
-    U_CHECK(small[i] != NULL, "hak_malloc(512) failed");
+    T_CHECK(small[i] != NULL, "hak_malloc(512) failed");
   }
   for (int i = 0; i < SMALL_BLOCKS; i++) hak_free(small[i]);
   return NULL;
@@ -67,33 +67,36 @@ static void *small_churn(void *arg) {
 static void leave_work(int r) {
   if (r % 3 == 0) large_free();
   else if (r % 3 == 1) small_churn(NULL);
-  else u_run_thread(small_churn, NULL);
+  else
+    t_run_thread(small_churn, NULL);
 }
 
 /* ---- checks ---------------------------------------------------------------------------------- */
 
 /* The first work starts the thread, at once, without a cache of its own. */
 static void check_start(void) {
-  U_CHECK(state() != HAK_PURGE_OFF, "state OFF with HAKMEM_PURGE_THREAD=1 after start-up");
-  uint64_t started0 = u_stats().threads_started;
+  T_CHECK(state() != HAK_PURGE_OFF, "state OFF with HAKMEM_PURGE_THREAD=1 after start-up");
+  uint64_t started0 = t_stats().threads_started;
   large_free();
-  U_CHECK(state() == HAK_PURGE_AWAKE || state() == HAK_PURGE_ASLEEP, "state %u after work was "
-          "left", state());
-  U_CHECK(t_tasks("hakmem-purge", NULL) == 1, "%d threads named hakmem-purge",
+  T_CHECK(state() == HAK_PURGE_AWAKE || state() == HAK_PURGE_ASLEEP,
+          "state %u after work was "
+          "left",
+          state());
+  T_CHECK(t_tasks("hakmem-purge", NULL) == 1, "%d threads named hakmem-purge",
           t_tasks("hakmem-purge", NULL));
-  U_CHECK(u_stats().threads_started == started0, "the purge thread made a thread cache");
+  T_CHECK(t_stats().threads_started == started0, "the purge thread made a thread cache");
 }
 
 /* Every signal but those nobody can block (SIGKILL, SIGSTOP) and glibc's own two (32, 33). */
 static void check_signals_blocked(void) {
   long tid;
-  U_CHECK(t_tasks("hakmem-purge", &tid) == 1, "no purge thread");
+  T_CHECK(t_tasks("hakmem-purge", &tid) == 1, "no purge thread");
   char path[64];
   snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
   unsigned long long blocked = t_proc_field(path, "SigBlk:", 16);
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
-    U_CHECK(blocked >> (sig - 1) & 1, "signal %d not blocked by the purge thread (SigBlk %llx)",
+    T_CHECK(blocked >> (sig - 1) & 1, "signal %d not blocked by the purge thread (SigBlk %llx)",
             sig, blocked);
   }
 }
@@ -102,15 +105,17 @@ static void check_signals_blocked(void) {
 static void check_sleep_and_wake(int tasks0) {
   for (int r = 0; r < ROUNDS; r++) {
     WAIT_FOR(state() == HAK_PURGE_ASLEEP, "the purge thread going to sleep");
-    U_CHECK(!hak_superslab_pending() && !hak_large_pending(), "asleep with work pending");
-    hak_stats_t s0 = u_stats();
+    T_CHECK(!hak_superslab_pending() && !hak_large_pending(), "asleep with work pending");
+    hak_stats_t s0 = t_stats();
     leave_work(r);
-    WAIT_FOR(u_stats().purge_wakeups > s0.purge_wakeups, "a wake-up");
-    WAIT_FOR(u_stats().purge_bytes > s0.purge_bytes, "the work returned");
-    U_CHECK(t_tasks("hakmem-purge", NULL) == 1, "round %d: %d purge threads", r,
+    WAIT_FOR(t_stats().purge_wakeups > s0.purge_wakeups, "a wake-up");
+    WAIT_FOR(t_stats().purge_bytes > s0.purge_bytes, "the work returned");
+    T_CHECK(t_tasks("hakmem-purge", NULL) == 1, "round %d: %d purge threads", r,
             t_tasks("hakmem-purge", NULL));
-    U_CHECK(t_tasks(NULL, NULL) <= tasks0 + 1, "round %d: %d threads, %d before the purge "
-            "thread", r, t_tasks(NULL, NULL), tasks0);
+    T_CHECK(t_tasks(NULL, NULL) <= tasks0 + 1,
+            "round %d: %d threads, %d before the purge "
+            "thread",
+            r, t_tasks(NULL, NULL), tasks0);
   }
 }
 
@@ -136,9 +141,9 @@ static void check_sleep_window(void) {
   atomic_store(&park, ARMED);
   large_free(); /* wakes it; once the mapping is returned it heads for sleep and parks */
   WAIT_FOR(atomic_load(&park) == PARKED, "the purge thread parked before its sleep");
-  U_CHECK(state() == HAK_PURGE_AWAKE, "state %u at the schedule point", state());
+  T_CHECK(state() == HAK_PURGE_AWAKE, "state %u at the schedule point", state());
   large_free(); /* the notify finds AWAKE */
-  U_CHECK(hak_large_pending(), "the large box reports no work after a large free");
+  T_CHECK(hak_large_pending(), "the large box reports no work after a large free");
   atomic_store(&park, RELEASED);
   WAIT_FOR(state() == HAK_PURGE_ASLEEP && !hak_large_pending(),
            "the mapping freed in the window returned");
@@ -149,40 +154,38 @@ static void check_sleep_window(void) {
 /* The child of a fork: no thread, then its own at its first work. Under ThreadSanitizer,
  * which ends a child of a multi-threaded process that starts a thread, none at all (OFF). */
 static void fork_child(void) {
-  U_CHECK(state() == (HAKMEM_TSAN ? HAK_PURGE_OFF : HAK_PURGE_UNSTARTED),
+  T_CHECK(state() == (HAKMEM_TSAN ? HAK_PURGE_OFF : HAK_PURGE_UNSTARTED),
           "child: state %u after fork", state());
-  U_CHECK(t_tasks("hakmem-purge", NULL) == 0, "child: the parent's purge thread came along");
+  T_CHECK(t_tasks("hakmem-purge", NULL) == 0, "child: the parent's purge thread came along");
   large_free();
   if (HAKMEM_TSAN) {
-    U_CHECK(state() == HAK_PURGE_OFF && t_tasks("hakmem-purge", NULL) == 0,
+    T_CHECK(state() == HAK_PURGE_OFF && t_tasks("hakmem-purge", NULL) == 0,
             "child: a purge thread under TSan (state %u)", state());
     return;
   }
-  U_CHECK(state() == HAK_PURGE_AWAKE || state() == HAK_PURGE_ASLEEP, "child: state %u",
-          state());
-  U_CHECK(t_tasks("hakmem-purge", NULL) == 1, "child: no purge thread of its own");
+  T_CHECK(state() == HAK_PURGE_AWAKE || state() == HAK_PURGE_ASLEEP, "child: state %u", state());
+  T_CHECK(t_tasks("hakmem-purge", NULL) == 1, "child: no purge thread of its own");
   WAIT_FOR(state() == HAK_PURGE_ASLEEP, "child: the purge thread going to sleep");
 }
 
 static void check_fork(void) {
   pid_t pid = fork();
-  U_CHECK(pid >= 0, "fork failed");
+  T_CHECK(pid >= 0, "fork failed");
   if (pid == 0) {
     fork_child();
     _exit(0);
   }
   int status;
-  U_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
-  U_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child ended with status 0x%x", status);
-  U_CHECK(state() == HAK_PURGE_AWAKE || state() == HAK_PURGE_ASLEEP, "parent: state %u",
-          state());
-  U_CHECK(t_tasks("hakmem-purge", NULL) == 1, "parent: purge thread gone after the fork");
+  T_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+  T_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child ended with status 0x%x", status);
+  T_CHECK(state() == HAK_PURGE_AWAKE || state() == HAK_PURGE_ASLEEP, "parent: state %u", state());
+  T_CHECK(t_tasks("hakmem-purge", NULL) == 1, "parent: purge thread gone after the fork");
 }
 
 int main(void) {
-  U_CHECK(hak_option_get("HAKMEM_PURGE_THREAD") == 1, "HAKMEM_PURGE_THREAD is not 1");
+  T_CHECK(hak_option_get("HAKMEM_PURGE_THREAD") == 1, "HAKMEM_PURGE_THREAD is not 1");
   int tasks0 = t_tasks_base() - t_tasks("hakmem-purge", NULL);
-  u_thread_cache();
+  t_thread_cache();
   check_start();
   check_signals_blocked();
   check_sleep_and_wake(tasks0);

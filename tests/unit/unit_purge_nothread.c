@@ -23,7 +23,7 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
 
 static void large_free(void) {
   void *p = hak_malloc(1 << 20);
-  U_CHECK(p != NULL, "hak_malloc(1 MiB) failed");
+  T_CHECK(p != NULL, "hak_malloc(1 MiB) failed");
   hak_free(p);
 }
 
@@ -34,7 +34,7 @@ static void *blocks[BLOCKS];
 static void churn(void) {
   for (size_t i = 0; i < BLOCKS; i++) {
     blocks[i] = hak_malloc(512);
-    U_CHECK(blocks[i] != NULL, "hak_malloc(512) failed");
+    T_CHECK(blocks[i] != NULL, "hak_malloc(512) failed");
   }
   for (size_t i = 0; i < BLOCKS; i++) hak_free(blocks[i]);
 }
@@ -50,24 +50,26 @@ static void slow_paths(void) {
 
 int main(void) {
   int tasks0 = t_tasks(NULL, NULL);
-  U_CHECK(hak_option_get("HAKMEM_PURGE_THREAD") == 1, "HAKMEM_PURGE_THREAD is not 1");
-  u_thread_cache();
+  T_CHECK(hak_option_get("HAKMEM_PURGE_THREAD") == 1, "HAKMEM_PURGE_THREAD is not 1");
+  t_thread_cache();
   large_free();
-  U_CHECK(creates == 1, "pthread_create called %d times", creates);
-  U_CHECK(atomic_load(&hak_purge_state) == HAK_PURGE_OFF, "state %u after the failed start",
+  T_CHECK(creates == 1, "pthread_create called %d times", creates);
+  T_CHECK(atomic_load(&hak_purge_state) == HAK_PURGE_OFF, "state %u after the failed start",
           atomic_load(&hak_purge_state));
-  hak_stats_t s0 = u_stats();
+  hak_stats_t s0 = t_stats();
   churn();
   large_free();
-  U_CHECK(creates == 1, "pthread_create tried again: %d calls", creates);
+  T_CHECK(creates == 1, "pthread_create tried again: %d calls", creates);
   struct timespec t = {0, 150 * 1000000L};
   nanosleep(&t, NULL);
   slow_paths();
-  hak_stats_t s1 = u_stats();
-  U_CHECK(s1.bytes_purged - s0.bytes_purged >= 16 * MIB, "only %llu bytes returned by the "
-          "slow-path decay", (unsigned long long)(s1.bytes_purged - s0.bytes_purged));
-  U_CHECK(s1.purge_passes == 0, "purge passes without a purge thread");
-  U_CHECK(t_tasks(NULL, NULL) == tasks0, "%d threads, %d at the start", t_tasks(NULL, NULL),
+  hak_stats_t s1 = t_stats();
+  T_CHECK(s1.bytes_purged - s0.bytes_purged >= 16 * MIB,
+          "only %llu bytes returned by the "
+          "slow-path decay",
+          (unsigned long long)(s1.bytes_purged - s0.bytes_purged));
+  T_CHECK(s1.purge_passes == 0, "purge passes without a purge thread");
+  T_CHECK(t_tasks(NULL, NULL) == tasks0, "%d threads, %d at the start", t_tasks(NULL, NULL),
           tasks0);
   printf("unit_purge_nothread ok\n");
   return 0;

@@ -38,7 +38,7 @@ static void free_range(int from, int to) {
 
 static void expect_queued(uint32_t want, const char *when) {
   uint32_t got = queued(run);
-  U_CHECK(got == want, "%s: %u blocks queued, expected %u", when, got, want);
+  T_CHECK(got == want, "%s: %u blocks queued, expected %u", when, got, want);
 }
 
 static void *freer(void *arg) {
@@ -53,8 +53,8 @@ static void *freer(void *arg) {
   expect_queued(BATCH + 3, "hak_trim pushes them");
   free_range(BATCH + 3, BATCH + 5);
   expect_queued(BATCH + 3, "2 more held");
-  void *mine = hak_malloc(u_size_of_class(CLS + 1)); /* this thread's first refill */
-  U_CHECK(mine != NULL, "malloc failed");
+  void *mine = hak_malloc(t_size_of_class(CLS + 1)); /* this thread's first refill */
+  T_CHECK(mine != NULL, "malloc failed");
   expect_queued(BATCH + 5, "a refill pushes them");
   hak_free(mine);
   free_range(BATCH + 5, BATCH + 6);
@@ -64,11 +64,12 @@ static void *freer(void *arg) {
 
 static void batches(void) {
   for (int i = 0; i < BATCH + 6; i++)
-    U_CHECK((blk[i] = hak_malloc(u_size_of_class(CLS))) != NULL, "malloc");
+    T_CHECK((blk[i] = hak_malloc(t_size_of_class(CLS))) != NULL, "malloc");
   run = hak_run_of(blk[0]);
-  for (int i = 0; i < BATCH + 6; i++) U_CHECK(hak_run_of(blk[i]) == run, "blocks in two runs");
-  U_CHECK(queued(run) == 0, "a queue before any remote free");
-  u_run_thread(freer, NULL);
+  for (int i = 0; i < BATCH + 6; i++)
+    T_CHECK(hak_run_of(blk[i]) == run, "blocks in two runs");
+  T_CHECK(queued(run) == 0, "a queue before any remote free");
+  t_run_thread(freer, NULL);
   expect_queued(BATCH + 6, "the exit pushes the last one");
 }
 
@@ -79,8 +80,8 @@ static void *mix[MIX_CLASSES][BATCH];
 static void expect_mix_queued(uint32_t want, const char *when) {
   for (int c = 0; c < MIX_CLASSES; c++) {
     uint32_t got = queued(hak_run_of(mix[c][0]));
-    U_CHECK(got == want, "%s: class %d has %u blocks queued, expected %u", when, MIX_FIRST + c,
-            got, want);
+    T_CHECK(got == want, "%s: class %d has %u blocks queued, expected %u", when, MIX_FIRST + c, got,
+            want);
   }
 }
 
@@ -97,11 +98,11 @@ static void *mix_freer(void *arg) {
 static void classes_interleaved(void) {
   for (int c = 0; c < MIX_CLASSES; c++) {
     for (int i = 0; i < BATCH; i++)
-      U_CHECK((mix[c][i] = hak_malloc(u_size_of_class(MIX_FIRST + c))) != NULL, "malloc");
+      T_CHECK((mix[c][i] = hak_malloc(t_size_of_class(MIX_FIRST + c))) != NULL, "malloc");
     for (int i = 1; i < BATCH; i++)
-      U_CHECK(hak_run_of(mix[c][i]) == hak_run_of(mix[c][0]), "blocks in two runs");
+      T_CHECK(hak_run_of(mix[c][i]) == hak_run_of(mix[c][0]), "blocks in two runs");
   }
-  u_run_thread(mix_freer, NULL);
+  t_run_thread(mix_freer, NULL);
 }
 
 static atomic_int step; /* the orphan scenario's hand-offs between its three threads */
@@ -112,14 +113,15 @@ static void wait_step(int want) {
 
 static void alloc_orphan_blocks(void) {
   for (int i = 0; i < ORPHAN_BLOCKS; i++)
-    U_CHECK((blk[i] = hak_malloc(u_size_of_class(ORPHAN_CLS))), "malloc");
+    T_CHECK((blk[i] = hak_malloc(t_size_of_class(ORPHAN_CLS))), "malloc");
   run = hak_run_of(blk[0]);
-  for (int i = 0; i < ORPHAN_BLOCKS; i++) U_CHECK(hak_run_of(blk[i]) == run, "blocks in two runs");
+  for (int i = 0; i < ORPHAN_BLOCKS; i++)
+    T_CHECK(hak_run_of(blk[i]) == run, "blocks in two runs");
 }
 
 static void expect_orphan_count(uint32_t want, const char *when) {
   uintptr_t w = atomic_load(&run->remote);
-  U_CHECK(run->class_idx == ORPHAN_CLS && (w & HAK_RQ_ORPHAN) && hak_rq_count(w) == want,
+  T_CHECK(run->class_idx == ORPHAN_CLS && (w & HAK_RQ_ORPHAN) && hak_rq_count(w) == want,
           "%s: class %d, word %#lx (orphan %d, count %u; expected %u)", when, run->class_idx,
           (unsigned long)w, (int)!!(w & HAK_RQ_ORPHAN), hak_rq_count(w), want);
 }
@@ -138,7 +140,7 @@ static void *owner_then_exit(void *arg) {
 static void *hold_across_exit(void *arg) {
   (void)arg;
   free_range(0, ORPHAN_BLOCKS);
-  U_CHECK(queued(run) == 0, "the frees were not held");
+  T_CHECK(queued(run) == 0, "the frees were not held");
   atomic_store(&step, 2);
   wait_step(3);
   expect_orphan_count(ORPHAN_BLOCKS, "owner gone, every block held");
@@ -157,28 +159,28 @@ static void *free_into_orphan(void *arg) {
   free_range(0, ORPHAN_BLOCKS / 2);
   expect_orphan_count(ORPHAN_BLOCKS - ORPHAN_BLOCKS / 2, "half freed into an orphan");
   free_range(ORPHAN_BLOCKS / 2, ORPHAN_BLOCKS);
-  U_CHECK(run->class_idx == HAK_CLASS_NONE, "the last free into an orphan left it bound");
+  T_CHECK(run->class_idx == HAK_CLASS_NONE, "the last free into an orphan left it bound");
   return NULL;
 }
 
 static void orphan(void) {
   hak_opt.remote_batch = 2 * ORPHAN_BLOCKS; /* the freer can hold all of them */
   pthread_t owner, freer;
-  u_start(&owner, owner_then_exit, NULL);
+  t_start(&owner, owner_then_exit, NULL);
   wait_step(1);
-  u_start(&freer, hold_across_exit, NULL);
+  t_start(&freer, hold_across_exit, NULL);
   wait_step(2);
-  u_join(owner);
+  t_join(owner);
   atomic_store(&step, 3);
-  u_join(freer);
-  U_CHECK(run->class_idx == HAK_CLASS_NONE, "the push at exit left the run bound (class %d)",
+  t_join(freer);
+  T_CHECK(run->class_idx == HAK_CLASS_NONE, "the push at exit left the run bound (class %d)",
           run->class_idx);
-  u_run_thread(owner_only, NULL);
-  u_run_thread(free_into_orphan, NULL);
+  t_run_thread(owner_only, NULL);
+  t_run_thread(free_into_orphan, NULL);
 }
 
 int main(void) {
-  u_thread_cache();
+  t_thread_cache();
   hak_opt.decay_ms = 3600000; /* runs and SuperSlabs stay mapped while the test reads them */
   hak_opt.ss_adopt = 0;
   hak_opt.remote_batch = BATCH;

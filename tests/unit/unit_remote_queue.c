@@ -70,11 +70,11 @@ static uint32_t walk_mark(void *head, const char *what, int round) {
   uint32_t n = 0;
   for (void *b = head; b != NULL; b = hak_link_get(b)) {
     long idx = t_block_index(m, b);
-    U_CHECK(idx >= 0 && (uint32_t)idx < K, "round %d: %s holds %p, not a carved block", round,
-            what, b);
-    U_CHECK(!mark[idx], "round %d: block %ld twice on the %s", round, idx, what);
+    T_CHECK(idx >= 0 && (uint32_t)idx < K, "round %d: %s holds %p, not a carved block", round, what,
+            b);
+    T_CHECK(!mark[idx], "round %d: block %ld twice on the %s", round, idx, what);
     mark[idx] = 1;
-    U_CHECK(++n <= K, "round %d: %s longer than the run", round, what);
+    T_CHECK(++n <= K, "round %d: %s longer than the run", round, what);
   }
   return n;
 }
@@ -86,21 +86,22 @@ static uint32_t sum_outcome(enum hak_rq_outcome o) {
 }
 
 int main(void) {
-  hak_tcache_t *tc = u_thread_cache();
+  hak_tcache_t *tc = t_thread_cache();
   const int c = 1;
   m = hak_superslab_take_run(c);
-  U_CHECK(m != NULL, "take_run failed");
+  T_CHECK(m != NULL, "take_run failed");
   /* Owned but on none of tc's lists, so no refill of this thread takes its blocks. */
   atomic_store(&m->owner, tc);
   K = m->capacity < MAX_K ? m->capacity : MAX_K;
-  U_CHECK(K >= 64, "run of %u blocks", K);
+  T_CHECK(K >= 64, "run of %u blocks", K);
   for (uint32_t i = 0; i < K; i++) blk[i] = m->data + (size_t)i * m->stride;
   atomic_store(&m->carved, K);
 
   pthread_barrier_init(&start_bar, NULL, NPROD + 1);
   pthread_barrier_init(&end_bar, NULL, NPROD + 1);
   pthread_t th[NPROD];
-  for (int i = 0; i < NPROD; i++) u_start(&th[i], producer, &prod[i]);
+  for (int i = 0; i < NPROD; i++)
+    t_start(&th[i], producer, &prod[i]);
 
   uint64_t rng = 42;
   uint64_t total_freed = 0, total_drains = 0, kinds[R_KINDS] = {0};
@@ -117,23 +118,25 @@ int main(void) {
     uint32_t want = 0;
     for (int p = 0; p < NPROD; p++) prod[p].n = prod[p].nchains = 0;
     for (uint32_t i = 0; i < K; i++) {
-      chosen[i] = orphan || u_rand(&rng) % 4 != 0;
+      chosen[i] = orphan || t_xorshift(&rng) % 4 != 0;
       if (!chosen[i]) continue;
-      struct producer_s *p = &prod[u_rand(&rng) % NPROD];
+      struct producer_s *p = &prod[t_xorshift(&rng) % NPROD];
       p->list[p->n++] = blk[i];
       want++;
     }
     for (int pi = 0; pi < NPROD; pi++) { /* chains of 1..8 in orphan rounds, else single */
       struct producer_s *p = &prod[pi];
       for (uint32_t at = 0; at < p->n;) {
-        uint32_t len = orphan ? 1 + (uint32_t)(u_rand(&rng) % 8) : 1;
+        uint32_t len = orphan ? 1 + (uint32_t)(t_xorshift(&rng) % 8) : 1;
         if (len > p->n - at) len = p->n - at;
         p->chain[p->nchains++] = len;
         at += len;
       }
     }
-    if (kind == R_ARMED) U_CHECK(hak_rq_arm(m), "round %d: arming an empty word failed", r);
-    if (orphan) U_CHECK(hak_rq_orphan(m, K, false), "round %d: orphaning an empty word", r);
+    if (kind == R_ARMED)
+      T_CHECK(hak_rq_arm(m), "round %d: arming an empty word failed", r);
+    if (orphan)
+      T_CHECK(hak_rq_orphan(m, K, false), "round %d: orphaning an empty word", r);
     atomic_store(&frees_done, 0);
     bool concurrent = kind == R_OWNED_CONCURRENT;
     uint64_t drains = 0, drained = 0;
@@ -160,36 +163,36 @@ int main(void) {
     switch (kind) {
     case R_OWNED:
     case R_OWNED_CONCURRENT:
-      U_CHECK(sum_outcome(HAK_RQ_PUSHED) == want, "round %d: %u of %u frees pushed", r,
+      T_CHECK(sum_outcome(HAK_RQ_PUSHED) == want, "round %d: %u of %u frees pushed", r,
               sum_outcome(HAK_RQ_PUSHED), want);
       break;
     case R_ARMED:
-      U_CHECK(want == 0 || sum_outcome(HAK_RQ_DELIVER) == 1,
+      T_CHECK(want == 0 || sum_outcome(HAK_RQ_DELIVER) == 1,
               "round %d: %u frees took the notification of an armed run", r,
               sum_outcome(HAK_RQ_DELIVER));
-      U_CHECK(!(w & HAK_RQ_NOTIFY) || want == 0, "round %d: still armed after the frees", r);
+      T_CHECK(!(w & HAK_RQ_NOTIFY) || want == 0, "round %d: still armed after the frees", r);
       pushed = want - delivered;
       break;
     case R_FORCED:
-      U_CHECK(sum_outcome(HAK_RQ_DELIVER) == want && w == 0,
+      T_CHECK(sum_outcome(HAK_RQ_DELIVER) == want && w == 0,
               "round %d: forced notify: %u of %u delivered, word %#lx", r,
               sum_outcome(HAK_RQ_DELIVER), want, (unsigned long)w);
       pushed = 0;
       break;
     case R_ORPHAN:
     case R_ADOPT:
-      U_CHECK(sum_outcome(HAK_RQ_DELIVER) == 0, "round %d: an orphan notified", r);
+      T_CHECK(sum_outcome(HAK_RQ_DELIVER) == 0, "round %d: an orphan notified", r);
       if (!adopted) {
-        U_CHECK(sum_outcome(HAK_RQ_LAST) == 1, "round %d: %u frees claimed the orphan", r,
+        T_CHECK(sum_outcome(HAK_RQ_LAST) == 1, "round %d: %u frees claimed the orphan", r,
                 sum_outcome(HAK_RQ_LAST));
-        U_CHECK((w & HAK_RQ_FLAGS) == HAK_RQ_ORPHAN && hak_rq_count(w) == 0,
+        T_CHECK((w & HAK_RQ_FLAGS) == HAK_RQ_ORPHAN && hak_rq_count(w) == 0,
                 "round %d: claimed word %#lx", r, (unsigned long)w);
-        U_CHECK(!hak_rq_adopt(m), "round %d: a claimed orphan was adopted", r);
+        T_CHECK(!hak_rq_adopt(m), "round %d: a claimed orphan was adopted", r);
         atomic_fetch_and(&m->remote, HAK_RQ_PTR_MASK); /* as the claimant takes it over */
       } else {
-        U_CHECK(sum_outcome(HAK_RQ_LAST) == 0, "round %d: an adopted run was claimed", r);
-        U_CHECK((w & ~HAK_RQ_PTR_MASK) == 0, "round %d: adopted word %#lx keeps flags or count",
-                r, (unsigned long)w);
+        T_CHECK(sum_outcome(HAK_RQ_LAST) == 0, "round %d: an adopted run was claimed", r);
+        T_CHECK((w & ~HAK_RQ_PTR_MASK) == 0, "round %d: adopted word %#lx keeps flags or count", r,
+                (unsigned long)w);
       }
       break;
     default:
@@ -198,33 +201,34 @@ int main(void) {
     if (!concurrent && kind != R_ADOPT) {
       /* Frees alone: only the word moved. */
       t_run_snapshot_t after = t_run_snap(m, tc);
-      U_CHECK(t_run_same(&before, &after), "round %d: a free touched the run beyond its word", r);
+      T_CHECK(t_run_same(&before, &after), "round %d: a free touched the run beyond its word", r);
       uint32_t q = walk_mark(hak_rq_head(atomic_load(&m->remote)), "remote stack", r);
-      U_CHECK(q == pushed, "round %d: stack holds %u, pushed %u", r, q, pushed);
+      T_CHECK(q == pushed, "round %d: stack holds %u, pushed %u", r, q, pushed);
     }
     uint32_t n = hak_remote_drain(m);
     if (n) drains++, drained += n;
-    U_CHECK(hak_remote_drain(m) == 0, "round %d: a second drain found blocks", r);
-    U_CHECK(atomic_load(&m->remote) == 0, "round %d: word %#lx after drain", r,
+    T_CHECK(hak_remote_drain(m) == 0, "round %d: a second drain found blocks", r);
+    T_CHECK(atomic_load(&m->remote) == 0, "round %d: word %#lx after drain", r,
             (unsigned long)atomic_load(&m->remote));
 
-    U_CHECK(drained == pushed, "round %d: drained %llu, pushed %u", r,
-            (unsigned long long)drained, pushed);
-    U_CHECK(m->used == K - pushed, "round %d: used %u, want %u", r, m->used, K - pushed);
-    U_CHECK(hak_owner_of(m) == tc, "round %d: owner changed", r);
+    T_CHECK(drained == pushed, "round %d: drained %llu, pushed %u", r, (unsigned long long)drained,
+            pushed);
+    T_CHECK(m->used == K - pushed, "round %d: used %u, want %u", r, m->used, K - pushed);
+    T_CHECK(hak_owner_of(m) == tc, "round %d: owner changed", r);
     uint32_t fl = walk_mark(m->freelist, "freelist", r);
-    U_CHECK(fl == pushed, "round %d: freelist holds %u, pushed %u", r, fl, pushed);
+    T_CHECK(fl == pushed, "round %d: freelist holds %u, pushed %u", r, fl, pushed);
     if (kind != R_ARMED && kind != R_FORCED) {
       for (uint32_t i = 0; i < K; i++)
-        U_CHECK(mark[i] == chosen[i], "round %d: block %u %s", r, i,
+        T_CHECK(mark[i] == chosen[i], "round %d: block %u %s", r, i,
                 chosen[i] ? "freed but not drained" : "drained but never freed");
     }
-    if (kind == R_OWNED) U_CHECK(drains == (want > 0), "round %d: %llu drains", r,
-                                 (unsigned long long)drains);
+    if (kind == R_OWNED)
+      T_CHECK(drains == (want > 0), "round %d: %llu drains", r, (unsigned long long)drains);
     total_freed += want;
     total_drains += drains;
   }
-  for (int i = 0; i < NPROD; i++) u_join(th[i]);
+  for (int i = 0; i < NPROD; i++)
+    t_join(th[i]);
 
   /* Give the run back: nothing out. */
   m->freelist = NULL;

@@ -39,7 +39,7 @@ static void *churn_alloc(void *arg) {
   void **out = arg;
   for (int i = 0; i < CHURN_BLOCKS; i++) {
     out[i] = hak_malloc(hak_class_size(CHURN_CLASS));
-    U_CHECK(out[i] != NULL, "hak_malloc failed");
+    T_CHECK(out[i] != NULL, "hak_malloc failed");
   }
   return NULL;
 }
@@ -53,8 +53,10 @@ static void *churn_alloc_free(void *arg) {
 
 static void run_threads(void *(*fn)(void *)) {
   pthread_t th[CHURN_THREADS];
-  for (int t = 0; t < CHURN_THREADS; t++) u_start(&th[t], fn, churn_blocks[t]);
-  for (int t = 0; t < CHURN_THREADS; t++) u_join(th[t]);
+  for (int t = 0; t < CHURN_THREADS; t++)
+    t_start(&th[t], fn, churn_blocks[t]);
+  for (int t = 0; t < CHURN_THREADS; t++)
+    t_join(th[t]);
 }
 
 static void workload_churn(void) {
@@ -86,10 +88,10 @@ static void *first_blocks[FIRST_BLOCKS];
 
 static void remote_first_phase(void) {
   size_t n = 3 * (HAK_SLAB_SIZE / hak_class_size(REMOTE_CLASS)) + 1;
-  U_CHECK(n <= FIRST_BLOCKS, "first phase larger than its array");
+  T_CHECK(n <= FIRST_BLOCKS, "first phase larger than its array");
   for (size_t i = 0; i < n; i++) {
     first_blocks[i] = hak_malloc(hak_class_size(REMOTE_CLASS));
-    U_CHECK(first_blocks[i] != NULL, "hak_malloc failed");
+    T_CHECK(first_blocks[i] != NULL, "hak_malloc failed");
   }
   pthread_mutex_lock(&rq.lock);
   rq.first = first_blocks;
@@ -105,7 +107,7 @@ static void *remote_producer(void *arg) {
   for (int b = 0; b < BATCHES; b++) {
     for (int i = 0; i < BATCH; i++) {
       batches[b][i] = hak_malloc(hak_class_size(REMOTE_CLASS));
-      U_CHECK(batches[b][i] != NULL, "hak_malloc failed");
+      T_CHECK(batches[b][i] != NULL, "hak_malloc failed");
     }
     pthread_mutex_lock(&rq.lock);
     while (rq.count == QCAP) pthread_cond_wait(&rq.cond, &rq.lock);
@@ -126,7 +128,7 @@ static void *remote_producer(void *arg) {
 
 static void *remote_consumer(void *arg) {
   (void)arg;
-  u_thread_cache();
+  t_thread_cache();
   pthread_mutex_lock(&rq.lock);
   while (!rq.first_ready) pthread_cond_wait(&rq.cond, &rq.lock);
   pthread_mutex_unlock(&rq.lock);
@@ -155,10 +157,10 @@ static void *remote_consumer(void *arg) {
 
 static void workload_remote(void) {
   pthread_t p, c;
-  u_start(&p, remote_producer, NULL);
-  u_start(&c, remote_consumer, NULL);
-  u_join(c);
-  u_join(p);
+  t_start(&p, remote_producer, NULL);
+  t_start(&c, remote_consumer, NULL);
+  t_join(c);
+  t_join(p);
 }
 
 #define LOCAL_CLASS 3
@@ -170,7 +172,7 @@ static void workload_local(void) {
   for (int done = 0; done < LOCAL_OPS; done += 2 * LOCAL_WINDOW) {
     for (int i = 0; i < LOCAL_WINDOW; i++) {
       w[i] = hak_malloc(hak_class_size(LOCAL_CLASS));
-      U_CHECK(w[i] != NULL, "hak_malloc failed");
+      T_CHECK(w[i] != NULL, "hak_malloc failed");
     }
     for (int i = 0; i < LOCAL_WINDOW; i++) hak_free(w[i]);
   }
@@ -265,12 +267,12 @@ int main(int argc, char **argv) {
   /* The main thread's cache exists (and its class capacity is the initial one) before the
    * baseline is taken. */
   void *p = hak_malloc(hak_class_size(cls));
-  U_CHECK(p != NULL, "hak_malloc failed");
+  T_CHECK(p != NULL, "hak_malloc failed");
   hak_free(p);
   hak_class_stats_t cs;
   hak_class_stats_get(cls, &cs);
   tls_cap0 = cs.tls_cap;
-  hak_stats_t before = u_stats();
+  hak_stats_t before = t_stats();
 
   if (strcmp(mode, "churn") == 0) {
     workload_churn();
@@ -283,7 +285,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  hak_stats_t after = u_stats();
+  hak_stats_t after = t_stats();
   hak_class_stats_get(cls, &cs);
   tls_cap1 = cs.tls_cap;
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
