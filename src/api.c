@@ -104,6 +104,12 @@ hak_noinline void hak_free_slow(void *p) {
     uint64_t h = *(uint64_t *)base;
     if (h == HAK_HDR_FREE(m->class_idx))
       hak_fail("double free", p, hak_ss_of(p), m->class_idx);
+    if ((h & ~HAK_HDR_FORM_MASK) == HAK_HDR_ALLOC(m->class_idx)) {
+      /* In use, from operator new, freed by free() or realloc: allowed, as glibc allows it. */
+      *(uint64_t *)base = HAK_HDR_ALLOC(m->class_idx);
+      hak_free_fast(p);
+      return;
+    }
 #endif
     hak_fail("invalid free (corrupt block header)", p, hak_ss_of(p), m->class_idx);
   }
@@ -116,6 +122,81 @@ hak_noinline void hak_free_slow(void *p) {
   hak_free_fast(base + HAK_HDR_SIZE);
 #endif
 }
+
+/* ---- C++ delete forms and sizes (HAK_DELETE_CHECKED builds) ------------------------------
+ *
+ * operator new records its form where the block keeps it: the in-use header (header mode), the
+ * SuperSlab's form table (checked headerless), the large header. A delete checks the form and
+ * its size argument against the block before it frees it, so the free's fast path is the one of
+ * every build. A pointer these checks cannot resolve to a live block's own pointer is left to
+ * the free, which diagnoses it (invalid, double free) or frees it (an aligned block). */
+
+#if HAK_DELETE_CHECKED
+/* The form of slab block base, read and, in header mode, cleared (the free's fast path compares
+ * the plain in-use header). *live false: the header says the block is not in use (the free
+ * diagnoses it). */
+static unsigned slab_form_take(uint8_t *base, const hak_slab_t *m, bool *live) {
+#if !HAKMEM_TINY_HEADERLESS
+  uint64_t h = *(uint64_t *)base;
+  *live = (h & ~HAK_HDR_FORM_MASK) == HAK_HDR_ALLOC(m->class_idx);
+  if (!*live) return 0;
+  *(uint64_t *)base = HAK_HDR_ALLOC(m->class_idx);
+  return (unsigned)(h >> HAK_HDR_FORM_SHIFT) & 3;
+#else
+  (void)m;
+  *live = true; /* a free block's byte is 0: nothing to compare, the free finds it free */
+  return *hak_checked_form_of(base);
+#endif
+}
+
+static void slab_form_set(uint8_t *base, unsigned form) {
+#if !HAKMEM_TINY_HEADERLESS
+  *(uint64_t *)base |= (uint64_t)form << HAK_HDR_FORM_SHIFT;
+#else
+  *hak_checked_form_of(base) = (uint8_t)form;
+#endif
+}
+
+void hak_new_record(void *p, size_t n, unsigned form) {
+  if (n <= HAK_SLAB_REQ_MAX) {
+    slab_form_set((uint8_t *)p - HAK_HDR_SIZE, form); /* malloc's own block: p is its user pointer */
+  } else {
+    hak_large_header_at((uintptr_t)p & ~(uintptr_t)HAK_SS_MASK, HAK_REGION_LARGE)->form =
+        (uint8_t)form;
+  }
+}
+
+static void form_check(unsigned got, unsigned form, const void *p, const void *ss, int cls) {
+  if (got == 0 || got == form) return; /* malloc's blocks: any delete, as glibc allows */
+  hak_fail(form == HAK_FORM_ARRAY ? "delete[] of a block from new (not new[])"
+                                  : "delete of a block from new[]",
+           p, ss, cls);
+}
+
+void hak_delete_check(void *p, size_t n, unsigned form) {
+  uintptr_t u = (uintptr_t)p;
+  unsigned kind = hak_registry_kind(u);
+  if (kind == HAK_REGION_LARGE || kind == HAK_REGION_LARGE_FAR) {
+    hak_large_t *h = hak_large_peek(p, (int)kind);
+    if (h == NULL) return;
+    form_check(h->form, form, p, h, -1);
+    /* A large block came from a request above the slab sizes and fits it. */
+    if (n != HAK_NO_SIZE && (n <= HAK_SLAB_REQ_MAX || n > h->usable))
+      hak_fail("sized delete with the wrong size", p, h, -1);
+    return;
+  }
+  uint8_t *base;
+  hak_slab_t *m = kind == HAK_REGION_SS ? slab_of_interior(u, &base) : NULL;
+  if (m == NULL || base + HAK_HDR_SIZE != (uint8_t *)p || !block_carved(m, base)) return;
+  bool live;
+  unsigned got = slab_form_take(base, m, &live);
+  if (!live) return;
+  form_check(got, form, p, hak_ss_of(p), m->class_idx);
+  /* Only sizes of other classes are wrong as far as the block can tell. */
+  if (n != HAK_NO_SIZE && (n > HAK_SLAB_REQ_MAX || hak_size_class(n) != m->class_idx))
+    hak_fail("sized delete with the wrong size", p, hak_ss_of(p), m->class_idx);
+}
+#endif
 
 /* ---- aligned allocation ------------------------------------------------------------------ */
 
@@ -346,7 +427,7 @@ hak_api int hak_owns(const void *ptr) {
   if (base + HAK_HDR_SIZE != (const uint8_t *)ptr) return aligned_mark_of(ptr, base) != NULL;
   if (!block_carved(m, base)) return 0;
 #if !HAKMEM_TINY_HEADERLESS
-  return *(uint64_t *)base == HAK_HDR_ALLOC(m->class_idx);
+  return (*(uint64_t *)base & ~HAK_HDR_FORM_MASK) == HAK_HDR_ALLOC(m->class_idx);
 #else
   return 1;
 #endif

@@ -3,8 +3,10 @@
  *
  * Responsibility: free blocks carry a fill pattern that is verified when they leave the free
  * lists; every link stored in a free block is protected by a per-process secret and validated
- * when it is followed; a second free of a free block is caught in headerless mode; and the
- * expensive invariant walks of the TLS SLL and of a run's freelist.
+ * when it is followed; a second free of a free block is caught in headerless mode; the form
+ * table of operator new's blocks in headerless mode (ss->forms, read by api.c's delete check,
+ * cleared here by every free); and the expensive invariant walks of the TLS SLL and of a run's
+ * freelist.
  *
  * Boundary: the free lists reach this box only through
  *   - hak_link_set() / hak_link_get() (tls_sll.h): the one encode/decode pair of every list;
@@ -126,9 +128,16 @@ void hak_checked_freed(void *base, hak_class_t cls, uint32_t stride) {
   if (hak_unlikely(hak_checked_fill_changed((uint8_t *)base + FILL_OFF, n) == n &&
                    hak_checked_link_ok(base, hak_link_decode(base))))
     hak_fail("double free", (uint8_t *)base + HAK_HDR_SIZE, hak_ss_of(base), (int)cls);
+  *hak_checked_form_of(base) = 0; /* the next owner of the block may come from malloc */
 #endif
   hak_checked_fill(base, cls, stride);
 }
+
+#if HAKMEM_TINY_HEADERLESS
+uint8_t *hak_checked_form_of(const void *base) {
+  return &hak_ss_of(base)->forms[((uintptr_t)base & HAK_SS_MASK) / 16];
+}
+#endif
 
 /* A free block's content is what hak_checked_fill() left, but for its link; fails if not. */
 static void verify_free(const void *base, const hak_slab_t *m) {

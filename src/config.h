@@ -106,6 +106,11 @@
 #define HAK_PLANT_large_grow_late_unregister 13 /* old place of a grown large block: cleared late */
 #define HAK_PLANTED(name) (HAKMEM_PLANT_BUG == HAK_PLANT_##name)
 
+/* C++ delete forms and sizes are checked (api.c: hak_new_record, hak_delete_check) where the
+ * form of a block has a place to live: its header (header mode) or the checked build's form
+ * table (headerless). Other builds pass every delete straight to free. */
+#define HAK_DELETE_CHECKED (!HAKMEM_TINY_HEADERLESS || HAKMEM_CHECKED)
+
 /* The hint box exists only where free has to find the SuperSlab without a header. */
 #define HAK_HINT_COMPILED (HAKMEM_TINY_HEADERLESS && HAKMEM_TINY_SS_TLS_HINT)
 

@@ -129,6 +129,9 @@ size_t hak_checked_fill_changed(const void *p, size_t n); /* first byte not the 
 void hak_checked_fill(void *base, hak_class_t cls, uint32_t stride); /* a fresh block, carved */
 void hak_checked_freed(void *base, hak_class_t cls, uint32_t stride); /* double free? then fill */
 void hak_checked_taken(void *base); /* leaves a TLS SLL: verify the fill, clear the link */
+#if HAKMEM_TINY_HEADERLESS
+uint8_t *hak_checked_form_of(const void *base); /* the HAK_FORM_* byte of a slab block */
+#endif
 bool hak_checked_sll_ok(const hak_tcache_t *tc, hak_class_t cls); /* TLS SLL of cls, full walk */
 bool hak_checked_run_ok(const hak_slab_t *m); /* freelist: carved - used blocks, all intact */
 #endif
@@ -226,6 +229,8 @@ bool hak_os_thread_start(void *(*fn)(void *), const char *name);
 void hak_os_futex_wait(_Atomic(uint32_t) *word, uint32_t val); /* while *word == val */
 void hak_os_futex_wake(_Atomic(uint32_t) *word);                /* one waiter */
 void hak_os_sleep_ms(uint64_t ms);
+int hak_os_live_threads(void); /* threads still running (not the exited main thread); 0: unknown */
+int hak_os_gettid(void);
 
 /* ---- options.c ----------------------------------------------------------------------- */
 
@@ -291,6 +296,15 @@ void hak_stats_init(void); /* keeps a copy of stderr when HAKMEM_STATS is on */
 
 void *hak_malloc_slow(size_t size);
 void hak_free_slow(void *p); /* large, aligned and invalid frees */
+/* C++ operators (override_new.c): form is HAK_FORM_NEW or HAK_FORM_ARRAY. The first records
+ * the form of p, just returned by a new of n bytes (no alignment argument); the second fails
+ * fast when p, about to be freed by a delete of that form, came from the other form of new, or
+ * when n (HAK_NO_SIZE: unsized delete) is not a size the block can have been allocated with. */
+#define HAK_NO_SIZE SIZE_MAX
+#if HAK_DELETE_CHECKED
+void hak_new_record(void *p, size_t n, unsigned form);
+void hak_delete_check(void *p, size_t n, unsigned form);
+#endif
 
 /* ---- tiny/registry.c --------------------------------------------------------------------- */
 
@@ -411,6 +425,7 @@ extern _Atomic(uint32_t) hak_purge_state;
 void hak_purge_init(void);       /* end of process start: UNSTARTED unless switched off */
 void hak_purge_fork_child(void); /* atfork child: the thread did not come along */
 void hak_purge_notify_slow(void);
+void hak_purge_main_exit(void);  /* the main thread's cache is gone: it exits, the process may not */
 /* After a slow path that may have left memory for the decay, with no hakmem lock held and the
  * calling thread's cache consistent (a start calls pthread_create, which may allocate). The
  * thread awake: one relaxed load and a branch. */

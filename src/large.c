@@ -330,6 +330,7 @@ void *hak_large_alloc(size_t size, size_t align, bool zero) {
   h->usable = (size_t)(h->map + h->map_size - h->user);
   if (zero && !h->fresh) memset(h->user, 0, size);
   h->fresh = 0;
+  h->form = 0; /* operator new records its own (api.c) */
   hak_gstat_add(HAK_G_LARGE_ALLOCS, 1);
   hak_gstat_add(HAK_G_LARGE_LIVE_BYTES, (int64_t)h->usable);
   if (hit) hak_gstat_add(HAK_G_LARGE_CACHE_HITS, 1);

@@ -50,14 +50,23 @@ static hak_new_handler_t installed_handler(void) {
   return get();
 }
 
-static inline void *try_alloc(size_t n, size_t align) {
-  return align <= 16 ? hak_malloc(n) : hak_aligned_alloc(align, n);
+/* form: HAK_FORM_NEW or HAK_FORM_ARRAY, recorded for the deletes to check (HAK_DELETE_CHECKED
+ * builds) when the form takes no alignment argument (align 0). */
+static inline void *try_alloc(size_t n, size_t align, unsigned form) {
+  if (align != 0) return align <= 16 ? hak_malloc(n) : hak_aligned_alloc(align, n);
+  void *p = hak_malloc(n);
+#if HAK_DELETE_CHECKED
+  if (hak_likely(p != NULL)) hak_new_record(p, n, form);
+#else
+  (void)form;
+#endif
+  return p;
 }
 
 /* The throwing forms. */
-static void *__attribute__((noinline)) new_or_throw(size_t n, size_t align) {
+static void *__attribute__((noinline)) new_or_throw(size_t n, size_t align, unsigned form) {
   for (;;) {
-    void *p = try_alloc(n, align);
+    void *p = try_alloc(n, align, form);
     if (hak_likely(p != NULL)) return p;
     hak_new_handler_t handler = installed_handler();
     if (handler == NULL) {
@@ -73,8 +82,8 @@ static void *__attribute__((noinline)) new_or_throw(size_t n, size_t align) {
 
 /* The nothrow forms: the runtime's own nothrow form (name), found past this library, runs
  * our throwing form under try/catch once a handler is installed. */
-static void *new_or_null(size_t n, size_t align, const char *name) {
-  void *p = try_alloc(n, align);
+static void *new_or_null(size_t n, size_t align, const char *name, unsigned form) {
+  void *p = try_alloc(n, align, form);
   if (hak_likely(p != NULL)) return p;
   if (installed_handler() == NULL) return NULL;
   void *f = runtime_fn(RTLD_NEXT, name);
@@ -89,37 +98,57 @@ static void *new_or_null(size_t n, size_t align, const char *name) {
 #define NOTHROW_NEW_ARRAY_ALIGNED "_ZnamSt11align_val_tRKSt9nothrow_t"
 
 /* operator new(size_t), new[](size_t) */
-hak_api void *_Znwm(size_t n) { return new_or_throw(n, 0); }
-hak_api void *_Znam(size_t n) { return new_or_throw(n, 0); }
+hak_api void *_Znwm(size_t n) { return new_or_throw(n, 0, HAK_FORM_NEW); }
+hak_api void *_Znam(size_t n) { return new_or_throw(n, 0, HAK_FORM_ARRAY); }
 /* operator new(size_t, const nothrow_t &), new[] */
 hak_api void *_ZnwmRKSt9nothrow_t(size_t n, const void *tag) {
   (void)tag;
-  return new_or_null(n, 0, NOTHROW_NEW);
+  return new_or_null(n, 0, NOTHROW_NEW, HAK_FORM_NEW);
 }
 hak_api void *_ZnamRKSt9nothrow_t(size_t n, const void *tag) {
   (void)tag;
-  return new_or_null(n, 0, NOTHROW_NEW_ARRAY);
+  return new_or_null(n, 0, NOTHROW_NEW_ARRAY, HAK_FORM_ARRAY);
 }
 /* operator new(size_t, align_val_t), new[] */
-hak_api void *_ZnwmSt11align_val_t(size_t n, size_t align) { return new_or_throw(n, align); }
-hak_api void *_ZnamSt11align_val_t(size_t n, size_t align) { return new_or_throw(n, align); }
+hak_api void *_ZnwmSt11align_val_t(size_t n, size_t align) {
+  return new_or_throw(n, align, HAK_FORM_NEW);
+}
+hak_api void *_ZnamSt11align_val_t(size_t n, size_t align) {
+  return new_or_throw(n, align, HAK_FORM_ARRAY);
+}
 /* operator new(size_t, align_val_t, const nothrow_t &), new[] */
 hak_api void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *tag) {
   (void)tag;
-  return new_or_null(n, align, NOTHROW_NEW_ALIGNED);
+  return new_or_null(n, align, NOTHROW_NEW_ALIGNED, HAK_FORM_NEW);
 }
 hak_api void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *tag) {
   (void)tag;
-  return new_or_null(n, align, NOTHROW_NEW_ARRAY_ALIGNED);
+  return new_or_null(n, align, NOTHROW_NEW_ARRAY_ALIGNED, HAK_FORM_ARRAY);
 }
 
-/* Every delete form frees; the size and alignment arguments are not needed. */
-hak_api void _ZdlPv(void *p) { hak_free(p); }
-hak_api void _ZdaPv(void *p) { hak_free(p); }
-hak_api void _ZdlPvRKSt9nothrow_t(void *p, const void *tag) { hak_free(p); }
-hak_api void _ZdaPvRKSt9nothrow_t(void *p, const void *tag) { hak_free(p); }
-hak_api void _ZdlPvm(void *p, size_t n) { hak_free(p); }
-hak_api void _ZdaPvm(void *p, size_t n) { hak_free(p); }
+/* Every delete form frees. Those without an alignment argument first check the block's form
+ * and their size argument in HAK_DELETE_CHECKED builds (api.c: hak_delete_check); other builds
+ * and the aligned forms need neither. */
+static inline void delete_as(void *p, size_t n, unsigned form) {
+#if HAK_DELETE_CHECKED
+  hak_delete_check(p, n, form);
+#else
+  (void)n;
+  (void)form;
+#endif
+  hak_free(p);
+}
+
+hak_api void _ZdlPv(void *p) { delete_as(p, HAK_NO_SIZE, HAK_FORM_NEW); }
+hak_api void _ZdaPv(void *p) { delete_as(p, HAK_NO_SIZE, HAK_FORM_ARRAY); }
+hak_api void _ZdlPvRKSt9nothrow_t(void *p, const void *tag) {
+  delete_as(p, HAK_NO_SIZE, HAK_FORM_NEW);
+}
+hak_api void _ZdaPvRKSt9nothrow_t(void *p, const void *tag) {
+  delete_as(p, HAK_NO_SIZE, HAK_FORM_ARRAY);
+}
+hak_api void _ZdlPvm(void *p, size_t n) { delete_as(p, n, HAK_FORM_NEW); }
+hak_api void _ZdaPvm(void *p, size_t n) { delete_as(p, n, HAK_FORM_ARRAY); }
 hak_api void _ZdlPvSt11align_val_t(void *p, size_t align) { hak_free(p); }
 hak_api void _ZdaPvSt11align_val_t(void *p, size_t align) { hak_free(p); }
 hak_api void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align) { hak_free(p); }

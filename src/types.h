@@ -42,6 +42,14 @@
 #define HAK_HDR_TAG_FREE 0xF4EEB10C5EA50000ull
 #define HAK_HDR_ALLOC(c) (HAK_HDR_TAG_ALLOC | (uint64_t)(c))
 #define HAK_HDR_FREE(c) (HAK_HDR_TAG_FREE | (uint64_t)(c))
+/* The operator new form that allocated a block (HAK_DELETE_CHECKED builds): 0 malloc and the
+ * rest, HAK_FORM_NEW, HAK_FORM_ARRAY (new[]). Header mode keeps it in the in-use header, above
+ * the class; every free path but delete's sees such a header as not ALLOC and takes the slow
+ * path, which accepts it (free of a new block is allowed, as glibc allows it). */
+#define HAK_FORM_NEW 1u
+#define HAK_FORM_ARRAY 2u
+#define HAK_HDR_FORM_SHIFT 8
+#define HAK_HDR_FORM_MASK ((uint64_t)3 << HAK_HDR_FORM_SHIFT)
 
 #define HAK_SS_MAGIC 0x5355504552534C42ull /* "SUPERSLB", xor'ed with the address */
 #define HAK_LARGE_MAGIC 0x4C41524745424C4Bull /* "LARGEBLK", xor'ed with the address */
@@ -113,6 +121,12 @@ struct hak_superslab_s {
   uint64_t dirty_since_ms;      /* when dirty_mask last went from 0 to nonzero              */
   hak_superslab_t *next, *prev; /* available or empty list; SuperSlab lock                  */
   uint8_t list;                 /* enum hak_ss_list                                         */
+#if HAKMEM_CHECKED && HAKMEM_TINY_HEADERLESS
+  /* The HAK_FORM_* of each block from operator new, one byte per 16 bytes of the SuperSlab
+   * (byte (base - ss) / 16; blocks are 16-aligned, so no two share a byte); a mapping of its
+   * own, as long-lived as the SuperSlab's. Set by operator new, cleared by every free. */
+  uint8_t *forms;
+#endif
   hak_slab_t slabs[HAK_SLABS_PER_SS];
 };
 
@@ -195,6 +209,7 @@ typedef struct hak_large_s {
   size_t usable;        /* user .. end of mapping                                           */
   uint8_t far;          /* header sits below user, in the region before user's              */
   uint8_t fresh;        /* pages never handed out: known zero                               */
+  uint8_t form;         /* HAK_FORM_* of the operator new that got it, 0 otherwise          */
   uint64_t freed_ms;    /* when it entered the cache                                        */
   struct hak_large_s *next; /* cache list; large lock                                       */
 } hak_large_t;
@@ -274,6 +289,7 @@ typedef struct hak_trace_rec_s {
 _Static_assert(HAK_SLABS_PER_SS == 32, "free_mask is 32 bits");
 _Static_assert(sizeof(hak_superslab_t) < HAK_SLAB_SIZE / 4, "header fits in slab 0");
 _Static_assert(HAK_HDR_SIZE == 0 || HAK_HDR_SIZE == 8, "header is one word");
+_Static_assert(HAK_NUM_CLASSES <= (1 << HAK_HDR_FORM_SHIFT), "the form bits sit above the class");
 _Static_assert(sizeof(hak_large_t) <= 128, "large header fits its reserved space");
 
 _Static_assert(sizeof(hak_trace_chunk_t) == sizeof(hak_trace_rec_t), "chunk header: one slot");

@@ -7,7 +7,9 @@
  *   - each direction is applied exactly once: decode(encode(b)) == b;
  *   - header mode: the word at base is HAK_HDR_ALLOC(class) while the block is in use and
  *     HAK_HDR_FREE(class) while it is free, so a free of anything else (a double free, an
- *     interior or foreign pointer) is caught before it reaches a list;
+ *     interior or foreign pointer) is caught before it reaches a list; a block from operator
+ *     new carries its form in HAK_HDR_FORM_MASK as well, which this compare refuses: the slow
+ *     path (api.c) strips it and frees the block, a delete strips it after its check;
  *   - user pointers are 16-byte aligned in both modes (base == 8 mod 16 with a header);
  *   - checked builds: hak_bridge_in() fills the block with the free pattern (checked.c), after
  *     diagnosing a headerless double free.

@@ -105,12 +105,25 @@ static void slab_reset(hak_superslab_t *ss, unsigned i) {
 
 /* ---- mapping -------------------------------------------------------------------------------- */
 
+#if HAKMEM_CHECKED && HAKMEM_TINY_HEADERLESS
+#define SS_FORMS_BYTES (HAK_SS_SIZE / 16) /* one byte per 16 bytes of a SuperSlab */
+#endif
+
 static hak_superslab_t *ss_new(void) {
+#if HAKMEM_CHECKED && HAKMEM_TINY_HEADERLESS
+  uint8_t *forms = hak_os_map(SS_FORMS_BYTES); /* first: nothing to undo when it fails */
+  if (forms == NULL) return NULL;
+#endif
   if (ss_reserve == NULL || ss_reserve == ss_reserve_end) {
     ss_reserve = hak_os_map_aligned(SS_RESERVE_COUNT * HAK_SS_SIZE, HAK_SS_SIZE);
     if (ss_reserve == NULL) {
       ss_reserve = hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
-      if (ss_reserve == NULL) return NULL;
+      if (ss_reserve == NULL) {
+#if HAKMEM_CHECKED && HAKMEM_TINY_HEADERLESS
+        hak_os_unmap(forms, SS_FORMS_BYTES);
+#endif
+        return NULL;
+      }
       ss_reserve_end = ss_reserve + HAK_SS_SIZE;
     } else {
       ss_reserve_end = ss_reserve + SS_RESERVE_COUNT * HAK_SS_SIZE;
@@ -123,6 +136,9 @@ static hak_superslab_t *ss_new(void) {
   atomic_store_explicit(&ss->generation, 1, hak_relaxed);
   ss->free_mask = SS_ALL_FREE;
   ss->dirty_mask = 0;
+#if HAKMEM_CHECKED && HAKMEM_TINY_HEADERLESS
+  ss->forms = forms;
+#endif
   for (unsigned i = 0; i < HAK_SLABS_PER_SS; i++) slab_reset(ss, i);
   hak_registry_set((uintptr_t)ss, HAK_REGION_SS);
   hak_gstat_add(HAK_G_SS_MAPPED, 1);
@@ -149,6 +165,9 @@ static void ss_unmap(hak_superslab_t *ss) {
   ss->dirty_mask = 0;
   hak_ring_event("ss_unmap", ss, 0);
   hak_crash_note_unmap(ss, HAK_SS_SIZE, HAK_REGION_SS);
+#if HAKMEM_CHECKED && HAKMEM_TINY_HEADERLESS
+  hak_os_unmap(ss->forms, SS_FORMS_BYTES);
+#endif
   hak_os_unmap(ss, HAK_SS_SIZE);
   hak_gstat_add(HAK_G_SS_UNMAPPED, 1);
 }
