@@ -133,6 +133,7 @@ static void thread_exit(void *arg) {
   tc->state = HAK_TC_DEAD;
   tc_recycle(tc);
   hak_purge_notify(); /* its runs went back to their SuperSlabs */
+  hak_purge_main_exit(); /* when this is the main thread: the purge thread must not outlive */
 }
 
 hak_noinline hak_tcache_t *hak_thread_init_slow(void) {

@@ -333,6 +333,32 @@ void hak_os_futex_wake(_Atomic(uint32_t) *word) {
   errno = saved;
 }
 
+int hak_os_gettid(void) { return (int)syscall(SYS_gettid); }
+
+/* Threads of this process still running: /proc/self/stat's num_threads (field 20), less the
+ * main thread when it has exited and waits as a zombie for the others (the state, field 3,
+ * is the main thread's); 0 when /proc cannot be read. */
+int hak_os_live_threads(void) {
+  int saved = errno;
+  char buf[512];
+  int n = 0;
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+  if (fd >= 0) close(fd);
+  errno = saved;
+  if (len <= 0) return 0;
+  buf[len] = '\0';
+  const char *p = strrchr(buf, ')'); /* the end of the command name, which may hold spaces */
+  if (p == NULL || p[1] != ' ') return 0;
+  char state = p[2];
+  for (int field = 2; *p != '\0'; p++) {
+    if (*p != ' ' || ++field != 20) continue;
+    for (p++; *p >= '0' && *p <= '9'; p++) n = n * 10 + (*p - '0');
+    return n - (state == 'Z');
+  }
+  return 0;
+}
+
 void hak_os_sleep_ms(uint64_t ms) {
   int saved = errno;
   struct timespec t = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};

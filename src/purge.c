@@ -35,6 +35,14 @@
  *     fork_prepare's lock order stays free of deadlock, and exit, which ends the detached
  *     thread wherever it is, never waits on it for long.
  *
+ * The last thread out: a process ends when its last thread does, and the purge thread is one.
+ * When the main thread leaves by pthread_exit while others run, glibc ends the process with
+ * exit(0) when the last of them exits, counting the purge thread too. So once the main thread
+ * is gone (hak_purge_main_exit, from its cache's exit), the thread no longer sleeps on the
+ * futex: it polls the number of running threads every PURGE_WATCH_MS and returns when it is
+ * the only one, so that its own exit is that last one (glibc's count of threads decides who
+ * calls exit, whichever order the main thread's end and this return take).
+ *
  * Why a notify may start the thread: pthread_create allocates, through hakmem when hakmem is
  * the process's malloc. A notify site holds no hakmem lock and leaves its cache consistent, so
  * those are ordinary nested calls; the state is AWAKE before pthread_create, so they, and every
@@ -46,6 +54,10 @@
 
 /* Passes at least this far apart, whatever HAKMEM_DECAY_MS (0 returns at once). */
 #define PURGE_MIN_INTERVAL_MS 10
+/* Once the main thread is gone: how often the thread looks whether it is the last one. */
+#define PURGE_WATCH_MS 20
+
+static _Atomic(bool) purge_main_gone;
 
 _Atomic(uint32_t) hak_purge_state = HAK_PURGE_OFF;
 
@@ -93,14 +105,31 @@ static void purge_sleep(void) {
   hak_gstat_add(HAK_G_PURGE_WAKEUPS, 1);
 }
 
+/* Once the main thread is gone: waits, watching the number of running threads, until a pass
+ * is due (false) or this is the process's last running thread (true). */
+static bool purge_watch(void) {
+  for (uint64_t waited = 0;; waited += PURGE_WATCH_MS) {
+    if (hak_os_live_threads() == 1) return true;
+    if (waited >= purge_interval_ms() && purge_pending()) return false;
+    hak_os_sleep_ms(PURGE_WATCH_MS);
+  }
+}
+
 static void *purge_main(void *arg) {
   (void)arg;
   hak_tc = &hak_tc_dead; /* what glibc may allocate for this thread goes to the global cache */
   for (;;) {
     purge_pass();
-    if (purge_pending()) hak_os_sleep_ms(purge_interval_ms());
-    else purge_sleep();
+    if (atomic_load_explicit(&purge_main_gone, memory_order_acquire)) {
+      if (purge_watch()) break;
+    } else if (purge_pending()) {
+      hak_os_sleep_ms(purge_interval_ms());
+    } else {
+      purge_sleep();
+    }
   }
+  /* The last running thread: its return is the process's exit(0) (glibc's start_thread). */
+  atomic_store_explicit(&hak_purge_state, HAK_PURGE_OFF, hak_relaxed);
   return NULL;
 }
 
@@ -131,6 +160,16 @@ hak_cold void hak_purge_notify_slow(void) {
   else purge_wake();
 }
 
+void hak_purge_main_exit(void) {
+  if (hak_os_gettid() != hak_os_getpid()) return;
+  atomic_store_explicit(&purge_main_gone, true, memory_order_release);
+  /* An asleep thread wakes to watch (without waiting for work). */
+  uint32_t asleep = HAK_PURGE_ASLEEP;
+  if (atomic_compare_exchange_strong_explicit(&hak_purge_state, &asleep, HAK_PURGE_AWAKE,
+                                              memory_order_release, hak_relaxed))
+    hak_os_futex_wake(&hak_purge_state);
+}
+
 void hak_purge_init(void) {
   if (hak_opt.purge_thread)
     atomic_store_explicit(&hak_purge_state, HAK_PURGE_UNSTARTED, memory_order_release);
@@ -140,6 +179,7 @@ void hak_purge_init(void) {
  * it): there the child keeps its decay on slow paths. */
 void hak_purge_fork_child(void) {
   bool restart = hak_opt.purge_thread && !HAKMEM_TSAN;
+  atomic_store_explicit(&purge_main_gone, false, hak_relaxed); /* the forking thread is main */
   atomic_store_explicit(&hak_purge_state, restart ? HAK_PURGE_UNSTARTED : HAK_PURGE_OFF,
                         hak_relaxed);
 }
