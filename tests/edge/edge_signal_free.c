@@ -16,8 +16,9 @@
  * its own), and keeps offering one of its fresh blocks in a lock-free slot (compare-exchange
  * into an empty slot). A feeder thread offers its own blocks in a second slot. A POSIX timer
  * on CLOCK_MONOTONIC, aimed at the worker thread (SIGEV_THREAD_ID), sends it SIGUSR1 every
- * 20 us; the main thread waits until the handler has run SIGNALS times (signals that arrive
- * while one is pending merge, so the count is of handler runs). The handler, on the worker,
+ * 20 us; the main thread waits until the handler has run SIGNALS times and freed 200 blocks of
+ * each thread (signals that arrive while one is pending merge, so the count is of handler
+ * runs). The handler, on the worker,
  * takes both slots (atomic exchange), checks each block's pattern and frees it: the worker's
  * own blocks go onto the worker's thread cache, the feeder's are remote frees. With "large",
  * a fifth of the blocks are 64-300 KiB (hakmem's large path, which takes locks).
@@ -38,6 +39,7 @@
 #define SIGNALS 40000
 #define RING 64
 #define REUSE 20000
+#define MIN_FREES 200 /* blocks of the worker, and of the feeder, freed by the handler */
 
 static int large_mode, masked_mode;
 static sigset_t usr1;
@@ -178,7 +180,11 @@ int main(int argc, char **argv) {
   struct itimerspec its = {{0, 20000}, {0, 20000}};
   double t0 = t_now();
   t_check(timer_settime(timer, 0, &its, NULL) == 0, "timer_settime failed");
-  while (atomic_load_explicit(&handler_runs, memory_order_acquire) < signals) {
+  /* Until SIGNALS handler runs, and until the handler has freed MIN_FREES blocks of each kind
+   * (how many runs find a block in a slot depends on the threads' speed, not a promise). */
+  while (atomic_load_explicit(&handler_runs, memory_order_acquire) < signals ||
+         atomic_load(&handler_own_frees) < MIN_FREES ||
+         atomic_load(&handler_other_frees) < MIN_FREES) {
     struct timespec ms = {0, 5000000};
     nanosleep(&ms, NULL);
   }
@@ -197,8 +203,6 @@ int main(int argc, char **argv) {
          "%llu of the feeder's\n",
          argv[1], large_mode ? " large" : "", (unsigned long long)atomic_load(&handler_runs), took, own,
          other);
-  t_check(own >= signals / 100 && other >= signals / 200,
-          "the handler freed only %llu own and %llu other blocks in %zu runs", own, other, signals);
   uint64_t allocs = atomic_load(&worker_allocs) + atomic_load(&feeder_allocs);
   t_check_stats_moved(&before, allocs);
   t_check_live(before.live_blocks, 16);
